@@ -1,0 +1,52 @@
+# dirsync: top-level entry points. `make demo` and `make test` work on a
+# fresh Debian machine: both install what they need first (scripts/deps.sh).
+#
+# The kernel build is cached outside the tree, keyed by kernel source
+# version + patch series + config (see scripts/build-kernel.sh); set
+# DIRSYNC_CACHE to move it (default: ~/.cache/dirsync).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+USERSPACE := userspace
+
+.PHONY: all deps kernel patches check-patches userspace host-test qemu-test \
+	test demo bench clean
+
+all: userspace kernel
+
+deps:
+	scripts/deps.sh
+
+# Regenerate patches/ from kernel-module/ (the only place the kernel
+# sources are edited).
+patches: deps
+	scripts/gen-patches.sh
+
+# Fails when patches/ differs from what kernel-module/ generates, or when
+# checkpatch.pl complains.
+check-patches: deps
+	scripts/gen-patches.sh --check
+
+kernel: deps
+	scripts/build-kernel.sh
+
+userspace: deps
+	cd $(USERSPACE) && $(CARGO) build --release --locked
+
+host-test: deps
+	cd $(USERSPACE) && $(CARGO) test --release --locked
+
+qemu-test: deps
+	qemu/run-tests.sh
+
+test: deps check-patches host-test qemu-test
+
+demo: deps
+	qemu/demo.sh
+
+bench: deps
+	scripts/bench.sh
+
+clean:
+	cd $(USERSPACE) && $(CARGO) clean
+	rm -rf build

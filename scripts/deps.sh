@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the demo need. Idempotent:
+# a second run on a provisioned machine only checks and returns.
+set -euo pipefail
+
+PKGS=(
+	linux-source-6.12 rustc-web rust-web-src
+	clang lld llvm libclang-dev
+	qemu-system-x86 busybox-static cpio
+	flex bison bc libelf-dev libssl-dev
+	make gcc libc6-dev xz-utils python3 git
+	rsync lsyncd
+)
+BINDGEN_VERSION=0.69.5
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: installing $* needs root (run as root or install them by hand)" >&2
+		exit 1
+	fi
+}
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	need_root "${missing[*]}"
+	echo "deps: apt-get install ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# bindgen-cli for the kernel's Rust bindings (the version the kernel wants).
+BINDGEN="$HOME/.cargo/bin/bindgen"
+if ! { [ -x "$BINDGEN" ] && "$BINDGEN" --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; }; then
+	echo "deps: cargo install bindgen-cli@$BINDGEN_VERSION"
+	cargo install --locked "bindgen-cli@$BINDGEN_VERSION"
+fi
+echo "deps: all present"

@@ -1,0 +1,1 @@
+//! `dirsync watch`: keeps DST a replica of SRC in real time with inotify.
