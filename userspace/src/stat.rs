@@ -1,4 +1,19 @@
 //! Metadata backends: the `dirsync_stat` system call, or `statx`.
+//!
+//! Both implement [`StatBackend`] and return the same [`Meta`] record. The
+//! syscall is used only when the running kernel is verified to provide it
+//! ([`discover`]): `/sys/kernel/dirsync/syscall_nr` and `abi_version` must
+//! exist, the ABI must equal [`crate::uapi::DIRSYNC_ABI_VERSION`] and the
+//! architecture must be x86-64. Otherwise the number is never executed (on
+//! Linux 6.13+ without the patch series, 463 is `setxattrat`).
+
+use std::ffi::CStr;
+use std::fmt;
+use std::io;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+
+use crate::uapi;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -10,4 +25,497 @@ pub enum BackendChoice {
     Syscall,
     /// Always statx.
     Statx,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(BackendChoice::Auto),
+            "syscall" => Ok(BackendChoice::Syscall),
+            "statx" => Ok(BackendChoice::Statx),
+            other => Err(format!(
+                "unknown stat backend '{other}' (expected auto, syscall or statx)"
+            )),
+        }
+    }
+}
+
+/// The type of a file system object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// FIFO, socket, character or block device (the `S_IFMT` bits).
+    Special(u32),
+}
+
+impl Kind {
+    /// From the `S_IFMT` bits of a mode.
+    pub fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            other => Kind::Special(other),
+        }
+    }
+
+    /// A word for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Special(libc::S_IFIFO) => "fifo",
+            Kind::Special(libc::S_IFSOCK) => "socket",
+            Kind::Special(libc::S_IFCHR) => "character device",
+            Kind::Special(libc::S_IFBLK) => "block device",
+            Kind::Special(_) => "special file",
+        }
+    }
+}
+
+/// The metadata the engine compares: the same record from either backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Object type.
+    pub kind: Kind,
+    /// Permission bits (`0o7777`).
+    pub perm: u32,
+    /// Size in bytes (symlink: target length).
+    pub size: u64,
+    /// mtime seconds.
+    pub mtime: i64,
+    /// mtime nanoseconds.
+    pub mtime_nsec: u32,
+    /// Inode number.
+    pub ino: u64,
+    /// Device (major, minor).
+    pub dev: (u32, u32),
+}
+
+impl Meta {
+    /// Same mtime to the nanosecond.
+    pub fn same_mtime(&self, other: &Meta) -> bool {
+        self.mtime == other.mtime && self.mtime_nsec == other.mtime_nsec
+    }
+}
+
+/// A source of [`Meta`] for a name relative to a directory descriptor.
+pub trait StatBackend: Send + Sync {
+    /// Metadata of `name` in `dir`, not following a final symlink;
+    /// `Ok(None)` when there is no such entry.
+    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>>;
+    /// Metadata of an open descriptor.
+    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta>;
+    /// One line for `-v`: which backend this is.
+    fn describe(&self) -> String;
+}
+
+/// `statx(2)`.
+#[derive(Debug, Default)]
+pub struct Statx;
+
+const STATX_MASK: u32 =
+    libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_INO;
+
+fn statx_raw(dir: RawFd, name: &CStr, flags: i32) -> io::Result<Meta> {
+    // SAFETY: statx is plain old data; all-zero is a valid value.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `stx` is a valid out-pointer.
+    let r = unsafe { libc::statx(dir, name.as_ptr(), flags, STATX_MASK, &mut stx) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mode = stx.stx_mode as u32;
+    Ok(Meta {
+        kind: Kind::from_mode(mode),
+        perm: mode & 0o7777,
+        size: stx.stx_size,
+        mtime: stx.stx_mtime.tv_sec,
+        mtime_nsec: stx.stx_mtime.tv_nsec,
+        ino: stx.stx_ino,
+        dev: (stx.stx_dev_major, stx.stx_dev_minor),
+    })
+}
+
+impl StatBackend for Statx {
+    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
+        match statx_raw(
+            dir,
+            name,
+            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+        ) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
+        statx_raw(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
+    }
+    fn describe(&self) -> String {
+        "statx".to_string()
+    }
+}
+
+/// The `dirsync_stat(2)` system call, verified present by [`discover`].
+#[derive(Debug)]
+pub struct DirsyncSyscall {
+    nr: libc::c_long,
+    abi: u32,
+}
+
+impl DirsyncSyscall {
+    /// The verified syscall number.
+    pub fn nr(&self) -> i64 {
+        self.nr as i64
+    }
+
+    fn call(&self, dir: RawFd, name: &CStr, flags: i32) -> io::Result<uapi::dirsync_info> {
+        let mut info = uapi::dirsync_info::default();
+        // SAFETY: only constructed by `SyscallInfo::backend` after
+        // `discover` verified that this kernel implements dirsync_stat with
+        // our ABI under this number: dirsync_stat(int dfd, const char *path,
+        // struct dirsync_info *info, unsigned int flags). `name` is
+        // NUL-terminated and `info` is a valid, writable dirsync_info.
+        let r = unsafe {
+            libc::syscall(
+                self.nr,
+                dir as libc::c_long,
+                name.as_ptr(),
+                &mut info as *mut uapi::dirsync_info,
+                flags as libc::c_uint,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(info)
+    }
+}
+
+fn meta_from_info(info: &uapi::dirsync_info) -> Meta {
+    Meta {
+        kind: Kind::from_mode(info.mode),
+        perm: info.mode & 0o7777,
+        size: info.size,
+        mtime: info.mtime,
+        mtime_nsec: info.mtime_nsec,
+        ino: info.ino,
+        dev: (info.dev_major, info.dev_minor),
+    }
+}
+
+impl StatBackend for DirsyncSyscall {
+    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
+        let info = self.call(dir, name, libc::AT_SYMLINK_NOFOLLOW)?;
+        if info.exists == 0 {
+            return Ok(None);
+        }
+        Ok(Some(meta_from_info(&info)))
+    }
+    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
+        let info = self.call(fd, c"", libc::AT_EMPTY_PATH)?;
+        if info.exists == 0 {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        Ok(meta_from_info(&info))
+    }
+    fn describe(&self) -> String {
+        format!("dirsync_stat (syscall {}, ABI {})", self.nr, self.abi)
+    }
+}
+
+/// What [`discover`] found in the sysfs directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyscallInfo {
+    /// The syscall number the kernel announced.
+    pub nr: u32,
+    /// The ABI version the kernel announced (equal to ours).
+    pub abi: u32,
+}
+
+/// Why the syscall cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unavailable {
+    /// No sysfs directory or file: the kernel lacks the call.
+    Missing(PathBuf),
+    /// A sysfs file could not be read or parsed.
+    Malformed(PathBuf, String),
+    /// The kernel speaks another ABI version.
+    AbiMismatch {
+        /// What the kernel announced.
+        kernel: u32,
+        /// What this program was built for.
+        ours: u32,
+    },
+    /// This architecture is not supported by the syscall backend.
+    Arch(&'static str),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unavailable::Missing(p) => write!(
+                f,
+                "the running kernel does not provide dirsync_stat ({} is missing)",
+                p.display()
+            ),
+            Unavailable::Malformed(p, why) => {
+                write!(f, "cannot use dirsync_stat: {}: {why}", p.display())
+            }
+            Unavailable::AbiMismatch { kernel, ours } => write!(
+                f,
+                "the kernel's dirsync_stat speaks ABI {kernel}, this program needs ABI {ours}"
+            ),
+            Unavailable::Arch(a) => {
+                write!(f, "the dirsync_stat backend supports x86_64 only, not {a}")
+            }
+        }
+    }
+}
+
+fn read_decimal(path: &Path) -> Result<u32, Unavailable> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Unavailable::Missing(path.to_path_buf()))
+        }
+        Err(e) => return Err(Unavailable::Malformed(path.to_path_buf(), e.to_string())),
+    };
+    let s = std::str::from_utf8(&text)
+        .map_err(|_| Unavailable::Malformed(path.to_path_buf(), "not text".into()))?;
+    let s = s.strip_suffix('\n').unwrap_or(s);
+    if s.is_empty() || s.len() > 9 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Unavailable::Malformed(
+            path.to_path_buf(),
+            format!("expected a decimal number, found {s:?}"),
+        ));
+    }
+    s.parse().map_err(|e: std::num::ParseIntError| {
+        Unavailable::Malformed(path.to_path_buf(), e.to_string())
+    })
+}
+
+/// Reads `<sysfs_dir>/abi_version` and `<sysfs_dir>/syscall_nr` and checks
+/// them against this build for the architecture `arch` (pass
+/// `std::env::consts::ARCH`). The real directory is
+/// [`crate::uapi::DIRSYNC_SYSFS_DIR`]; tests pass a fake one.
+pub fn discover(sysfs_dir: &Path, arch: &'static str) -> Result<SyscallInfo, Unavailable> {
+    if arch != "x86_64" {
+        return Err(Unavailable::Arch(arch));
+    }
+    let abi = read_decimal(&sysfs_dir.join("abi_version"))?;
+    let ours = uapi::DIRSYNC_ABI_VERSION;
+    if abi != ours {
+        return Err(Unavailable::AbiMismatch { kernel: abi, ours });
+    }
+    let nr = read_decimal(&sysfs_dir.join("syscall_nr"))?;
+    if nr >= 4096 {
+        return Err(Unavailable::Malformed(
+            sysfs_dir.join("syscall_nr"),
+            format!("implausible syscall number {nr}"),
+        ));
+    }
+    Ok(SyscallInfo { nr, abi })
+}
+
+/// The real sysfs directory of the discovery mechanism.
+pub fn sysfs_dir() -> PathBuf {
+    let bytes = uapi::DIRSYNC_SYSFS_DIR;
+    let s = CStr::from_bytes_with_nul(bytes)
+        .ok()
+        .and_then(|c| c.to_str().ok())
+        .unwrap_or("/sys/kernel/dirsync");
+    PathBuf::from(s)
+}
+
+/// Picks the backend for `choice`, discovering the syscall in `sysfs_dir`.
+/// `Syscall` without a verified kernel is an error (the message says why).
+/// When the syscall is verified it is also probed once on `/` and must
+/// agree with statx.
+pub fn select(choice: BackendChoice, sysfs_dir: &Path) -> Result<Box<dyn StatBackend>, String> {
+    if choice == BackendChoice::Statx {
+        return Ok(Box::new(Statx));
+    }
+    match discover(sysfs_dir, std::env::consts::ARCH) {
+        Ok(info) => {
+            let b = DirsyncSyscall {
+                nr: info.nr as libc::c_long,
+                abi: info.abi,
+            };
+            match probe(&b) {
+                Ok(()) => Ok(Box::new(b)),
+                Err(why) if choice == BackendChoice::Syscall => Err(why),
+                Err(_) => Ok(Box::new(Statx)),
+            }
+        }
+        Err(why) if choice == BackendChoice::Syscall => Err(why.to_string()),
+        Err(_) => Ok(Box::new(Statx)),
+    }
+}
+
+/// Checks that the verified syscall agrees with statx on `/`.
+fn probe(b: &DirsyncSyscall) -> Result<(), String> {
+    let via_call = b
+        .stat_at(libc::AT_FDCWD, c"/")
+        .map_err(|e| format!("dirsync_stat probe failed: {e}"))?;
+    let via_statx = Statx
+        .stat_at(libc::AT_FDCWD, c"/")
+        .map_err(|e| format!("statx probe failed: {e}"))?;
+    match (via_call, via_statx) {
+        (Some(a), Some(s)) if a.ino == s.ino && a.kind == s.kind && a.perm == s.perm => Ok(()),
+        (a, s) => Err(format!(
+            "dirsync_stat disagrees with statx on /: {a:?} vs {s:?}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn fake(abi: Option<&str>, nr: Option<&str>) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        if let Some(a) = abi {
+            fs::write(d.path().join("abi_version"), a).unwrap();
+        }
+        if let Some(n) = nr {
+            fs::write(d.path().join("syscall_nr"), n).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn discovers_a_matching_kernel() {
+        let d = fake(Some("1\n"), Some("463\n"));
+        assert_eq!(
+            discover(d.path(), "x86_64"),
+            Ok(SyscallInfo { nr: 463, abi: 1 })
+        );
+        // No trailing newline is accepted too.
+        let d = fake(Some("1"), Some("470"));
+        assert_eq!(discover(d.path(), "x86_64").unwrap().nr, 470);
+    }
+
+    #[test]
+    fn missing_dir_or_files_mean_no_syscall() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("nope");
+        assert!(matches!(
+            discover(&gone, "x86_64"),
+            Err(Unavailable::Missing(_))
+        ));
+        let d = fake(Some("1\n"), None);
+        match discover(d.path(), "x86_64") {
+            Err(Unavailable::Missing(p)) => assert!(p.ends_with("syscall_nr")),
+            other => panic!("{other:?}"),
+        }
+        let d = fake(None, Some("463\n"));
+        match discover(d.path(), "x86_64") {
+            Err(Unavailable::Missing(p)) => assert!(p.ends_with("abi_version")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn abi_mismatch_is_refused() {
+        let d = fake(Some("2\n"), Some("463\n"));
+        assert_eq!(
+            discover(d.path(), "x86_64"),
+            Err(Unavailable::AbiMismatch { kernel: 2, ours: 1 })
+        );
+        let d = fake(Some("0\n"), Some("463\n"));
+        assert!(matches!(
+            discover(d.path(), "x86_64"),
+            Err(Unavailable::AbiMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        for (abi, nr) in [
+            ("1\n", "-1\n"),
+            ("1\n", "463 \n"),
+            ("1\n", "0x1cf\n"),
+            ("1\n", "\n"),
+            ("1\n", "99999\n"),
+            ("1\n", "12345678901234567890\n"),
+            (" 1\n", "463\n"),
+            ("1\n\n", "463\n"),
+        ] {
+            let d = fake(Some(abi), Some(nr));
+            assert!(
+                matches!(
+                    discover(d.path(), "x86_64"),
+                    Err(Unavailable::Malformed(..))
+                ),
+                "{abi:?} {nr:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn other_architectures_are_refused_before_reading() {
+        let d = fake(Some("1\n"), Some("463\n"));
+        assert_eq!(
+            discover(d.path(), "aarch64"),
+            Err(Unavailable::Arch("aarch64"))
+        );
+    }
+
+    #[test]
+    fn select_falls_back_or_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let gone = d.path().join("nope");
+        assert_eq!(
+            select(BackendChoice::Auto, &gone).unwrap().describe(),
+            "statx"
+        );
+        assert_eq!(
+            select(BackendChoice::Statx, &gone).unwrap().describe(),
+            "statx"
+        );
+        let err = select(BackendChoice::Syscall, &gone)
+            .err()
+            .expect("must fail");
+        assert!(err.contains("does not provide dirsync_stat"), "{err}");
+        let bad = fake(Some("7\n"), Some("463\n"));
+        let err = select(BackendChoice::Syscall, bad.path())
+            .err()
+            .expect("must fail");
+        assert!(err.contains("ABI 7"), "{err}");
+        assert_eq!(
+            select(BackendChoice::Auto, bad.path()).unwrap().describe(),
+            "statx"
+        );
+    }
+
+    #[test]
+    fn sysfs_dir_comes_from_the_header() {
+        assert_eq!(sysfs_dir(), PathBuf::from("/sys/kernel/dirsync"));
+    }
+
+    #[test]
+    fn statx_reports_types_and_missing() {
+        let d = tempfile::tempdir().unwrap();
+        fs::write(d.path().join("f"), b"hello").unwrap();
+        std::os::unix::fs::symlink("f", d.path().join("l")).unwrap();
+        let dir = crate::sys::open_root(d.path()).unwrap();
+        use std::os::fd::AsRawFd;
+        let fd = dir.as_raw_fd();
+        let f = Statx.stat_at(fd, c"f").unwrap().unwrap();
+        assert_eq!((f.kind, f.size), (Kind::File, 5));
+        let l = Statx.stat_at(fd, c"l").unwrap().unwrap();
+        assert_eq!((l.kind, l.size), (Kind::Symlink, 1));
+        assert_eq!(Statx.stat_at(fd, c"missing").unwrap(), None);
+        assert_eq!(Statx.stat_fd(fd).unwrap().kind, Kind::Dir);
+    }
 }

@@ -1,0 +1,175 @@
+//! The command line: `dirsync SRC DST`, `dirsync watch SRC DST`, and the
+//! generated extras (`completions`, `man`). [`SyncArgs`] holds the options
+//! both modes share.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::output::Verbosity;
+use crate::stat::BackendChoice;
+use crate::sync::Options;
+
+/// The exit codes, shown after `--help` and in the man page.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success: DST is an exact replica of SRC
+  1  usage error (bad or missing arguments)
+  2  partial failure: some entries could not be synced (reported), all others were
+  3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
+     SRC and DST the same or nested, out of space, --stat-backend syscall on a
+     kernel without dirsync_stat, ...)";
+
+/// The one-line usage of the report, printed when run without arguments.
+pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
+
+/// `--stat-backend` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// dirsync_stat when the running kernel is verified to have it, else statx.
+    #[default]
+    Auto,
+    /// dirsync_stat; an error (exit 3) when the kernel lacks it.
+    Syscall,
+    /// statx(2) always.
+    Statx,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Syscall => BackendChoice::Syscall,
+            BackendArg::Statx => BackendChoice::Statx,
+        }
+    }
+}
+
+/// Options shared by `dirsync SRC DST` and `dirsync watch SRC DST`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SyncArgs {
+    /// Show what would be done; change nothing
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Keep entries in DST that SRC lacks
+    #[arg(long)]
+    pub no_delete: bool,
+    /// Compare regular files by size only (not mtime)
+    #[arg(long, conflicts_with = "checksum")]
+    pub size_only: bool,
+    /// Only the top level of SRC: no subdirectories (report phase 1)
+    #[arg(long)]
+    pub no_recursive: bool,
+    /// Compare regular files of equal size by content, not by mtime
+    #[arg(short = 'c', long)]
+    pub checksum: bool,
+    /// Exclude entries matching PATTERN (gitignore-style; repeatable).
+    /// Excluded entries are neither copied nor deleted
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<OsString>,
+    /// fsync every copied file before renaming it into place
+    #[arg(long)]
+    pub fsync: bool,
+    /// Metadata backend
+    #[arg(
+        long,
+        value_enum,
+        value_name = "BACKEND",
+        env = "DIRSYNC_STAT_BACKEND",
+        default_value = "auto"
+    )]
+    pub stat_backend: BackendArg,
+    /// One line per action on stdout (`Copied: a -> b`, `Deleted: x`, ...)
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// No warnings; errors only
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// One JSON object per action on stdout, then a summary object
+    #[arg(long)]
+    pub json: bool,
+    /// Never show the progress line (shown on a terminal for long runs)
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl SyncArgs {
+    /// The engine options these arguments ask for.
+    pub fn options(&self) -> Options {
+        Options {
+            dry_run: self.dry_run,
+            no_delete: self.no_delete,
+            size_only: self.size_only,
+            no_recursive: self.no_recursive,
+            checksum: self.checksum,
+            excludes: self.exclude.clone(),
+            fsync: self.fsync,
+            stat_backend: self.stat_backend.into(),
+        }
+    }
+
+    /// How chatty human output is.
+    pub fn verbosity(&self) -> Verbosity {
+        if self.quiet {
+            Verbosity::Quiet
+        } else if self.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        }
+    }
+}
+
+/// `dirsync`: make DST an exact replica of SRC.
+#[derive(Parser, Debug)]
+#[command(
+    name = "dirsync",
+    version,
+    about = "Make a directory an exact replica of another, once or in real time",
+    long_about = "Make DST an exact replica of SRC: regular files (content, size, \
+mtime to the nanosecond, permission bits), directories, symlinks (never followed); \
+entries DST has and SRC lacks are removed. FIFOs, sockets and devices are skipped \
+with a warning; hard links are copied as independent files.\n\n\
+`dirsync watch SRC DST` keeps doing it as SRC changes.",
+    after_help = EXIT_CODES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    /// Source directory
+    #[arg(value_name = "SRC", requires = "dst")]
+    pub src: Option<PathBuf>,
+    /// Destination directory (created if missing)
+    #[arg(value_name = "DST")]
+    pub dst: Option<PathBuf>,
+    #[command(flatten)]
+    pub args: SyncArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Sync once, then keep DST a replica as SRC changes (inotify)
+    #[command(after_help = EXIT_CODES)]
+    Watch {
+        /// Source directory
+        #[arg(value_name = "SRC")]
+        src: PathBuf,
+        /// Destination directory (created if missing)
+        #[arg(value_name = "DST")]
+        dst: PathBuf,
+        #[command(flatten)]
+        args: SyncArgs,
+    },
+    /// Print a shell completion script to stdout
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout
+    Man,
+}

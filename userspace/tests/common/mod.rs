@@ -1,0 +1,520 @@
+//! Shared test helpers: the tree comparator, tree builders, and running the
+//! `dirsync` binary. Used by the sync tests and the watch tests.
+//!
+//! Everything here works on byte names and below PATH_MAX limits: trees are
+//! walked with `openat`/`fstatat` relative to directory descriptors, never
+//! with whole paths, so trees deeper than PATH_MAX compare fine.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The binary under test: `$DIRSYNC_BIN` (set in the VM), else cargo's.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("DIRSYNC_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_dirsync")),
+    }
+}
+
+/// A `dirsync` command with `args`.
+pub fn cmd<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
+}
+
+/// Runs `dirsync args...` and returns its output.
+pub fn run<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    cmd(args).output().expect("cannot run dirsync")
+}
+
+/// Runs `dirsync [extra...] src dst` and asserts exit 0; returns stdout.
+pub fn sync_ok(src: &Path, dst: &Path, extra: &[&str]) -> String {
+    let mut args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
+    args.push(src.as_os_str());
+    args.push(dst.as_os_str());
+    let out = run(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "dirsync {:?} failed\nstdout:\n{}\nstderr:\n{}",
+        args,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the tests run as root (root can read unreadable files).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn c(name: &[u8]) -> CString {
+    CString::new(name).expect("no NUL in test names")
+}
+
+/// An open directory descriptor (closed on drop).
+pub struct Dir(libc::c_int);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: we own the descriptor.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+fn check(r: libc::c_int, what: &str) -> libc::c_int {
+    if r < 0 {
+        panic!("{what}: {}", std::io::Error::last_os_error());
+    }
+    r
+}
+
+impl Dir {
+    /// Opens a directory by path (a root).
+    pub fn open(p: &Path) -> Dir {
+        let cp = c(p.as_os_str().as_bytes());
+        // SAFETY: NUL-terminated path.
+        let fd = unsafe {
+            libc::open(
+                cp.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        Dir(check(fd, &format!("open {}", p.display())))
+    }
+
+    /// Opens the subdirectory `name`, not following symlinks.
+    pub fn sub(&self, name: &[u8]) -> Dir {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.0,
+                n.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        Dir(check(
+            fd,
+            &format!("openat {:?}", String::from_utf8_lossy(name)),
+        ))
+    }
+
+    /// `mkdirat(name, mode)` and opens it.
+    pub fn mkdir(&self, name: &[u8], mode: u32) -> Dir {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        check(
+            unsafe { libc::mkdirat(self.0, n.as_ptr(), mode) },
+            "mkdirat",
+        );
+        self.sub(name)
+    }
+
+    /// Writes a regular file `name` with `content` (truncating).
+    pub fn write(&self, name: &[u8], content: &[u8]) {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.0,
+                n.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            )
+        };
+        check(fd, "openat for write");
+        let mut off = 0;
+        while off < content.len() {
+            // SAFETY: the slice is valid for reads.
+            let w = unsafe { libc::write(fd, content[off..].as_ptr().cast(), content.len() - off) };
+            if w < 0 {
+                // SAFETY: closing our descriptor.
+                unsafe { libc::close(fd) };
+                panic!("write: {}", std::io::Error::last_os_error());
+            }
+            off += w as usize;
+        }
+        // SAFETY: closing our descriptor.
+        unsafe { libc::close(fd) };
+    }
+
+    /// `symlinkat(target, name)`.
+    pub fn symlink(&self, name: &[u8], target: &[u8]) {
+        let (n, t) = (c(name), c(target));
+        // SAFETY: NUL-terminated strings.
+        check(
+            unsafe { libc::symlinkat(t.as_ptr(), self.0, n.as_ptr()) },
+            "symlinkat",
+        );
+    }
+
+    /// Sets the mtime of `name` (not following symlinks).
+    pub fn set_mtime(&self, name: &[u8], sec: i64, nsec: i64) {
+        let n = c(name);
+        let ts = [
+            libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            },
+            libc::timespec {
+                tv_sec: sec,
+                tv_nsec: nsec,
+            },
+        ];
+        // SAFETY: NUL-terminated name, two valid timespecs.
+        check(
+            unsafe { libc::utimensat(self.0, n.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) },
+            "utimensat",
+        );
+    }
+
+    /// `fchmodat(name, mode)` (not for symlinks).
+    pub fn chmod(&self, name: &[u8], mode: u32) {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        check(
+            unsafe { libc::fchmodat(self.0, n.as_ptr(), mode, 0) },
+            "fchmodat",
+        );
+    }
+
+    /// Removes the non-directory `name`.
+    pub fn unlink(&self, name: &[u8]) {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        check(unsafe { libc::unlinkat(self.0, n.as_ptr(), 0) }, "unlinkat");
+    }
+
+    /// `lstat` of `name`, `None` when missing.
+    pub fn stat(&self, name: &[u8]) -> Option<libc::stat> {
+        let n = c(name);
+        // SAFETY: zeroed stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: NUL-terminated name and valid out-pointer.
+        let r = unsafe { libc::fstatat(self.0, n.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOENT) {
+                return None;
+            }
+            panic!("fstatat {:?}: {e}", String::from_utf8_lossy(name));
+        }
+        Some(st)
+    }
+
+    /// `fstat` of the directory itself.
+    pub fn stat_self(&self) -> libc::stat {
+        // SAFETY: zeroed stat is a valid out-buffer.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor and out-pointer.
+        check(unsafe { libc::fstat(self.0, &mut st) }, "fstat");
+        st
+    }
+
+    /// Names in the directory (without `.` and `..`), sorted.
+    pub fn names(&self) -> Vec<Vec<u8>> {
+        // fdopendir takes ownership: give it a duplicate.
+        // SAFETY: dup of a valid descriptor.
+        let fd = check(
+            unsafe { libc::fcntl(self.0, libc::F_DUPFD_CLOEXEC, 0) },
+            "dup",
+        );
+        // SAFETY: `fd` is a valid directory descriptor we own.
+        let dirp = unsafe { libc::fdopendir(fd) };
+        assert!(
+            !dirp.is_null(),
+            "fdopendir: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: `dirp` is valid; rewind to read from the start.
+        unsafe { libc::rewinddir(dirp) };
+        let mut out = Vec::new();
+        loop {
+            // SAFETY: `dirp` is a valid DIR*.
+            let ent = unsafe { libc::readdir64(dirp) };
+            if ent.is_null() {
+                break;
+            }
+            // SAFETY: readdir returns a valid entry with a NUL-terminated name.
+            let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }
+                .to_bytes()
+                .to_vec();
+            if name != b"." && name != b".." {
+                out.push(name);
+            }
+        }
+        // SAFETY: closes `dirp` and `fd`.
+        unsafe { libc::closedir(dirp) };
+        out.sort();
+        out
+    }
+
+    /// Content of the regular file `name`.
+    pub fn read(&self, name: &[u8]) -> Vec<u8> {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.0,
+                n.as_ptr(),
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        check(
+            fd,
+            &format!("open {:?} for reading", String::from_utf8_lossy(name)),
+        );
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            // SAFETY: buffer valid for writes.
+            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                // SAFETY: our descriptor.
+                unsafe { libc::close(fd) };
+                panic!("read: {}", std::io::Error::last_os_error());
+            }
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n as usize]);
+        }
+        // SAFETY: our descriptor.
+        unsafe { libc::close(fd) };
+        out
+    }
+
+    /// Target of the symlink `name`.
+    pub fn readlink(&self, name: &[u8]) -> Vec<u8> {
+        let n = c(name);
+        let mut buf = vec![0u8; 8192];
+        // SAFETY: buffer valid for writes.
+        let r = unsafe { libc::readlinkat(self.0, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        assert!(r >= 0, "readlinkat: {}", std::io::Error::last_os_error());
+        buf.truncate(r as usize);
+        buf
+    }
+}
+
+/// What the comparator looks at for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// `S_IFMT` bits.
+    pub kind: u32,
+    /// Permission bits.
+    pub perm: u32,
+    /// Size (regular files and symlinks).
+    pub size: u64,
+    /// mtime (s, ns).
+    pub mtime: (i64, i64),
+    /// Inode number (not compared between trees).
+    pub ino: u64,
+    /// Content (files) or target (symlinks).
+    pub data: Vec<u8>,
+}
+
+fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> EntryInfo {
+    let kind = st.st_mode & libc::S_IFMT;
+    let data = match kind {
+        libc::S_IFREG => dir.read(name),
+        libc::S_IFLNK => dir.readlink(name),
+        _ => Vec::new(),
+    };
+    EntryInfo {
+        kind,
+        perm: st.st_mode & 0o7777,
+        size: if kind == libc::S_IFDIR {
+            0
+        } else {
+            st.st_size as u64
+        },
+        mtime: (st.st_mtime, st.st_mtime_nsec),
+        ino: st.st_ino,
+        data,
+    }
+}
+
+/// Every entry below `root` (and `root` itself as the empty path), by
+/// relative byte path. Works on trees deeper than PATH_MAX.
+pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, EntryInfo> {
+    let mut out = BTreeMap::new();
+    let top = Dir::open(root);
+    let st = top.stat_self();
+    out.insert(
+        Vec::new(),
+        EntryInfo {
+            kind: st.st_mode & libc::S_IFMT,
+            perm: st.st_mode & 0o7777,
+            size: 0,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ino: st.st_ino,
+            data: Vec::new(),
+        },
+    );
+    // Iterative walk: (dir, relative path).
+    let mut stack = vec![(top, Vec::<u8>::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        for name in dir.names() {
+            let Some(st) = dir.stat(&name) else { continue };
+            let mut path = rel.clone();
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            let info = info_of(&dir, &name, &st);
+            let is_dir = info.kind == libc::S_IFDIR;
+            out.insert(path.clone(), info);
+            if is_dir {
+                stack.push((dir.sub(&name), path));
+            }
+        }
+    }
+    out
+}
+
+fn show(p: &[u8]) -> String {
+    if p.is_empty() {
+        "<root>".to_string()
+    } else {
+        format!("{:?}", String::from_utf8_lossy(p))
+    }
+}
+
+/// Differences between two trees (type, content, size, mtime to the ns,
+/// permission bits, symlink target; recursively; byte names), as
+/// human-readable lines; empty when equal. The roots' own mode and mtime
+/// are compared too.
+pub fn tree_diff(a: &Path, b: &Path) -> Vec<String> {
+    let (sa, sb) = (snapshot(a), snapshot(b));
+    let mut diffs = Vec::new();
+    for (p, ea) in &sa {
+        match sb.get(p) {
+            None => diffs.push(format!("only in {}: {}", a.display(), show(p))),
+            Some(eb) => {
+                let mut d = String::new();
+                if ea.kind != eb.kind {
+                    let _ = write!(d, " type {:o} vs {:o};", ea.kind, eb.kind);
+                } else {
+                    if ea.kind != libc::S_IFLNK && ea.perm != eb.perm {
+                        let _ = write!(d, " mode {:o} vs {:o};", ea.perm, eb.perm);
+                    }
+                    if ea.size != eb.size {
+                        let _ = write!(d, " size {} vs {};", ea.size, eb.size);
+                    }
+                    if ea.mtime != eb.mtime {
+                        let _ = write!(d, " mtime {:?} vs {:?};", ea.mtime, eb.mtime);
+                    }
+                    if ea.data != eb.data {
+                        let what = if ea.kind == libc::S_IFLNK {
+                            "target"
+                        } else {
+                            "content"
+                        };
+                        let _ = write!(d, " {what} differs;");
+                    }
+                }
+                if !d.is_empty() {
+                    diffs.push(format!("{}:{d}", show(p)));
+                }
+            }
+        }
+    }
+    for p in sb.keys() {
+        if !sa.contains_key(p) {
+            diffs.push(format!("only in {}: {}", b.display(), show(p)));
+        }
+    }
+    diffs
+}
+
+/// Panics with the list of differences unless the trees are equal.
+#[track_caller]
+pub fn assert_trees_equal(a: &Path, b: &Path) {
+    let d = tree_diff(a, b);
+    if !d.is_empty() {
+        let n = d.len();
+        let shown: Vec<_> = d.into_iter().take(40).collect();
+        panic!(
+            "trees differ: {} vs {} ({n} differences)\n  {}",
+            a.display(),
+            b.display(),
+            shown.join("\n  ")
+        );
+    }
+}
+
+/// A path from bytes.
+pub fn bpath(base: &Path, rel: &[u8]) -> PathBuf {
+    base.join(OsStr::from_bytes(rel))
+}
+
+/// A fresh temporary directory for a test (under `$TMPDIR`).
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("dirsync-test.")
+        .tempdir()
+        .expect("cannot create a temporary directory")
+}
+
+/// Builds a small but varied tree in `root` (created if missing): files of
+/// several sizes and modes, nested directories, symlinks (relative,
+/// absolute, dangling), an empty file and directory, byte names
+/// (non-UTF-8, newline, leading dash), and odd mtimes (ns precision, before
+/// 1970, far future).
+pub fn build_sample_tree(root: &Path) {
+    let _ = std::fs::create_dir_all(root);
+    let d = Dir::open(root);
+    d.write(b"small.txt", b"hello\n");
+    d.write(b"empty", b"");
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    d.write(b"big.bin", &big);
+    d.write(b"-leading-dash", b"dash");
+    d.write(b"new\nline", b"nl");
+    d.write(b"caf\xe9-latin1", b"latin1 name");
+    d.write(b"exec.sh", b"#!/bin/sh\necho hi\n");
+    d.chmod(b"exec.sh", 0o755);
+    d.write(b"private", b"secret");
+    d.chmod(b"private", 0o600);
+    d.write(b"setgid-ish", b"m");
+    d.chmod(b"setgid-ish", 0o2750);
+    d.symlink(b"link-rel", b"small.txt");
+    d.symlink(b"link-abs", b"/etc/passwd");
+    d.symlink(b"link-dangling", b"does/not/exist");
+    d.symlink(b"link-dir", b"sub");
+    let sub = d.mkdir(b"sub", 0o755);
+    sub.write(b"a", b"A");
+    let deep = sub.mkdir(b"deeper", 0o750);
+    deep.write(b"b", b"B");
+    deep.mkdir(b"empty-dir", 0o700);
+    deep.set_mtime(b"empty-dir", 1_000_000_000, 123_456_789);
+    deep.set_mtime(b"b", -86_400, 5);
+    sub.set_mtime(b"deeper", 1_500_000_000, 999_999_999);
+    d.set_mtime(b"small.txt", 4_102_444_800, 1);
+    d.set_mtime(b"link-rel", 1_234_567_890, 42);
+    let ro = d.mkdir(b"readonly-dir", 0o755);
+    ro.write(b"x", b"x");
+    d.chmod(b"readonly-dir", 0o555);
+    d.set_mtime(b"sub", 1_600_000_000, 1);
+}
+
+/// `find`-like listing of relative paths (for messages).
+pub fn listing(root: &Path) -> Vec<String> {
+    snapshot(root).keys().map(|k| show(k)).collect()
+}
