@@ -1,0 +1,57 @@
+#!/bin/sh
+# /init of the test VM (busybox sh).  Mounts the usual file systems, then
+# either runs every executable in /guest/tests (sorted) and the
+# microbenchmark, or the demo (kernel parameter dirsync.mode=demo).
+#
+# The host reads the second serial port (/dev/ttyS1) for results: markers
+# "=== RUN <name>" / "=== EXIT <name> <status>", the tests' own output,
+# the kernel log ("=== DMESG" ... "=== END DMESG") and "=== GUEST DONE".
+# Everything also goes to the console (ttyS0) for people watching.
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=512m,mode=1777 tmpfs /tmp
+
+export PATH=/guest/bin:/bin:/sbin TMPDIR=/tmp HOME=/root
+export DIRSYNC_STAT_BACKEND=syscall
+
+results=/dev/ttyS1
+[ -c "$results" ] || results=/dev/null
+# Sends stdin to the console and the results port.
+report() { tee -a "$results"; }
+
+mode=test
+case " $(cat /proc/cmdline) " in
+*" dirsync.mode=demo "*) mode=demo ;;
+esac
+test_timeout=600
+for arg in $(cat /proc/cmdline); do
+	case "$arg" in
+	dirsync.test_timeout=*) test_timeout=${arg#*=} ;;
+	esac
+done
+
+echo "guest: Linux $(uname -r), mode $mode" | report
+
+if [ "$mode" = demo ]; then
+	/guest/demo.sh 2>&1
+else
+	for t in /guest/tests/*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		name=${t##*/}
+		echo "=== RUN $name" | report
+		cd /tmp
+		{ timeout "$test_timeout" "$t" 2>&1; echo "=== EXIT $name $?"; } | report
+		cd /
+	done
+	if [ -x /guest/bench/dirsync-bench ]; then
+		echo "=== BENCH" | report
+		/guest/bench/dirsync-bench 2>&1 | report
+	fi
+fi
+
+{ echo "=== DMESG"; dmesg; echo "=== END DMESG"; } >"$results"
+echo "=== GUEST DONE" | report
+sync
+reboot -f

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Applies one kernel-module/series/*.edits file to a kernel source tree.
+
+    kernel-edits.py SPEC.edits KERNEL_MODULE_DIR TREE
+
+An .edits file is a list of directives, one per line:
+
+    # comment (also blank lines, outside an insertion)
+    new PATH            copy KERNEL_MODULE_DIR/PATH to TREE/PATH (a new file)
+    edit PATH           following anchors and insertions apply to TREE/PATH
+    after REGEX         the next insertion goes after the one line matching
+    before REGEX        ... or before it (Python regex, searched per line)
+    +TEXT               a line to insert, verbatim (tabs kept); "+" alone
+                        inserts an empty line
+
+Each anchor must match exactly one line of the file as it is at that point,
+so an edit that no longer fits the source fails loudly instead of landing
+in the wrong place.
+"""
+
+import os
+import re
+import shutil
+import sys
+
+
+def fail(spec, lineno, msg):
+    sys.exit(f"{spec}:{lineno}: {msg}")
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    spec, srcdir, tree = sys.argv[1:]
+    with open(spec, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+
+    cur = None  # [path, list of lines]
+    anchor = None  # (lineno, "after"|"before", regex)
+    pending = []
+
+    def flush(lineno):
+        nonlocal anchor, pending
+        if not pending:
+            return
+        if cur is None or anchor is None:
+            fail(spec, lineno, "insertion without 'edit' and 'after'/'before'")
+        alineno, how, rx = anchor
+        hits = [i for i, l in enumerate(cur[1]) if re.search(rx, l)]
+        if len(hits) != 1:
+            fail(spec, alineno,
+                 f"anchor /{rx}/ matches {len(hits)} lines of {cur[0]}, need exactly 1")
+        at = hits[0] + (1 if how == "after" else 0)
+        cur[1][at:at] = pending
+        pending = []
+        anchor = None
+
+    def save():
+        if cur is not None:
+            with open(os.path.join(tree, cur[0]), "w", encoding="utf-8") as f:
+                f.write("".join(l + "\n" for l in cur[1]))
+
+    for n, line in enumerate(lines, 1):
+        if line.startswith("+"):
+            pending.append(line[1:])
+            continue
+        flush(n)
+        if not line.strip() or line.startswith("#"):
+            continue
+        word, _, arg = line.partition(" ")
+        arg = arg.strip()
+        if word == "new":
+            dst = os.path.join(tree, arg)
+            if os.path.exists(dst):
+                fail(spec, n, f"{arg} already exists in the tree")
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(os.path.join(srcdir, arg), dst)
+        elif word == "edit":
+            save()
+            path = os.path.join(tree, arg)
+            if not os.path.isfile(path):
+                fail(spec, n, f"{arg} does not exist in the tree")
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+            if not text.endswith("\n"):
+                fail(spec, n, f"{arg} does not end with a newline")
+            cur = [arg, text[:-1].split("\n")]
+        elif word in ("after", "before"):
+            if cur is None:
+                fail(spec, n, f"'{word}' before any 'edit'")
+            anchor = (n, word, arg)
+        else:
+            fail(spec, n, f"unknown directive {word!r}")
+    flush(len(lines))
+    save()
+
+
+if __name__ == "__main__":
+    main()
