@@ -991,6 +991,9 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
 /// A validated SRC/DST pair and the options to sync it with.
 pub struct Syncer {
     sh: Arc<Shared>,
+    /// DST was created by `new`: its first sync does not report fixing
+    /// its attributes.
+    fresh_dst: AtomicBool,
     src_fd: Arc<OwnedFd>,
     dst_fd: Option<Arc<OwnedFd>>,
 }
@@ -1126,6 +1129,7 @@ impl Syncer {
         let dst_fd = if dst_exists {
             Some(sys::open_root(dst).map_err(|e| Error::at("cannot open", dst, e))?)
         } else if options.dry_run {
+            reporter.event(&Event::CreatedDir { path: dst });
             None
         } else {
             match std::fs::create_dir(dst) {
@@ -1158,6 +1162,7 @@ impl Syncer {
         };
         Ok(Syncer {
             sh: Arc::new(sh),
+            fresh_dst: AtomicBool::new(!dst_exists),
             src_fd: Arc::new(src_fd),
             dst_fd: dst_fd.map(Arc::new),
         })
@@ -1215,7 +1220,8 @@ impl Syncer {
                     .backend
                     .stat_fd(d.as_raw_fd())
                     .map_err(|e| Error::at("cannot stat", &self.sh.dst_root, e))?;
-                (Some(d), Some(m))
+                let fresh = self.fresh_dst.swap(false, Ordering::Relaxed);
+                (Some(d), if fresh { None } else { Some(m) })
             }
             None => (None, None),
         };

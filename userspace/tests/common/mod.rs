@@ -69,7 +69,7 @@ fn c(name: &[u8]) -> CString {
 }
 
 /// An open directory descriptor (closed on drop).
-pub struct Dir(libc::c_int);
+pub struct Dir(pub libc::c_int);
 
 impl Drop for Dir {
     fn drop(&mut self) {
@@ -114,6 +114,20 @@ impl Dir {
             fd,
             &format!("openat {:?}", String::from_utf8_lossy(name)),
         ))
+    }
+
+    /// Opens the subdirectory `name` if it is one (no symlinks).
+    pub fn try_sub(&self, name: &[u8]) -> Option<Dir> {
+        let n = c(name);
+        // SAFETY: NUL-terminated name.
+        let fd = unsafe {
+            libc::openat(
+                self.0,
+                n.as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        (fd >= 0).then_some(Dir(fd))
     }
 
     /// `mkdirat(name, mode)` and opens it.

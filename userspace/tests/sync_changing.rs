@@ -1,0 +1,105 @@
+//! A source file that changes while it is being copied is never installed
+//! half-copied: the copy is retried, then reported (exit 2).
+//!
+//! One test in its own binary, with dirsync on one thread: the modifying
+//! thread then has a core of its own and really runs during the copy.
+
+mod common;
+use common::*;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+fn no_temp_files(root: &Path) {
+    for k in snapshot(root).keys() {
+        let name = k.rsplit(|&b| b == b'/').next().unwrap();
+        assert!(
+            !name.starts_with(b".dirsync-tmp."),
+            "temporary file left behind"
+        );
+    }
+}
+
+fn run1(src: &Path, dst: &Path) -> std::process::Output {
+    cmd::<[&str; 0], &str>([])
+        .arg(src)
+        .arg(dst)
+        .env("DIRSYNC_THREADS", "1")
+        .output()
+        .unwrap()
+}
+
+/// Keeps modifying `path` (appending) until `stop`.
+fn keep_appending(path: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        while !stop.load(Ordering::Relaxed) {
+            f.write_all(b"+").unwrap();
+        }
+    })
+}
+
+fn keeps_changing() {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("busy"), vec![b'b'; 32 * 1024 * 1024]).unwrap();
+    std::fs::write(src.join("calm"), b"calm").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = keep_appending(src.join("busy"), stop.clone());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let o = run1(&src, &dst);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("kept changing during the copy (4 attempts)"),
+        "{err}"
+    );
+    assert!(!dst.join("busy").exists(), "a half-copied file appeared");
+    assert_eq!(std::fs::read(dst.join("calm")).unwrap(), b"calm");
+    no_temp_files(&dst);
+    // Once it is quiet, the next run copies it.
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
+
+fn mtime_keeps_changing() {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("touched"), vec![b't'; 32 * 1024 * 1024]).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let srcdir = src.clone();
+    // Same size all along; only the mtime moves.
+    let h = std::thread::spawn(move || {
+        let d = Dir::open(&srcdir);
+        let mut i = 0i64;
+        while !stop2.load(Ordering::Relaxed) {
+            i += 1;
+            d.set_mtime(b"touched", 1_000_000 + i, 0);
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let o = run1(&src, &dst);
+    stop.store(true, Ordering::Relaxed);
+    h.join().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("kept changing"), "{err}");
+    assert!(!dst.join("touched").exists());
+    no_temp_files(&dst);
+}
+
+#[test]
+fn a_source_that_changes_during_the_copy_is_retried_then_reported() {
+    keeps_changing();
+    mtime_keeps_changing();
+}

@@ -1,0 +1,379 @@
+//! What DST looks like after a run: exactness, deletions, type changes,
+//! options, special files, hard links.
+
+mod common;
+use common::*;
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+fn pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    (t, src, dst)
+}
+
+fn json(src: &Path, dst: &Path, extra: &[&str]) -> String {
+    let mut a: Vec<&str> = vec!["--json"];
+    a.extend_from_slice(extra);
+    sync_ok(src, dst, &a)
+}
+
+fn summary_field(out: &str, field: &str) -> u64 {
+    let last = out.lines().last().expect("summary line");
+    let key = format!("\"{field}\":");
+    let at = last
+        .find(&key)
+        .unwrap_or_else(|| panic!("{field} not in {last}"))
+        + key.len();
+    last[at..]
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn deletions_of_files_links_and_whole_trees() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    sync_ok(&src, &dst, &[]);
+    // Extra entries in DST, at several levels.
+    let d = Dir::open(&dst);
+    d.write(b"extra-file", b"x");
+    d.symlink(b"extra-link", b"/");
+    let e = d.mkdir(b"extra-tree", 0o755);
+    e.mkdir(b"a", 0o755).mkdir(b"b", 0o555);
+    e.write(b"f", b"f");
+    d.sub(b"sub").write(b"extra-in-sub", b"y");
+    let out = json(&src, &dst, &[]);
+    assert_eq!(summary_field(&out, "deleted"), 7, "{out}");
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn no_delete_keeps_extra_entries() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    sync_ok(&src, &dst, &[]);
+    let d = Dir::open(&dst);
+    d.write(b"extra-file", b"x");
+    d.mkdir(b"extra-tree", 0o755).write(b"f", b"f");
+    Dir::open(&src).write(b"new", b"new");
+    sync_ok(&src, &dst, &["--no-delete"]);
+    assert!(dst.join("extra-file").exists() && dst.join("extra-tree/f").exists());
+    assert_eq!(std::fs::read(dst.join("new")).unwrap(), b"new");
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
+
+/// Every type change, both ways, including a directory with content
+/// replaced by a file.
+#[test]
+fn type_changes() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    s.write(b"file2dir", b"f");
+    s.write(b"file2link", b"f");
+    s.mkdir(b"dir2file", 0o755)
+        .mkdir(b"inner", 0o755)
+        .write(b"x", b"x");
+    s.mkdir(b"dir2link", 0o755).write(b"y", b"y");
+    s.symlink(b"link2file", b"somewhere");
+    s.symlink(b"link2dir", b"dir2file");
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+
+    s.unlink(b"file2dir");
+    s.mkdir(b"file2dir", 0o700).write(b"now", b"a dir");
+    s.unlink(b"file2link");
+    s.symlink(b"file2link", b"target");
+    std::fs::remove_dir_all(src.join("dir2file")).unwrap();
+    s.write(b"dir2file", b"now a file");
+    std::fs::remove_dir_all(src.join("dir2link")).unwrap();
+    s.symlink(b"dir2link", b"file2dir");
+    s.unlink(b"link2file");
+    s.write(b"link2file", b"file now");
+    s.unlink(b"link2dir");
+    s.mkdir(b"link2dir", 0o755).write(b"z", b"z");
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn mtime_nanoseconds_and_modes_are_exact() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    for (i, mode) in [0o644u32, 0o600, 0o755, 0o4755, 0o2711, 0o1777, 0o000, 0o444]
+        .iter()
+        .enumerate()
+    {
+        let name = format!("f{i}");
+        s.write(name.as_bytes(), name.as_bytes());
+        s.chmod(name.as_bytes(), *mode);
+        s.set_mtime(
+            name.as_bytes(),
+            1_700_000_000 + i as i64,
+            100_000_000 * i as i64 + 7,
+        );
+    }
+    let sub = s.mkdir(b"d", 0o711);
+    sub.write(b"x", b"x");
+    s.set_mtime(b"d", 1_111_111_111, 222_222_222);
+    if !is_root() {
+        // Unreadable to us when not root: make it readable, keep the rest.
+        s.chmod(b"f6", 0o200);
+        s.chmod(b"f6", 0o400);
+    }
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+    // Only attributes change: fixed without copying (same inode).
+    let ino = Dir::open(&dst).stat(b"f0").unwrap().st_ino;
+    s.chmod(b"f0", 0o640);
+    s.set_mtime(b"f1", 5, 5);
+    let out = json(&src, &dst, &[]);
+    // f1's mtime differs: the default comparison (size + mtime) copies it.
+    assert_eq!(summary_field(&out, "copied"), 1, "{out}");
+    assert_eq!(summary_field(&out, "attrs"), 1, "{out}");
+    assert_eq!(Dir::open(&dst).stat(b"f0").unwrap().st_ino, ino);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn directories_get_mode_and_mtime_after_their_children() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    let a = s.mkdir(b"a", 0o755);
+    let b = a.mkdir(b"b", 0o755);
+    b.write(b"f", b"f");
+    a.set_mtime(b"b", 1000, 1);
+    s.set_mtime(b"a", 2000, 2);
+    // A read-only directory with content: its mode can only be applied last.
+    let ro = s.mkdir(b"ro", 0o755);
+    ro.write(b"in", b"in");
+    s.chmod(b"ro", 0o555);
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+    // Changing a file deep inside changes nothing else in DST.
+    b.write(b"f", b"longer");
+    b.set_mtime(b"f", 3000, 3);
+    a.set_mtime(b"b", 1000, 1);
+    let out = json(&src, &dst, &[]);
+    assert_eq!(summary_field(&out, "copied"), 1);
+    assert_eq!(summary_field(&out, "attrs"), 0, "{out}");
+    assert_trees_equal(&src, &dst);
+    // New content in the read-only directory.
+    s.chmod(b"ro", 0o755);
+    ro.write(b"in2", b"in2");
+    s.chmod(b"ro", 0o555);
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn size_only_ignores_mtime_but_fixes_it() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    s.write(b"f", b"aaaa");
+    sync_ok(&src, &dst, &[]);
+    let ino = Dir::open(&dst).stat(b"f").unwrap().st_ino;
+    s.write(b"f", b"bbbb"); // same size, new mtime
+    let out = json(&src, &dst, &["--size-only"]);
+    assert_eq!(summary_field(&out, "copied"), 0, "{out}");
+    assert_eq!(std::fs::read(dst.join("f")).unwrap(), b"aaaa");
+    assert_eq!(Dir::open(&dst).stat(b"f").unwrap().st_ino, ino);
+    // A size change is copied.
+    s.write(b"f", b"ccccc");
+    let out = json(&src, &dst, &["--size-only"]);
+    assert_eq!(summary_field(&out, "copied"), 1, "{out}");
+    assert_eq!(std::fs::read(dst.join("f")).unwrap(), b"ccccc");
+}
+
+#[test]
+fn checksum_compares_content() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    s.write(b"f", b"aaaa");
+    s.write(b"g", b"same");
+    sync_ok(&src, &dst, &[]);
+    // Same size and mtime but different content: only -c notices.
+    s.write(b"f", b"bbbb");
+    s.set_mtime(b"f", 1_000, 0);
+    Dir::open(&dst).set_mtime(b"f", 1_000, 0);
+    let out = json(&src, &dst, &[]);
+    assert_eq!(summary_field(&out, "copied"), 0);
+    assert_eq!(std::fs::read(dst.join("f")).unwrap(), b"aaaa");
+    let out = json(&src, &dst, &["-c"]);
+    assert_eq!(summary_field(&out, "copied"), 1, "{out}");
+    assert_eq!(std::fs::read(dst.join("f")).unwrap(), b"bbbb");
+    // Same content, different mtime: -c fixes the mtime without a copy.
+    let ino = Dir::open(&dst).stat(b"g").unwrap().st_ino;
+    s.set_mtime(b"g", 77, 77);
+    let out = json(&src, &dst, &["--checksum"]);
+    assert_eq!(summary_field(&out, "copied"), 0, "{out}");
+    assert_eq!(summary_field(&out, "attrs"), 1, "{out}");
+    assert_eq!(Dir::open(&dst).stat(b"g").unwrap().st_ino, ino);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn no_recursive_syncs_the_top_level_only() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::create_dir(dst.join("keep-dir")).unwrap();
+    std::fs::write(dst.join("extra"), b"x").unwrap();
+    sync_ok(&src, &dst, &["--no-recursive"]);
+    assert!(!dst.join("sub").exists(), "subdirectories are not copied");
+    assert!(
+        dst.join("keep-dir").is_dir(),
+        "nor are DST directories deleted"
+    );
+    assert!(!dst.join("extra").exists(), "top-level files are mirrored");
+    assert_eq!(std::fs::read(dst.join("small.txt")).unwrap(), b"hello\n");
+    assert_eq!(
+        std::fs::read_link(dst.join("link-rel")).unwrap(),
+        Path::new("small.txt")
+    );
+}
+
+#[test]
+fn excludes_are_neither_copied_nor_deleted() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    s.write(b"keep.txt", b"k");
+    s.write(b"drop.o", b"o");
+    let b = s.mkdir(b"build", 0o755);
+    b.write(b"out", b"out");
+    let sub = s.mkdir(b"sub", 0o755);
+    sub.write(b"x.o", b"o");
+    sub.mkdir(b"build", 0o755).write(b"y", b"y");
+    sub.write(b"log", b"log");
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::write(dst.join("precious.o"), b"mine").unwrap();
+    sync_ok(
+        &src,
+        &dst,
+        &[
+            "--exclude",
+            "*.o",
+            "--exclude",
+            "/build/",
+            "--exclude",
+            "sub/log",
+        ],
+    );
+    assert!(dst.join("keep.txt").exists());
+    assert!(!dst.join("drop.o").exists());
+    assert!(!dst.join("sub/x.o").exists());
+    assert!(!dst.join("build").exists());
+    assert!(
+        dst.join("sub/build/y").exists(),
+        "anchored pattern only at the top"
+    );
+    assert!(!dst.join("sub/log").exists());
+    assert_eq!(std::fs::read(dst.join("precious.o")).unwrap(), b"mine");
+}
+
+#[test]
+fn special_files_are_skipped_with_a_warning() {
+    let (_t, src, dst) = pair();
+    let fifo = std::ffi::CString::new(src.join("fifo").as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).unwrap();
+    std::fs::write(src.join("regular"), b"r").unwrap();
+    let o = cmd(["--json"]).arg(&src).arg(&dst).output().unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("\"action\":\"skipped\",\"path\":") && out.contains("fifo not copied"),
+        "{out}"
+    );
+    assert!(out.contains("socket not copied"), "{out}");
+    assert_eq!(summary_field(&out, "skipped"), 2);
+    assert!(!dst.join("fifo").exists() && !dst.join("sock").exists());
+    assert!(dst.join("regular").exists());
+}
+
+#[test]
+fn hard_links_become_independent_files() {
+    let (_t, src, dst) = pair();
+    std::fs::write(src.join("a"), b"shared").unwrap();
+    std::fs::hard_link(src.join("a"), src.join("b")).unwrap();
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+    let (ia, ib) = (
+        Dir::open(&dst).stat(b"a").unwrap().st_ino,
+        Dir::open(&dst).stat(b"b").unwrap().st_ino,
+    );
+    assert_ne!(ia, ib, "copied as two files");
+    assert_eq!(Dir::open(&dst).stat(b"a").unwrap().st_nlink, 1);
+}
+
+#[test]
+fn byte_names_of_every_kind() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    let names: [&[u8]; 8] = [
+        b"\xff\xfe\xfd",
+        b"new\nline",
+        b"tab\there",
+        b"-rf",
+        b"--help",
+        b" leading space",
+        b"back\\slash",
+        b"\x01\x02ctl",
+    ];
+    for n in names {
+        s.write(n, n);
+        let d = s.mkdir(&[n, b".d"].concat(), 0o755);
+        d.write(n, b"inner");
+        s.symlink(&[n, b".l"].concat(), n);
+    }
+    // A name of the maximum length (255 bytes).
+    s.write(&[b'x'; 255], b"long name");
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+    // Deleting them works too.
+    for n in names {
+        s.unlink(n);
+    }
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn dry_run_changes_nothing_but_reports_everything() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    sync_ok(&src, &dst, &[]);
+    let s = Dir::open(&src);
+    s.write(b"small.txt", b"changed!");
+    s.write(b"brand-new", b"n");
+    std::fs::remove_dir_all(src.join("sub")).unwrap();
+    s.chmod(b"private", 0o644);
+    let before = snapshot(&dst);
+    let out = json(&src, &dst, &["-n"]);
+    assert_eq!(before, snapshot(&dst), "dry run changed DST");
+    assert_eq!(summary_field(&out, "copied"), 2, "{out}");
+    assert_eq!(summary_field(&out, "deleted"), 1, "{out}");
+    assert!(summary_field(&out, "attrs") >= 1, "{out}");
+    // The real run does what the dry run announced.
+    let real = json(&src, &dst, &[]);
+    assert_eq!(summary_field(&real, "copied"), 2);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn leftover_temporary_files_are_cleaned_up() {
+    let (_t, src, dst) = pair();
+    std::fs::write(src.join("f"), b"f").unwrap();
+    sync_ok(&src, &dst, &[]);
+    // As if a previous run had crashed mid-copy.
+    std::fs::write(dst.join(".dirsync-tmp.1.2"), b"partial").unwrap();
+    sync_ok(&src, &dst, &[]);
+    assert_trees_equal(&src, &dst);
+}
