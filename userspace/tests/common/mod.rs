@@ -13,12 +13,23 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The binary under test: `$DIRSYNC_BIN` (set in the VM), else cargo's.
+/// The binary under test: `$DIRSYNC_BIN` (set in the VM), else cargo's,
+/// else (a test executable copied elsewhere) `dirsync` on `PATH`.
 pub fn bin() -> PathBuf {
-    match std::env::var_os("DIRSYNC_BIN") {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => PathBuf::from(env!("CARGO_BIN_EXE_dirsync")),
+    if let Some(p) = std::env::var_os("DIRSYNC_BIN").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
     }
+    let cargo = PathBuf::from(env!("CARGO_BIN_EXE_dirsync"));
+    if cargo.exists() {
+        return cargo;
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|d| d.join("dirsync"))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or(cargo)
 }
 
 /// A `dirsync` command with `args`.

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Stages the userspace side for the test VM into build/guest/ (gitignored):
+#   build/guest/bin/dirsync          the CLI, statically linked
+#   build/guest/tests/NN-<name>      every cargo test executable of
+#                                    userspace/ (library unit tests and
+#                                    integration tests), statically linked
+# qemu/run-tests.sh packs build/guest/ into the initramfs; the guest (busybox,
+# root, tmpfs /tmp) runs each /guest/tests/* with DIRSYNC_BIN pointing at
+# /guest/bin/dirsync (the tests also find `dirsync` on PATH) and
+# DIRSYNC_STAT_BACKEND=syscall.
+#
+# The explicit --target keeps build scripts and proc-macros dynamic while
+# the target artefacts get +crt-static; it also keeps these builds apart
+# from the host's target/release.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+TARGET=x86_64-unknown-linux-gnu
+OUT=$ROOT/build/guest
+export RUSTFLAGS='-C target-feature=+crt-static'
+
+cd "$ROOT/userspace"
+cargo build --release --locked --target "$TARGET" --bin dirsync
+json=$(mktemp)
+trap 'rm -f "$json"' EXIT
+cargo test --release --locked --target "$TARGET" --no-run --message-format=json >"$json"
+
+rm -rf "$OUT/bin/dirsync" "$OUT/tests"
+mkdir -p "$OUT/bin" "$OUT/tests"
+install -m 0755 "target/$TARGET/release/dirsync" "$OUT/bin/dirsync"
+
+# Test executables: "lib" unit tests first, then the integration tests by
+# name; the binary's own (empty) unit-test harness is left out.
+python3 - "$json" "$OUT/tests" <<'PY'
+import json, os, shutil, sys
+src, out = sys.argv[1], sys.argv[2]
+found = []
+for line in open(src):
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") != "compiler-artifact" or not m.get("profile", {}).get("test"):
+        continue
+    exe = m.get("executable")
+    kinds = m["target"]["kind"]
+    if not exe or "bin" in kinds:
+        continue
+    name = "unit" if "lib" in kinds else m["target"]["name"]
+    found.append((0 if name == "unit" else 1, name, exe))
+found.sort()
+for i, (_, name, exe) in enumerate(found):
+    dst = os.path.join(out, "%02d-%s" % (20 + i, name.replace("_", "-")))
+    shutil.copy2(exe, dst)
+    os.chmod(dst, 0o755)
+    print("stage: %s" % os.path.relpath(dst, os.path.dirname(os.path.dirname(out))))
+if not found:
+    sys.exit("stage: no test executables found")
+PY
+
+# Everything must run without a dynamic loader in the guest.
+for f in "$OUT/bin/dirsync" "$OUT"/tests/*; do
+	if readelf -l "$f" | grep -q 'Requesting program interpreter'; then
+		echo "stage: $f is dynamically linked" >&2
+		exit 1
+	fi
+done
+echo "stage: $(ls "$OUT/tests" | wc -l) test executables and bin/dirsync in $OUT"
