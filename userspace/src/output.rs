@@ -68,6 +68,13 @@ pub fn human_line(event: &Event<'_>) -> String {
             format!("warning: {}: {}", human_path(path), message)
         }
         Event::Error { path, message } => format!("error: {}: {}", human_path(path), message),
+        Event::Watching { dir } => format!("Watching: {}", human_path(dir)),
+        Event::Notify { kind, path } => format!("Event: {} {}", kind, human_path(path)),
+        Event::Rescan {
+            reason,
+            path,
+            count,
+        } => format!("Rescan: {} {} (#{})", reason, human_path(path), count),
     }
 }
 
@@ -132,6 +139,22 @@ pub fn json_line(event: &Event<'_>) -> String {
         | Event::Error { path, message } => {
             field(&mut o, "path", path.as_os_str().as_bytes());
             field(&mut o, "message", message.as_bytes());
+        }
+        Event::Watching { dir } => {
+            field(&mut o, "path", dir.as_os_str().as_bytes());
+        }
+        Event::Notify { kind, path } => {
+            field(&mut o, "kind", kind.as_bytes());
+            field(&mut o, "path", path.as_os_str().as_bytes());
+        }
+        Event::Rescan {
+            reason,
+            path,
+            count,
+        } => {
+            field(&mut o, "reason", reason.as_bytes());
+            field(&mut o, "path", path.as_os_str().as_bytes());
+            o.push_str(&format!(",\"count\":{count}"));
         }
     }
     o.push('}');

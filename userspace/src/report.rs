@@ -70,6 +70,35 @@ pub enum Event<'a> {
         /// What went wrong.
         message: &'a str,
     },
+    /// `dirsync watch` added an inotify watch on a SRC directory
+    /// (`Watching: dir`).
+    Watching {
+        /// Source directory.
+        dir: &'a Path,
+    },
+    /// `dirsync watch` received a change (`Event: kind path`): `kind` is
+    /// one of `create`, `modify`, `close_write`, `attrib`, `delete`,
+    /// `moved_from`, `moved_to`, `delete_self`, `move_self`, or the signal
+    /// that stops the watcher (`SIGINT`, `SIGTERM`; path = SRC).
+    Notify {
+        /// What happened.
+        kind: &'a str,
+        /// Source path.
+        path: &'a Path,
+    },
+    /// `dirsync watch` rescans a subtree (`Rescan: reason path (#count)`):
+    /// reason `overflow` after an inotify queue overflow (path = SRC,
+    /// `count` = overflows so far), `unwatched` for a directory without a
+    /// watch (the `fs.inotify.max_user_watches` limit), rescanned
+    /// periodically.
+    Rescan {
+        /// Why.
+        reason: &'a str,
+        /// Source path of the subtree.
+        path: &'a Path,
+        /// Overflows so far (for `overflow`), else 0.
+        count: u64,
+    },
 }
 
 impl Event<'_> {
@@ -85,6 +114,9 @@ impl Event<'_> {
             Event::Skipped { .. } => "skipped",
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",
+            Event::Watching { .. } => "watching",
+            Event::Notify { .. } => "event",
+            Event::Rescan { .. } => "rescan",
         }
     }
 }
