@@ -174,7 +174,7 @@ pub struct DirsyncSyscall {
 impl DirsyncSyscall {
     /// The verified syscall number.
     pub fn nr(&self) -> i64 {
-        self.nr as i64
+        self.nr
     }
 
     fn call(&self, dir: RawFd, name: &CStr, flags: i32) -> io::Result<uapi::dirsync_info> {

@@ -383,13 +383,14 @@ impl Queue {
     }
 }
 
-/// Runs `jobs` and everything they spawn on `threads` threads.
-fn execute(op: &Arc<Op>, jobs: Vec<Job>) {
+/// Runs `jobs` and everything they spawn on `threads` threads (the
+/// calling one included).
+fn execute(op: &Arc<Op>, jobs: Vec<Job>, threads: usize) {
     let q = Queue {
         state: Mutex::new((jobs, 0)),
         cv: Condvar::new(),
     };
-    let threads = op.sh.threads.max(1);
+    let threads = threads.max(1);
     let worker = || {
         let lock = || match q.state.lock() {
             Ok(g) => g,
@@ -628,6 +629,35 @@ fn sync_contents(op: &Arc<Op>, q: &Queue, node: Arc<DirNode>) {
                 continue;
             }
         }
+        if !in_src {
+            // Only in DST: deleted, without a stat when nothing needs its
+            // type (getdents' d_type answers that otherwise).
+            if op.sh.opts.no_delete {
+                continue;
+            }
+            if top_only || !op.sh.excludes.is_empty() {
+                let is_dir = match d_type {
+                    libc::DT_DIR => true,
+                    libc::DT_UNKNOWN => {
+                        let fd = node.dst_fd().expect("listed, so open");
+                        match op.sh.backend.stat_at(fd, name) {
+                            Ok(Some(m)) => m.kind == Kind::Dir,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                op.fail("cannot stat", op.dst_path(&rel), e);
+                                continue;
+                            }
+                        }
+                    }
+                    _ => false,
+                };
+                if excluded(op, &rel, is_dir) || (top_only && is_dir) {
+                    continue;
+                }
+            }
+            remove_entry(op, &node, name, &rel);
+            continue;
+        }
         let d = if in_dst {
             let fd = node.dst_fd().expect("listed, so open");
             match op.sh.backend.stat_at(fd, name) {
@@ -640,16 +670,6 @@ fn sync_contents(op: &Arc<Op>, q: &Queue, node: Arc<DirNode>) {
         } else {
             None
         };
-        if s.is_none() {
-            let Some(dm) = d else { continue };
-            if excluded(op, &rel, dm.kind == Kind::Dir) {
-                continue;
-            }
-            if top_only && dm.kind == Kind::Dir {
-                continue;
-            }
-        }
-        let _ = d_type;
         converge(op, q, &node, name, &rel, s, d);
     }
 }
@@ -681,7 +701,7 @@ fn converge(
     };
     let Some(s) = s else {
         if d.is_some() && !opts.no_delete {
-            remove_entry(op, dir, name, rel, d);
+            remove_entry(op, dir, name, rel);
         }
         return;
     };
@@ -716,10 +736,8 @@ fn converge(
             match d {
                 Some(dm) if dm.kind == Kind::Dir => {}
                 _ => {
-                    if let Some(dm) = d {
-                        if !remove_entry(op, dir, name, rel, Some(dm)) {
-                            return;
-                        }
+                    if d.is_some() && !remove_entry(op, dir, name, rel) {
+                        return;
                     }
                     if !opts.dry_run {
                         let Some(fd) = dir.dst_fd() else { return };
@@ -748,7 +766,7 @@ fn converge(
 }
 
 /// Removes DST's entry (file, link or tree). Returns false on failure.
-fn remove_entry(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, d: Option<Meta>) -> bool {
+fn remove_entry(op: &Op, dir: &DirNode, name: &CStr, rel: &Path) -> bool {
     let p = op.dst_path(rel);
     if op.sh.opts.dry_run {
         inc(&op.counters.deleted, 1);
@@ -757,11 +775,7 @@ fn remove_entry(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, d: Option<Meta>
     }
     let Some(fd) = dir.dst_fd() else { return false };
     dir.prepare_write();
-    let res = match d.map(|m| m.kind) {
-        Some(Kind::Dir) => copy::remove_tree(fd, name, op.sh.is_root),
-        _ => copy::remove_tree(fd, name, op.sh.is_root),
-    };
-    match res {
+    match copy::remove_tree(fd, name, op.sh.is_root) {
         Ok(n) => {
             inc(&op.counters.deleted, n);
             op.event(Event::Deleted { path: &p });
@@ -907,7 +921,7 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
             op.fail(
                 "changed type during the sync",
                 sp,
-                io::Error::new(io::ErrorKind::Other, "no longer a regular file"),
+                io::Error::other("no longer a regular file"),
             );
             return;
         }
@@ -978,13 +992,10 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
     op.fail(
         "not copied",
         sp,
-        io::Error::new(
-            io::ErrorKind::Other,
-            format!(
-                "the file kept changing during the copy ({} attempts)",
-                COPY_RETRIES + 1
-            ),
-        ),
+        io::Error::other(format!(
+            "the file kept changing during the copy ({} attempts)",
+            COPY_RETRIES + 1
+        )),
     );
 }
 
@@ -1244,7 +1255,7 @@ impl Syncer {
     pub fn sync_all(&self) -> Result<Summary> {
         let op = self.new_op();
         let root = self.root_node(&op)?;
-        execute(&op, vec![Job::Contents(Arc::new(root))]);
+        execute(&op, vec![Job::Contents(Arc::new(root))], self.sh.threads);
         Self::end_op(op)
     }
 
@@ -1367,7 +1378,17 @@ impl Syncer {
             return Ok(Summary::default());
         }
         let (parent, name) = self.walk_to_parent(&op, &comps)?;
-        execute(&op, vec![Job::Entry { dir: parent, name }]);
+        // One file or link: no helper threads to start (the watcher calls
+        // this for every event); a directory gets all of them.
+        let is_dir = matches!(
+            self.sh.backend.stat_at(parent.src.as_raw_fd(), &name),
+            Ok(Some(Meta {
+                kind: Kind::Dir,
+                ..
+            }))
+        );
+        let threads = if is_dir { self.sh.threads } else { 1 };
+        execute(&op, vec![Job::Entry { dir: parent, name }], threads);
         Self::end_op(op)
     }
 

@@ -146,7 +146,7 @@ fn ts(sec: i64, nsec: u32) -> libc::timespec {
     }
 }
 
-/// Sets mtime (atime is set to the same value... no: atime left as now).
+/// Sets the mtime of an open file (atime untouched: `UTIME_OMIT`).
 pub fn set_mtime_fd(fd: RawFd, sec: i64, nsec: u32) -> io::Result<()> {
     let times = [
         libc::timespec {
