@@ -125,8 +125,18 @@ fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
     exit(status)
 }
 
-fn run_watch(_src: &Path, _dst: &Path, _args: &SyncArgs) -> ExitCode {
-    // Wired to `dirsync::watch::run` once the watch module provides it.
-    eprintln!("dirsync: watch: not implemented yet");
-    exit(ExitStatus::Fatal)
+fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
+    // No progress line: a watcher runs for ever.
+    let rep: Arc<dyn Reporter> = if args.json {
+        Arc::new(JsonReporter)
+    } else {
+        Arc::new(HumanReporter::new(args.verbosity(), None))
+    };
+    match dirsync::watch::run(src, dst, args.options(), rep) {
+        Ok(status) => exit(status),
+        Err(e) => {
+            eprintln!("dirsync: {e}");
+            exit(ExitStatus::Fatal)
+        }
+    }
 }
