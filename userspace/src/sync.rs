@@ -901,7 +901,7 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
     }
     let Some(dfd) = dir.dst_fd() else { return };
     let sfd = dir.src.as_raw_fd();
-    for _attempt in 0..=COPY_RETRIES {
+    for attempt in 0..=COPY_RETRIES {
         let src = match sys::open_file_at(sfd, name) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return, // vanished
@@ -910,11 +910,18 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
                 return;
             }
         };
-        let before = match op.sh.backend.stat_fd(src.as_raw_fd()) {
-            Ok(m) => m,
-            Err(e) => {
-                op.fail("cannot stat", sp, e);
-                return;
+        // The first attempt trusts the walk's stat (no second stat): had the
+        // name been replaced or changed since, the check after the copy
+        // (inode, type, size, mtime) sees it and the copy is retried.
+        let before = if attempt == 0 {
+            s
+        } else {
+            match op.sh.backend.stat_fd(src.as_raw_fd()) {
+                Ok(m) => m,
+                Err(e) => {
+                    op.fail("cannot stat", sp, e);
+                    return;
+                }
             }
         };
         if before.kind != Kind::File {
@@ -951,13 +958,19 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
                 return;
             }
         };
-        if n != before.size || after.size != before.size || !after.same_mtime(&before) {
+        if n != before.size
+            || after.kind != Kind::File
+            || after.ino != before.ino
+            || after.dev != before.dev
+            || after.size != before.size
+            || !after.same_mtime(&before)
+        {
             // The source changed while we copied it: try again.
             drop(out);
             let _ = sys::unlink_at(dfd, &tmp);
             continue;
         }
-        let res = sys::chmod_fd(ofd, s.perm)
+        let res = sys::chmod_fd(ofd, after.perm)
             .and_then(|()| sys::set_mtime_fd(ofd, before.mtime, before.mtime_nsec))
             .and_then(|()| {
                 if op.sh.opts.fsync {
