@@ -51,7 +51,7 @@ use crate::report::{Event as Ev, Reporter};
 use crate::sync::{Options, Summary, Syncer};
 use crate::{Error, ExitStatus, Result};
 
-use map::{join, split_parent, NodeId, WatchMap, ROOT};
+use map::{join, NodeId, WatchMap, ROOT};
 pub use queue::Delays;
 use queue::{Op, Queue, Urgency};
 
@@ -390,13 +390,11 @@ pub fn run_with(
         }
         while let Ok(done) = done_rx.try_recv() {
             w.queue.complete(done.id);
-            let now = Instant::now();
             match done.result {
-                Ok(_) => {
-                    if stop.is_none() {
-                        w.after(&done.op, now);
-                    }
-                }
+                // The engine re-applies the mode and mtime of the DST
+                // directories it changes (parents included), so nothing
+                // follows a finished operation.
+                Ok(_) => {}
                 Err(e) => {
                     let msg = e.to_string();
                     if Some(done.id) == initial {
@@ -893,22 +891,5 @@ impl Watcher {
             self.queue.push_sync(&p, Urgency::Soon, now);
         }
         self.next_rescan = Some(now + self.config.rescan_interval);
-    }
-
-    /// Follow-up of a finished operation: changing entries in a DST
-    /// directory changes that directory's mtime, so its attributes are
-    /// re-applied after the last change inside it.
-    fn after(&mut self, op: &Op, now: Instant) {
-        let paths: Vec<&Path> = match op {
-            Op::Sync(p) => vec![p],
-            Op::Rename(f, t) => vec![f, t],
-            Op::Attrs(_) | Op::RescanAll => vec![],
-        };
-        for p in paths {
-            if let Some((parent, _)) = split_parent(p) {
-                let parent = parent.to_path_buf();
-                self.queue.push_attrs(&parent, now);
-            }
-        }
     }
 }
