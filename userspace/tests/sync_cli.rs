@@ -313,3 +313,30 @@ fn names_that_look_like_options_work_after_double_dash() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_trees_equal(&src, &t.path().join("-dst"));
 }
+
+#[test]
+fn watch_subcommand_is_dispatched_with_the_shared_options() {
+    let o = run(["watch", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let h = stdout(&o);
+    for needle in [
+        "--exclude <PATTERN>",
+        "--stat-backend <BACKEND>",
+        "--no-delete",
+        "Exit codes:",
+    ] {
+        assert!(h.contains(needle), "watch --help lacks {needle:?}:\n{h}");
+    }
+    // Bad input is refused before anything is watched.
+    let t = tempdir();
+    let o = run([
+        std::ffi::OsStr::new("watch"),
+        t.path().join("missing").as_os_str(),
+        t.path().join("dst").as_os_str(),
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert!(!t.path().join("dst").exists());
+    let o = run(["watch", "only-one"]);
+    assert_eq!(o.status.code(), Some(1));
+}

@@ -377,3 +377,36 @@ fn leftover_temporary_files_are_cleaned_up() {
     sync_ok(&src, &dst, &[]);
     assert_trees_equal(&src, &dst);
 }
+
+#[test]
+fn fsync_option_copies_the_same() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    sync_ok(&src, &dst, &["--fsync"]);
+    assert_trees_equal(&src, &dst);
+}
+
+#[test]
+fn exclude_negation_and_directory_patterns_from_the_command_line() {
+    let (_t, src, dst) = pair();
+    let s = Dir::open(&src);
+    s.write(b"a.log", b"a");
+    s.write(b"keep.log", b"k");
+    let c = s.mkdir(b"cache", 0o755);
+    c.write(b"x", b"x");
+    s.write(b"cachefile", b"c");
+    sync_ok(
+        &src,
+        &dst,
+        &[
+            "--exclude",
+            "*.log",
+            "--exclude",
+            "!keep.log",
+            "--exclude",
+            "cache*/",
+        ],
+    );
+    let names = Dir::open(&dst).names();
+    assert_eq!(names, vec![b"cachefile".to_vec(), b"keep.log".to_vec()]);
+}

@@ -351,6 +351,10 @@ pub struct EntryInfo {
     pub mtime: (i64, i64),
     /// Inode number (not compared between trees).
     pub ino: u64,
+    /// ctime (s, ns): any write, chmod or utimensat moves it (not compared
+    /// between trees; snapshots of one tree taken before and after a run
+    /// that must not write are compared whole).
+    pub ctime: (i64, i64),
     /// Content (files) or target (symlinks).
     pub data: Vec<u8>,
 }
@@ -372,6 +376,7 @@ fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> EntryInfo {
         },
         mtime: (st.st_mtime, st.st_mtime_nsec),
         ino: st.st_ino,
+        ctime: (st.st_ctime, st.st_ctime_nsec),
         data,
     }
 }
@@ -390,6 +395,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, EntryInfo> {
             size: 0,
             mtime: (st.st_mtime, st.st_mtime_nsec),
             ino: st.st_ino,
+            ctime: (st.st_ctime, st.st_ctime_nsec),
             data: Vec::new(),
         },
     );
