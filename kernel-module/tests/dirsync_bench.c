@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * In-VM microbenchmark: ns per call of dirsync_stat(2), statx(2) and
- * fstatat(2) on the same files (existing ones, then missing ones).
- * Prints figures and ratios; asserts nothing.
+ * fstatat(2) on the same files (existing ones, then missing ones), as
+ * medians of interleaved passes.  Prints figures and ratios; asserts
+ * nothing.  Under QEMU TCG and a lockdep kernel only the ratios mean much.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -13,7 +14,7 @@
 #include "dirsync_test.h"
 
 #define NFILES 1000
-#define ROUNDS 20
+#define ROUNDS 21
 
 static long nr;
 static char names[NFILES][32];
@@ -27,41 +28,72 @@ static double now_ns(void)
 }
 
 enum method { DIRSYNC, STATX, FSTATAT };
-static const char *method_name[] = { "dirsync_stat", "statx", "fstatat" };
 
-/* ns per call of @m over all files, @ROUNDS times; -1 on an unexpected error. */
-static double run(enum method m, int dfd, int missing)
+/* ns per call of @m over all files once; -1 on an unexpected result. */
+static double pass(enum method m, int dfd, int missing)
 {
 	struct dirsync_info info;
 	struct statx sx;
 	struct stat st;
 	double t0 = now_ns();
 
-	for (int r = 0; r < ROUNDS; r++) {
-		for (int i = 0; i < NFILES; i++) {
-			const char *n = names[i] + (missing ? 0 : 1);
-			long ret;
+	for (int i = 0; i < NFILES; i++) {
+		const char *n = names[i] + (missing ? 0 : 1);
+		long ret;
 
-			switch (m) {
-			case DIRSYNC:
-				ret = syscall(nr, dfd, n, &info, 0);
-				if (ret != 0 || info.exists != !missing)
-					return -1;
-				break;
-			case STATX:
-				ret = statx(dfd, n, 0, STATX_BASIC_STATS, &sx);
-				if (ret != 0 && !(missing && errno == ENOENT))
-					return -1;
-				break;
-			case FSTATAT:
-				ret = fstatat(dfd, n, &st, 0);
-				if (ret != 0 && !(missing && errno == ENOENT))
-					return -1;
-				break;
-			}
+		switch (m) {
+		case DIRSYNC:
+			ret = syscall(nr, dfd, n, &info, 0);
+			if (ret != 0 || info.exists != !missing)
+				return -1;
+			break;
+		case STATX:
+			ret = statx(dfd, n, 0, STATX_BASIC_STATS, &sx);
+			if (ret != 0 && !(missing && errno == ENOENT))
+				return -1;
+			break;
+		case FSTATAT:
+			ret = fstatat(dfd, n, &st, 0);
+			if (ret != 0 && !(missing && errno == ENOENT))
+				return -1;
+			break;
 		}
 	}
-	return (now_ns() - t0) / ((double)ROUNDS * NFILES);
+	return (now_ns() - t0) / NFILES;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * Median over ROUNDS passes of ns per call for each method; the methods
+ * take turns within a round so that noise hits them alike.
+ */
+static int run(int dfd, int missing, double med[3])
+{
+	double t[3][ROUNDS];
+
+	for (int m = 0; m < 3; m++)
+		if (pass(m, dfd, missing) < 0)	/* warm-up, and a check */
+			return -1;
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int k = 0; k < 3; k++) {
+			int m = (k + r) % 3;	/* rotate who goes first */
+
+			t[m][r] = pass(m, dfd, missing);
+			if (t[m][r] < 0)
+				return -1;
+		}
+	}
+	for (int m = 0; m < 3; m++) {
+		qsort(t[m], ROUNDS, sizeof(double), cmp_double);
+		med[m] = t[m][ROUNDS / 2];
+	}
+	return 0;
 }
 
 int main(void)
@@ -91,20 +123,16 @@ int main(void)
 		}
 	}
 	for (int missing = 0; missing < 2; missing++) {
-		for (int m = 0; m < 3; m++)
-			run(m, dfd, missing);	/* warm up the dcache */
-		for (int m = 0; m < 3; m++) {
-			ns[missing][m] = run(m, dfd, missing);
-			if (ns[missing][m] < 0) {
-				fprintf(stderr, "bench: %s failed\n", method_name[m]);
-				return 1;
-			}
+		double *ns_m = ns[missing];
+
+		if (run(dfd, missing, ns_m)) {
+			fprintf(stderr, "bench: a call gave an unexpected result\n");
+			return 1;
 		}
-		printf("bench %s files (%d files x %d rounds): dirsync_stat %.0f ns/call, statx %.0f ns/call, fstatat %.0f ns/call; dirsync_stat/statx %.2f, dirsync_stat/fstatat %.2f\n",
+		printf("bench %s files (%d files, median of %d passes): dirsync_stat %.0f ns/call, statx %.0f ns/call, fstatat %.0f ns/call; dirsync_stat/statx %.2f, dirsync_stat/fstatat %.2f\n",
 		       missing ? "missing" : "existing", NFILES, ROUNDS,
-		       ns[missing][DIRSYNC], ns[missing][STATX], ns[missing][FSTATAT],
-		       ns[missing][DIRSYNC] / ns[missing][STATX],
-		       ns[missing][DIRSYNC] / ns[missing][FSTATAT]);
+		       ns_m[DIRSYNC], ns_m[STATX], ns_m[FSTATAT],
+		       ns_m[DIRSYNC] / ns_m[STATX], ns_m[DIRSYNC] / ns_m[FSTATAT]);
 	}
 	return 0;
 }
