@@ -304,12 +304,11 @@ fn names_that_look_like_options_work_after_double_dash() {
     let src = t.path().join("-src");
     std::fs::create_dir(&src).unwrap();
     std::fs::write(src.join("f"), b"f").unwrap();
-    let o = cmd(["--"])
-        .arg(OsStr::new("-src"))
-        .arg(OsStr::new("-dst"))
-        .current_dir(t.path())
-        .output()
-        .unwrap();
+    let o = run_as(
+        None,
+        Some(t.path()),
+        &[OsStr::new("--"), OsStr::new("-src"), OsStr::new("-dst")],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_trees_equal(&src, &t.path().join("-dst"));
 }

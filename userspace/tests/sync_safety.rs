@@ -5,7 +5,6 @@ mod common;
 use common::*;
 
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -143,13 +142,12 @@ const NOBODY: u32 = 65534;
 /// and gid 65534 (root reads everything, so unreadable files only exist for
 /// other users). The tree is handed over to that user first.
 fn run_unprivileged(base: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let mut c = Command::new(bin());
-    c.args(args);
     if is_root() {
         chown_tree(base, NOBODY);
-        c.uid(NOBODY).gid(NOBODY);
+        run_as(Some(NOBODY), None, args)
+    } else {
+        run_as(None, None, args)
     }
-    c.output().expect("run dirsync")
 }
 
 fn chown_tree(base: &Path, uid: u32) {

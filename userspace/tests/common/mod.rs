@@ -52,6 +52,81 @@ where
     cmd(args).output().expect("cannot run dirsync")
 }
 
+/// Runs `dirsync args...` as `uid`/`gid` (supplementary groups dropped)
+/// with `cwd` as working directory. Forks by hand: std's `Command::uid`
+/// and `current_dir` need a socketpair, which a kernel without networking
+/// (the test VM's) does not have.
+pub fn run_as(uid: Option<u32>, cwd: Option<&Path>, args: &[&OsStr]) -> Output {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let prog = CString::new(bin().as_os_str().as_bytes()).unwrap();
+    let mut argv_c: Vec<CString> = vec![prog.clone()];
+    argv_c.extend(args.iter().map(|a| CString::new(a.as_bytes()).unwrap()));
+    let mut argv: Vec<*const libc::c_char> = argv_c.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let cwd_c = cwd.map(|c| CString::new(c.as_os_str().as_bytes()).unwrap());
+    let mut out = [0i32; 2];
+    let mut err = [0i32; 2];
+    // SAFETY: valid two-element arrays for pipe2.
+    unsafe {
+        assert_eq!(libc::pipe2(out.as_mut_ptr(), libc::O_CLOEXEC), 0);
+        assert_eq!(libc::pipe2(err.as_mut_ptr(), libc::O_CLOEXEC), 0);
+    }
+    // SAFETY: the child only makes async-signal-safe system calls (dup2,
+    // chdir, setgroups, setgid, setuid, execv, _exit) on data prepared
+    // before the fork.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        // SAFETY: see above; every pointer outlives the child's use of it.
+        unsafe {
+            libc::dup2(out[1], 1);
+            libc::dup2(err[1], 2);
+            if let Some(c) = &cwd_c {
+                if libc::chdir(c.as_ptr()) != 0 {
+                    libc::_exit(126);
+                }
+            }
+            if let Some(u) = uid {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(u) != 0
+                    || libc::setuid(u) != 0
+                {
+                    libc::_exit(125);
+                }
+            }
+            libc::execv(prog.as_ptr(), argv.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    // SAFETY: closing the write ends we do not use; taking ownership of the
+    // read ends.
+    let (mut ro, mut re) = unsafe {
+        libc::close(out[1]);
+        libc::close(err[1]);
+        (
+            std::fs::File::from_raw_fd(out[0]),
+            std::fs::File::from_raw_fd(err[0]),
+        )
+    };
+    let reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = re.read_to_end(&mut v);
+        v
+    });
+    let mut stdout = Vec::new();
+    let _ = ro.read_to_end(&mut stdout);
+    let stderr = reader.join().unwrap();
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    Output {
+        status: std::os::unix::process::ExitStatusExt::from_raw(status),
+        stdout,
+        stderr,
+    }
+}
+
 /// Runs `dirsync [extra...] src dst` and asserts exit 0; returns stdout.
 pub fn sync_ok(src: &Path, dst: &Path, extra: &[&str]) -> String {
     let mut args: Vec<&OsStr> = extra.iter().map(OsStr::new).collect();
