@@ -307,7 +307,17 @@ pub fn run_with(
                     Err(_) => return,
                 };
                 let Ok((id, op)) = job else { return };
-                let result = execute(engine.as_ref(), &op);
+                // A panic in the engine must not leave the operation
+                // "running" for ever (shutdown waits for it).
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    execute(engine.as_ref(), &op)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(Error::new(
+                        "syncing",
+                        io::Error::other("internal error (panic) in the sync engine"),
+                    ))
+                });
                 if tx.send(Done { id, op, result }).is_err() {
                     return;
                 }

@@ -10,10 +10,10 @@
 mod common;
 
 use std::cell::Cell;
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -1065,9 +1065,4 @@ fn json_output_is_one_object_per_line() {
             .any(|l| l.contains("\"event\"") && l.contains("close_write")),
         "{lines:?}"
     );
-}
-
-#[allow(dead_code)]
-fn os(b: &[u8]) -> OsString {
-    OsString::from_vec(b.to_vec())
 }
