@@ -17,8 +17,10 @@ pub const TMP_PREFIX: &str = ".dirsync-tmp.";
 
 /// A fresh temporary name: `.dirsync-tmp.<pid>.<n>`.
 pub fn temp_name() -> CString {
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
-    let s = format!("{TMP_PREFIX}{}.{n}", std::process::id());
+    let pid = PID.get_or_init(std::process::id);
+    let s = format!("{TMP_PREFIX}{pid}.{n}");
     CString::new(s).expect("no NUL in a formatted number")
 }
 

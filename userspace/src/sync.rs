@@ -343,6 +343,53 @@ impl Drop for DirNode {
     }
 }
 
+/// One regular file to copy or compare.
+struct FileWork {
+    name: CString,
+    src_meta: Meta,
+    dst_meta: Option<Meta>,
+    compare_first: bool,
+}
+
+/// A batch of small files is handed to the queue at this many files...
+const BATCH_FILES: usize = 64;
+/// ... or this many bytes; a file at least this big is a job of its own.
+const BATCH_BYTES: u64 = 4 << 20;
+
+/// Small files waiting to become a [`Job::Files`].
+#[derive(Default)]
+struct FileBatch {
+    files: Vec<FileWork>,
+    bytes: u64,
+}
+
+impl FileBatch {
+    fn add(&mut self, q: &Queue, dir: &Arc<DirNode>, work: FileWork) {
+        if work.src_meta.size >= BATCH_BYTES {
+            q.push(Job::Files {
+                dir: dir.clone(),
+                files: vec![work],
+            });
+            return;
+        }
+        self.bytes += work.src_meta.size;
+        self.files.push(work);
+        if self.files.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES {
+            self.flush(q, dir);
+        }
+    }
+
+    fn flush(&mut self, q: &Queue, dir: &Arc<DirNode>) {
+        if !self.files.is_empty() {
+            q.push(Job::Files {
+                dir: dir.clone(),
+                files: std::mem::take(&mut self.files),
+            });
+        }
+        self.bytes = 0;
+    }
+}
+
 enum Job {
     /// Sync the contents of an opened directory.
     Contents(Arc<DirNode>),
@@ -354,13 +401,12 @@ enum Job {
         src_meta: Meta,
         dst_meta: Option<Meta>,
     },
-    /// Copy (or first compare, with `--checksum`) a regular file.
-    File {
+    /// Copy (or first compare, with `--checksum`) regular files of one
+    /// directory: small files go in batches (fewer queue operations), big
+    /// ones alone (so that both cores share them).
+    Files {
         dir: Arc<DirNode>,
-        name: CString,
-        src_meta: Meta,
-        dst_meta: Option<Meta>,
-        compare_first: bool,
+        files: Vec<FileWork>,
     },
     /// Stat both sides of one entry and converge it (for `sync_path`).
     Entry { dir: Arc<DirNode>, name: CString },
@@ -448,13 +494,14 @@ fn run_job(op: &Arc<Op>, q: &Queue, job: Job) {
                 sync_contents(op, q, Arc::new(node));
             }
         }
-        Job::File {
-            dir,
-            name,
-            src_meta,
-            dst_meta,
-            compare_first,
-        } => sync_file(op, &dir, &name, src_meta, dst_meta, compare_first),
+        Job::Files { dir, files } => {
+            for f in files {
+                if op.aborted() {
+                    return;
+                }
+                sync_file(op, &dir, &f.name, f.src_meta, f.dst_meta, f.compare_first);
+            }
+        }
         Job::Entry { dir, name } => {
             let rel = sys::join(&dir.rel, &name);
             let s = match op.sh.backend.stat_at(dir.src.as_raw_fd(), &name) {
@@ -484,7 +531,9 @@ fn run_job(op: &Arc<Op>, q: &Queue, job: Job) {
             if op.sh.opts.no_recursive && !dir.rel.as_os_str().is_empty() {
                 return;
             }
-            converge(op, q, &dir, &name, &rel, s, d);
+            let mut batch = FileBatch::default();
+            converge(op, q, &mut batch, &dir, &name, &rel, s, d);
+            batch.flush(q, &dir);
         }
     }
 }
@@ -567,6 +616,7 @@ fn sync_contents(op: &Arc<Op>, q: &Queue, node: Arc<DirNode>) {
     dst_entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
     inc(&op.sh.progress.scanned, src_entries.len() as u64);
     let top_only = op.sh.opts.no_recursive;
+    let mut batch = FileBatch::default();
     let (mut i, mut j) = (0, 0);
     while i < src_entries.len() || j < dst_entries.len() {
         if op.aborted() {
@@ -670,15 +720,18 @@ fn sync_contents(op: &Arc<Op>, q: &Queue, node: Arc<DirNode>) {
         } else {
             None
         };
-        converge(op, q, &node, name, &rel, s, d);
+        converge(op, q, &mut batch, &node, name, &rel, s, d);
     }
+    batch.flush(q, &node);
 }
 
 /// Makes DST's entry `name` in `dir` equal to SRC's (`s`, `d`: their
 /// metadata, `None` when absent).
+#[allow(clippy::too_many_arguments)]
 fn converge(
     op: &Arc<Op>,
     q: &Queue,
+    batch: &mut FileBatch,
     dir: &Arc<DirNode>,
     name: &CStr,
     rel: &Path,
@@ -707,8 +760,7 @@ fn converge(
     };
     match s.kind {
         Kind::File => {
-            let job = |compare_first| Job::File {
-                dir: dir.clone(),
+            let work = |compare_first| FileWork {
                 name: name.to_owned(),
                 src_meta: s,
                 dst_meta: d,
@@ -717,18 +769,14 @@ fn converge(
             match d {
                 Some(dm) if dm.kind == Kind::File => {
                     if opts.checksum {
-                        if dm.size != s.size {
-                            q.push(job(false));
-                        } else {
-                            q.push(job(true));
-                        }
+                        batch.add(q, dir, work(dm.size == s.size));
                     } else if dm.size == s.size && (opts.size_only || dm.same_mtime(&s)) {
                         fix_attrs(op, dir, name, rel, s, dm);
                     } else {
-                        q.push(job(false));
+                        batch.add(q, dir, work(false));
                     }
                 }
-                _ => q.push(job(false)),
+                _ => batch.add(q, dir, work(false)),
             }
         }
         Kind::Dir => {
