@@ -71,6 +71,10 @@ pub struct SyncArgs {
     /// fsync every copied file before renaming it into place
     #[arg(long)]
     pub fsync: bool,
+    /// Recreate FIFOs, sockets and device nodes instead of skipping them
+    /// (device nodes need root)
+    #[arg(long)]
+    pub specials: bool,
     /// Metadata backend
     #[arg(
         long,
@@ -106,6 +110,7 @@ impl SyncArgs {
             excludes: self.exclude.clone(),
             fsync: self.fsync,
             stat_backend: self.stat_backend.into(),
+            specials: self.specials,
         }
     }
 

@@ -61,6 +61,7 @@ pub fn human_line(event: &Event<'_>) -> String {
         Event::Renamed { from, to } => {
             format!("Renamed: {} -> {}", human_path(from), human_path(to))
         }
+        Event::Special { path, kind } => format!("Created {}: {}", kind, human_path(path)),
         Event::Skipped { path, message } => {
             format!("Skipped: {}: {}", human_path(path), message)
         }
@@ -130,6 +131,10 @@ pub fn json_line(event: &Event<'_>) -> String {
             field(&mut o, "path", path.as_os_str().as_bytes());
             field(&mut o, "target", target);
         }
+        Event::Special { path, kind } => {
+            field(&mut o, "path", path.as_os_str().as_bytes());
+            field(&mut o, "kind", kind.as_bytes());
+        }
         Event::Renamed { from, to } => {
             field(&mut o, "from", from.as_os_str().as_bytes());
             field(&mut o, "to", to.as_os_str().as_bytes());
@@ -164,16 +169,26 @@ pub fn json_line(event: &Event<'_>) -> String {
 /// The final `--json` object: `{"action":"summary",...,"exit":N}`.
 pub fn json_summary(s: &Summary, exit: i32) -> String {
     format!(
-        "{{\"action\":\"summary\",\"copied\":{},\"bytes\":{},\"dirs_created\":{},\"links\":{},\"deleted\":{},\"attrs\":{},\"renamed\":{},\"skipped\":{},\"errors\":{},\"exit\":{}}}",
-        s.copied, s.bytes, s.dirs_created, s.links, s.deleted, s.attrs, s.renamed, s.skipped, s.errors, exit
+        "{{\"action\":\"summary\",\"copied\":{},\"bytes\":{},\"dirs_created\":{},\"links\":{},\"deleted\":{},\"attrs\":{},\"renamed\":{},\"skipped\":{},\"specials\":{},\"errors\":{},\"exit\":{}}}",
+        s.copied,
+        s.bytes,
+        s.dirs_created,
+        s.links,
+        s.deleted,
+        s.attrs,
+        s.renamed,
+        s.skipped,
+        s.specials,
+        s.errors,
+        exit
     )
 }
 
 /// The `-v` closing line.
 pub fn human_summary(s: &Summary) -> String {
     format!(
-        "Summary: {} copied ({} bytes), {} directories created, {} links, {} deleted, {} attributes updated, {} skipped, {} errors",
-        s.copied, s.bytes, s.dirs_created, s.links, s.deleted, s.attrs, s.skipped, s.errors
+        "Summary: {} copied ({} bytes), {} directories created, {} links, {} deleted, {} attributes updated, {} special files, {} skipped, {} errors",
+        s.copied, s.bytes, s.dirs_created, s.links, s.deleted, s.attrs, s.specials, s.skipped, s.errors
     )
 }
 

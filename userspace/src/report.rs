@@ -49,6 +49,14 @@ pub enum Event<'a> {
         /// New destination path.
         to: &'a Path,
     },
+    /// A special file was recreated in DST (`--specials`;
+    /// `Created fifo: DST/x`).
+    Special {
+        /// Destination path.
+        path: &'a Path,
+        /// `fifo`, `socket`, `character device`, `block device`.
+        kind: &'a str,
+    },
     /// A special file (FIFO, socket, device) in SRC was skipped.
     Skipped {
         /// Source path.
@@ -111,6 +119,7 @@ impl Event<'_> {
             Event::Deleted { .. } => "deleted",
             Event::Attrs { .. } => "attrs",
             Event::Renamed { .. } => "renamed",
+            Event::Special { .. } => "special",
             Event::Skipped { .. } => "skipped",
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",

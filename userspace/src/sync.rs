@@ -68,6 +68,9 @@ pub struct Options {
     pub fsync: bool,
     /// Which metadata backend to use.
     pub stat_backend: BackendChoice,
+    /// Recreate FIFOs, sockets and device nodes in DST (devices need root)
+    /// instead of skipping them.
+    pub specials: bool,
 }
 
 /// Counts of what an operation did.
@@ -89,6 +92,8 @@ pub struct Summary {
     pub renamed: u64,
     /// Special files skipped.
     pub skipped: u64,
+    /// Special files (FIFOs, sockets, devices) recreated (`--specials`).
+    pub specials: u64,
     /// Entries that failed (reported, the rest went on).
     pub errors: u64,
 }
@@ -104,12 +109,19 @@ impl Summary {
         self.attrs += o.attrs;
         self.renamed += o.renamed;
         self.skipped += o.skipped;
+        self.specials += o.specials;
         self.errors += o.errors;
     }
 
     /// Number of changes made (or, in a dry run, that would be made).
     pub fn actions(&self) -> u64 {
-        self.copied + self.dirs_created + self.links + self.deleted + self.attrs + self.renamed
+        self.copied
+            + self.dirs_created
+            + self.links
+            + self.deleted
+            + self.attrs
+            + self.renamed
+            + self.specials
     }
 }
 
@@ -134,6 +146,7 @@ struct Counters {
     attrs: AtomicU64,
     renamed: AtomicU64,
     skipped: AtomicU64,
+    specials: AtomicU64,
     errors: AtomicU64,
 }
 
@@ -149,6 +162,7 @@ impl Counters {
             attrs: g(&self.attrs),
             renamed: g(&self.renamed),
             skipped: g(&self.skipped),
+            specials: g(&self.specials),
             errors: g(&self.errors),
         }
     }
@@ -740,6 +754,10 @@ fn converge(
 ) {
     let opts = &op.sh.opts;
     let s = match s {
+        Some(m) if matches!(m.kind, Kind::Special(_)) && opts.specials => {
+            sync_special(op, dir, name, rel, m, d);
+            return;
+        }
         Some(m) if matches!(m.kind, Kind::Special(_)) => {
             inc(&op.counters.skipped, 1);
             let msg = format!("{} not copied", m.kind.describe());
@@ -912,6 +930,63 @@ fn sync_symlink(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Opt
     op.event(Event::Linked {
         path: &p,
         target: &target,
+    });
+}
+
+/// `--specials`: recreates a FIFO, socket or device node (same type, mode,
+/// device number and mtime) under a temporary name, renamed into place.
+fn sync_special(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
+    let sp = op.src_path(rel);
+    // The device number is not part of the compared record: ask statx.
+    let rdev = |fd: RawFd| -> io::Result<libc::dev_t> {
+        let (major, minor) = sys::rdev_at(fd, name)?;
+        Ok(libc::makedev(major, minor))
+    };
+    let want = match rdev(dir.src.as_raw_fd()) {
+        Ok(r) => r,
+        Err(e) => {
+            op.fail("cannot stat", sp, e);
+            return;
+        }
+    };
+    let p = op.dst_path(rel);
+    if let (Some(dm), Some(fd)) = (d, dir.dst_fd()) {
+        if dm.kind == s.kind && rdev(fd).map(|r| r == want).unwrap_or(false) {
+            fix_attrs(op, dir, name, rel, s, dm);
+            return;
+        }
+    }
+    if !op.sh.opts.dry_run {
+        let Some(fd) = dir.dst_fd() else { return };
+        dir.prepare_write();
+        let tmp = copy::temp_name();
+        let Kind::Special(fmt) = s.kind else { return };
+        if let Err(e) = sys::mknod_at(fd, &tmp, fmt | (s.perm & 0o777), want) {
+            op.fail("cannot create", p, e);
+            return;
+        }
+        let res = sys::chmod_at_nofollow(fd, &tmp, s.perm)
+            .and_then(|()| sys::set_mtime_at(fd, &tmp, s.mtime, s.mtime_nsec))
+            .and_then(|()| {
+                if let Some(Meta {
+                    kind: Kind::Dir, ..
+                }) = d
+                {
+                    let n = copy::remove_tree(fd, name, op.sh.is_root)?;
+                    inc(&op.counters.deleted, n);
+                }
+                sys::rename_at(fd, &tmp, fd, name)
+            });
+        if let Err(e) = res {
+            let _ = sys::unlink_at(fd, &tmp);
+            op.fail("cannot create", p, e);
+            return;
+        }
+    }
+    inc(&op.counters.specials, 1);
+    op.event(Event::Special {
+        path: &p,
+        kind: s.kind.describe(),
     });
 }
 

@@ -93,6 +93,30 @@ pub fn mkdir_at(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
     cvt(unsafe { libc::mkdirat(dir, name.as_ptr(), mode as libc::mode_t) }).map(drop)
 }
 
+/// `mknodat` (FIFOs, sockets, device nodes).
+pub fn mknod_at(dir: RawFd, name: &CStr, mode: u32, dev: libc::dev_t) -> io::Result<()> {
+    // SAFETY: NUL-terminated name, plain syscall.
+    cvt(unsafe { libc::mknodat(dir, name.as_ptr(), mode as libc::mode_t, dev) }).map(drop)
+}
+
+/// The device number (major, minor) of the device node `name` in `dir`
+/// (0, 0 for anything else), not following symlinks.
+pub fn rdev_at(dir: RawFd, name: &CStr) -> io::Result<(u32, u32)> {
+    // SAFETY: statx is plain old data; all-zero is valid.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated name and a valid out-pointer.
+    cvt(unsafe {
+        libc::statx(
+            dir,
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_TYPE,
+            &mut stx,
+        )
+    })?;
+    Ok((stx.stx_rdev_major, stx.stx_rdev_minor))
+}
+
 /// `unlinkat` of a non-directory.
 pub fn unlink_at(dir: RawFd, name: &CStr) -> io::Result<()> {
     // SAFETY: NUL-terminated name, plain syscall.

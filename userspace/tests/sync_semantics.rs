@@ -441,3 +441,49 @@ fn exclude_negation_and_directory_patterns_from_the_command_line() {
     let names = Dir::open(&dst).names();
     assert_eq!(names, vec![b"cachefile".to_vec(), b"keep.log".to_vec()]);
 }
+
+#[test]
+fn specials_option_recreates_fifos_sockets_and_devices() {
+    let (_t, src, dst) = pair();
+    let mk = |name: &str, mode: u32, dev: libc::dev_t| {
+        let c = std::ffi::CString::new(src.join(name).as_os_str().as_bytes()).unwrap();
+        // SAFETY: NUL-terminated path.
+        let r = unsafe { libc::mknod(c.as_ptr(), mode, dev) };
+        assert_eq!(r, 0, "mknod {name}: {}", std::io::Error::last_os_error());
+    };
+    mk("fifo", libc::S_IFIFO | 0o640, 0);
+    let mut expected = 1;
+    if is_root() {
+        mk("null", libc::S_IFCHR | 0o666, libc::makedev(1, 3));
+        mk("loop", libc::S_IFBLK | 0o600, libc::makedev(7, 0));
+        expected += 2;
+    }
+    let _sock = std::os::unix::net::UnixListener::bind(src.join("sock")).ok();
+    if _sock.is_some() {
+        expected += 1;
+    }
+    let s = Dir::open(&src);
+    s.set_mtime(b"fifo", 1234, 5678);
+    // DST has something else under one of the names.
+    std::fs::create_dir_all(dst.join("fifo/inner")).unwrap();
+    let out = json(&src, &dst, &["--specials"]);
+    assert_eq!(summary_field(&out, "specials"), expected, "{out}");
+    assert_eq!(summary_field(&out, "skipped"), 0, "{out}");
+    assert!(out.contains("\"action\":\"special\""), "{out}");
+    assert_trees_equal(&src, &dst);
+    // Idempotent; a changed device number is fixed.
+    let out = json(&src, &dst, &["--specials"]);
+    assert_eq!(summary_field(&out, "specials"), 0, "{out}");
+    if is_root() {
+        s.unlink(b"null");
+        mk("null", libc::S_IFCHR | 0o666, libc::makedev(1, 5));
+        s.set_mtime(b"null", 99, 0);
+        let out = json(&src, &dst, &["--specials"]);
+        assert_eq!(summary_field(&out, "specials"), 1, "{out}");
+        assert_trees_equal(&src, &dst);
+    }
+    // Without the option they are skipped and DST's copies removed.
+    let out = json(&src, &dst, &[]);
+    assert_eq!(summary_field(&out, "skipped"), expected, "{out}");
+    assert!(Dir::open(&dst).stat(b"fifo").is_none());
+}

@@ -430,6 +430,8 @@ pub struct EntryInfo {
     /// between trees; snapshots of one tree taken before and after a run
     /// that must not write are compared whole).
     pub ctime: (i64, i64),
+    /// Device number (device nodes).
+    pub rdev: u64,
     /// Content (files) or target (symlinks).
     pub data: Vec<u8>,
 }
@@ -452,6 +454,7 @@ fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> EntryInfo {
         mtime: (st.st_mtime, st.st_mtime_nsec),
         ino: st.st_ino,
         ctime: (st.st_ctime, st.st_ctime_nsec),
+        rdev: st.st_rdev,
         data,
     }
 }
@@ -471,6 +474,7 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, EntryInfo> {
             mtime: (st.st_mtime, st.st_mtime_nsec),
             ino: st.st_ino,
             ctime: (st.st_ctime, st.st_ctime_nsec),
+            rdev: st.st_rdev,
             data: Vec::new(),
         },
     );
@@ -526,6 +530,9 @@ pub fn tree_diff(a: &Path, b: &Path) -> Vec<String> {
                     }
                     if ea.mtime != eb.mtime {
                         let _ = write!(d, " mtime {:?} vs {:?};", ea.mtime, eb.mtime);
+                    }
+                    if ea.rdev != eb.rdev {
+                        let _ = write!(d, " device {:x} vs {:x};", ea.rdev, eb.rdev);
                     }
                     if ea.data != eb.data {
                         let what = if ea.kind == libc::S_IFLNK {
