@@ -7,7 +7,7 @@
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -211,8 +211,9 @@ pub fn chmod_fd(fd: RawFd, mode: u32) -> io::Result<()> {
 }
 
 /// Changes the mode of `name` in `dir` without following a symlink:
-/// `fchmodat2(AT_SYMLINK_NOFOLLOW)` (Linux 6.6+), else open with
-/// `O_NOFOLLOW` + `fchmod`.
+/// `fchmodat2(AT_SYMLINK_NOFOLLOW)` (Linux 6.6+, refuses symlinks). On
+/// older kernels: `fchmodat` after checking that the entry is not a
+/// symlink (never opening it: it may be a device node).
 pub fn chmod_at_nofollow(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
     const SYS_FCHMODAT2: libc::c_long = 452;
     // SAFETY: fchmodat2(dirfd, path, mode, flags): NUL-terminated path, no
@@ -234,8 +235,15 @@ pub fn chmod_at_nofollow(dir: RawFd, name: &CStr, mode: u32) -> io::Result<()> {
     if e.raw_os_error() != Some(libc::ENOSYS) {
         return Err(e);
     }
-    let fd = open_file_at(dir, name)?;
-    chmod_fd(fd.as_raw_fd(), mode)
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: NUL-terminated name and a valid out-pointer.
+    cvt(unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    // SAFETY: NUL-terminated name, plain syscall.
+    cvt(unsafe { libc::fchmodat(dir, name.as_ptr(), mode as libc::mode_t, 0) }).map(drop)
 }
 
 /// `fsync`.
