@@ -284,6 +284,15 @@ pub fn run_with(
     if let Err(e) = w.watch_tree(Path::new(""), Instant::now(), true) {
         return Err(Error::at("watching", src, e));
     }
+    // SRC renamed or replaced before its watch existed gives no event:
+    // check that the name still leads to the directory being watched.
+    if !sys::same_file(&w.root, src) {
+        eprintln!(
+            "dirsync: watch: source directory {} was moved or replaced while starting; stopping",
+            src.display()
+        );
+        return Ok(ExitStatus::Fatal);
+    }
     let start = Instant::now();
     w.queue.push_rescan_all(start);
     let mut initial: Option<u64> = None;

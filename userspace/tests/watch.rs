@@ -170,7 +170,22 @@ impl Watch {
             stderr,
             status: Mutex::new(None),
         };
-        // The initial sync: DST exists and equals SRC.
+        // SRC is watched (its watch is reported first, `-v` or `--json`),
+        // and the initial sync made DST equal.
+        let start = Instant::now();
+        while !w
+            .stdout_lines()
+            .iter()
+            .any(|l| l.starts_with("Watching: ") || l.contains("\"watching\""))
+        {
+            if start.elapsed() > DEADLINE {
+                panic!(
+                    "the watcher reported no watch within {DEADLINE:?}\n{}",
+                    w.stderr_text()
+                );
+            }
+            thread::sleep(POLL);
+        }
         wait_equal(&w, DEADLINE);
         w
     }

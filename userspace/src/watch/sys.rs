@@ -52,9 +52,10 @@ impl SignalFd {
     pub fn read(&self) -> Option<i32> {
         let mut last = None;
         loop {
-            // SAFETY: signalfd_siginfo is plain data, and the buffer is
-            // exactly its size as signalfd requires.
+            // SAFETY: signalfd_siginfo is plain data; all-zero is valid.
             let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+            // SAFETY: reads into a live buffer of exactly the size of
+            // signalfd_siginfo, as signalfd requires.
             let n = unsafe {
                 libc::read(
                     self.fd.as_raw_fd(),
@@ -299,6 +300,21 @@ pub fn rm_watch(ifd: RawFd, wd: i32) {
     unsafe {
         libc::inotify_rm_watch(ifd, wd);
     }
+}
+
+/// Whether `path` (following symlinks) is the file open as `fd`.
+pub fn same_file(fd: &OwnedFd, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    // SAFETY: stat is plain data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat fills `st` from a live descriptor.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    m.dev() == st.st_dev && m.ino() == st.st_ino
 }
 
 /// The current value of a sysctl under /proc/sys/fs/inotify.
