@@ -407,13 +407,15 @@ impl FileBatch {
 enum Job {
     /// Sync the contents of an opened directory.
     Contents(Arc<DirNode>),
-    /// Open the child directory `name` of `parent` (already present in DST
-    /// unless dry run) and sync its contents.
+    /// Open the child directory `name` of `parent`, create it in DST when
+    /// `dst_meta` is `None` (first removing what DST has there when
+    /// `replace`), and sync its contents.
     Subdir {
         parent: Arc<DirNode>,
         name: CString,
         src_meta: Meta,
         dst_meta: Option<Meta>,
+        replace: bool,
     },
     /// Copy (or first compare, with `--checksum`) regular files of one
     /// directory: small files go in batches (fewer queue operations), big
@@ -503,8 +505,9 @@ fn run_job(op: &Arc<Op>, q: &Queue, job: Job) {
             name,
             src_meta,
             dst_meta,
+            replace,
         } => {
-            if let Some(node) = open_subdir(op, &parent, &name, src_meta, dst_meta) {
+            if let Some(node) = open_subdir(op, &parent, &name, src_meta, dst_meta, replace) {
                 sync_contents(op, q, Arc::new(node));
             }
         }
@@ -569,6 +572,7 @@ fn open_subdir(
     name: &CStr,
     src_meta: Meta,
     dst_meta: Option<Meta>,
+    replace: bool,
 ) -> Option<DirNode> {
     let rel = sys::join(&parent.rel, name);
     let src = match sys::open_dir_at(parent.src.as_raw_fd(), name) {
@@ -578,6 +582,22 @@ fn open_subdir(
             return None;
         }
     };
+    if dst_meta.is_none() {
+        if replace && !remove_entry(op, parent, name, &rel) {
+            return None;
+        }
+        if !op.sh.opts.dry_run {
+            let fd = parent.dst_fd()?;
+            parent.prepare_write();
+            if let Err(e) = sys::mkdir_at(fd, name, 0o700) {
+                op.fail("cannot create directory", op.dst_path(&rel), e);
+                return None;
+            }
+        }
+        inc(&op.counters.dirs_created, 1);
+        let p = op.dst_path(&rel);
+        op.event(Event::CreatedDir { path: &p });
+    }
     let dst = match parent.dst_fd() {
         Some(pfd) if !(op.sh.opts.dry_run && dst_meta.is_none()) => {
             match sys::open_dir_at(pfd, name) {
@@ -798,32 +818,18 @@ fn converge(
             }
         }
         Kind::Dir => {
-            let mut dst_meta = d;
-            match d {
-                Some(dm) if dm.kind == Kind::Dir => {}
-                _ => {
-                    if d.is_some() && !remove_entry(op, dir, name, rel) {
-                        return;
-                    }
-                    if !opts.dry_run {
-                        let Some(fd) = dir.dst_fd() else { return };
-                        dir.prepare_write();
-                        if let Err(e) = sys::mkdir_at(fd, name, 0o700) {
-                            op.fail("cannot create directory", op.dst_path(rel), e);
-                            return;
-                        }
-                    }
-                    inc(&op.counters.dirs_created, 1);
-                    let p = op.dst_path(rel);
-                    op.event(Event::CreatedDir { path: &p });
-                    dst_meta = None;
-                }
-            }
+            // Creating (or replacing) the DST directory waits until the SRC
+            // one is open: an unreadable directory leaves DST untouched.
+            let (dst_meta, replace) = match d {
+                Some(dm) if dm.kind == Kind::Dir => (Some(dm), false),
+                other => (None, other.is_some()),
+            };
             q.push(Job::Subdir {
                 parent: dir.clone(),
                 name: name.to_owned(),
                 src_meta: s,
                 dst_meta,
+                replace,
             });
         }
         Kind::Symlink => sync_symlink(op, dir, name, rel, s, d),

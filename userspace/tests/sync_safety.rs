@@ -173,13 +173,19 @@ fn unreadable_entries_are_reported_and_skipped_the_rest_is_synced() {
     s.write(b"unreadable-file", b"no");
     let ud = s.mkdir(b"unreadable-dir", 0o755);
     ud.write(b"inside", b"i");
-    // DST already has older versions of both: they must be left alone.
+    s.mkdir(b"unreadable-new-dir", 0o755).write(b"x", b"x");
+    s.mkdir(b"unreadable-dir-over-file", 0o755)
+        .write(b"y", b"y");
+    // DST already has older versions of them: they must be left alone.
     std::fs::create_dir(&dst).unwrap();
     std::fs::write(dst.join("unreadable-file"), b"old").unwrap();
     std::fs::create_dir(dst.join("unreadable-dir")).unwrap();
     std::fs::write(dst.join("unreadable-dir/old"), b"old").unwrap();
+    std::fs::write(dst.join("unreadable-dir-over-file"), b"a file").unwrap();
     s.chmod(b"unreadable-file", 0o000);
     s.chmod(b"unreadable-dir", 0o000);
+    s.chmod(b"unreadable-new-dir", 0o000);
+    s.chmod(b"unreadable-dir-over-file", 0o000);
     // The tempdir itself must be enterable by the unprivileged user.
     std::fs::set_permissions(
         t.path(),
@@ -195,10 +201,18 @@ fn unreadable_entries_are_reported_and_skipped_the_rest_is_synced() {
         "{err}"
     );
     assert!(err.contains("unreadable-dir"), "{err}");
-    assert!(err.contains("2 entries could not be synced"), "{err}");
+    assert!(err.contains("4 entries could not be synced"), "{err}");
+    // Nothing was created or replaced for the unreadable directories.
+    assert!(std::fs::symlink_metadata(dst.join("unreadable-new-dir")).is_err());
+    assert_eq!(
+        std::fs::read(dst.join("unreadable-dir-over-file")).unwrap(),
+        b"a file"
+    );
     // Everything else is there and exact.
     s.chmod(b"unreadable-file", 0o644);
     s.chmod(b"unreadable-dir", 0o755);
+    s.chmod(b"unreadable-new-dir", 0o755);
+    s.chmod(b"unreadable-dir-over-file", 0o755);
     let diffs = tree_diff(&src, &dst);
     for d in &diffs {
         assert!(
