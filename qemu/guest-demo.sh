@@ -5,7 +5,7 @@ set -u
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
-say "Discovery: $(ls /sys/kernel/dirsync)"
+say "Discovery: $(ls /sys/kernel/dirsync | tr '\n' ' ')"
 for f in /sys/kernel/dirsync/*; do
 	printf '  %s = %s   (%s)\n' "$f" "$(cat "$f")" "$(ls -l "$f" | cut -d' ' -f1)"
 done
@@ -25,7 +25,7 @@ for p in demo/hello.txt demo/dir demo/link demo/dangling demo/missing \
 done
 echo "\$ dirsync-stat -n demo/link   (AT_SYMLINK_NOFOLLOW)"
 dirsync-stat -n demo/link
-echo "\$ stat -c '%s %Y %i %t:%T' demo/hello.txt   (busybox stat, for comparison)"
+echo "\$ stat -c '%s %Y %i' demo/hello.txt   (busybox stat: size, mtime, inode, for comparison)"
 stat -c '%s %Y %i' demo/hello.txt
 
 if [ -x /guest/bin/dirsync ] && [ -f /guest/demo-guest.sh ]; then
