@@ -8,7 +8,7 @@ PKGS=(
 	clang lld llvm libclang-dev
 	qemu-system-x86 busybox-static cpio
 	flex bison bc libelf-dev libssl-dev
-	make gcc libc6-dev xz-utils python3 git patch perl rsync
+	make gcc libc6-dev xz-utils python3 git patch perl
 	rsync lsyncd
 )
 BINDGEN_VERSION=0.69.5
