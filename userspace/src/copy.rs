@@ -36,6 +36,56 @@ pub fn create_temp(dir: RawFd) -> io::Result<(CString, OwnedFd)> {
     }
 }
 
+/// Opens an unnamed temporary file (`O_TMPFILE`) in `dir`: it gets a name
+/// only through [`link_tmpfile`], once complete.
+pub fn open_tmpfile(dir: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: "." is NUL-terminated; O_TMPFILE needs a mode argument.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c".".as_ptr(),
+            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fresh descriptor owned by nobody else.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Gives the `O_TMPFILE` file `fd` the name `name` in `dir` (fails with
+/// `EEXIST` if the name exists): `linkat(AT_EMPTY_PATH)`, or through
+/// `/proc/self/fd` where that needs a capability we lack.
+pub fn link_tmpfile(fd: RawFd, dir: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: empty NUL-terminated path with AT_EMPTY_PATH names `fd`.
+    let r = unsafe { libc::linkat(fd, c"".as_ptr(), dir, name.as_ptr(), libc::AT_EMPTY_PATH) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EPERM)) {
+        return Err(e);
+    }
+    let proc_path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
+    // SAFETY: NUL-terminated paths; the magic link resolves to `fd`'s file.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            proc_path.as_ptr(),
+            dir,
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Copies exactly `len` bytes (or until EOF, if the file shrank) from
 /// `src` to `dst`, both at their current offsets (a fresh open: 0). Uses
 /// `copy_file_range`, falls back to read/write where the kernel or file

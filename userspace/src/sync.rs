@@ -183,6 +183,9 @@ struct Shared {
     is_root: bool,
     progress: Progress,
     threads: usize,
+    /// Whether new files can be written as `O_TMPFILE` and linked into
+    /// place: 0 not known yet, 1 yes, 2 no (named temporary + rename).
+    tmpfile: std::sync::atomic::AtomicU8,
 }
 
 /// Errors that stop a whole operation (out of space).
@@ -1030,7 +1033,8 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
     }
     let Some(dfd) = dir.dst_fd() else { return };
     let sfd = dir.src.as_raw_fd();
-    for attempt in 0..=COPY_RETRIES {
+    let mut attempt = 0;
+    while attempt <= COPY_RETRIES {
         let src = match sys::open_file_at(sfd, name) {
             Ok(f) => f,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return, // vanished
@@ -1062,7 +1066,24 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
             return;
         }
         dir.prepare_write();
-        let (tmp, out) = match copy::create_temp(dfd) {
+        // A new file is written unnamed (O_TMPFILE) and linked into place
+        // once complete; a file that replaces something goes through a
+        // named temporary and renameat. Either way no partial file ever
+        // has the final name.
+        let unnamed = d.is_none() && op.sh.tmpfile.load(Ordering::Relaxed) != 2;
+        let opened = if unnamed {
+            match copy::open_tmpfile(dfd) {
+                Ok(fd) => Ok((None, fd)),
+                Err(e) if is_fatal(&e) => Err(e),
+                Err(_) => {
+                    op.sh.tmpfile.store(2, Ordering::Relaxed);
+                    copy::create_temp(dfd).map(|(t, fd)| (Some(t), fd))
+                }
+            }
+        } else {
+            copy::create_temp(dfd).map(|(t, fd)| (Some(t), fd))
+        };
+        let (tmp, out) = match opened {
             Ok(t) => t,
             Err(e) => {
                 op.fail(
@@ -1071,6 +1092,11 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
                     e,
                 );
                 return;
+            }
+        };
+        let discard = |tmp: &Option<CString>| {
+            if let Some(t) = tmp {
+                let _ = sys::unlink_at(dfd, t);
             }
         };
         let ofd = out.as_raw_fd();
@@ -1082,7 +1108,7 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
             Ok(x) => x,
             Err(e) => {
                 drop(out);
-                let _ = sys::unlink_at(dfd, &tmp);
+                discard(&tmp);
                 op.fail("cannot copy", sp, e);
                 return;
             }
@@ -1096,7 +1122,8 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
         {
             // The source changed while we copied it: try again.
             drop(out);
-            let _ = sys::unlink_at(dfd, &tmp);
+            discard(&tmp);
+            attempt += 1;
             continue;
         }
         let res = sys::chmod_fd(ofd, after.perm)
@@ -1107,9 +1134,9 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
                 } else {
                     Ok(())
                 }
-            })
-            .and_then(|()| {
-                drop(out);
+            });
+        let res = res.and_then(|()| match &tmp {
+            Some(t) => {
                 if let Some(Meta {
                     kind: Kind::Dir, ..
                 }) = d
@@ -1117,10 +1144,33 @@ fn sync_file(op: &Op, dir: &DirNode, name: &CStr, s: Meta, d: Option<Meta>, comp
                     let n = copy::remove_tree(dfd, name, op.sh.is_root)?;
                     inc(&op.counters.deleted, n);
                 }
-                sys::rename_at(dfd, &tmp, dfd, name)
-            });
+                sys::rename_at(dfd, t, dfd, name)
+            }
+            None => match copy::link_tmpfile(ofd, dfd, name) {
+                Ok(()) => {
+                    op.sh.tmpfile.store(1, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    // The name appeared meanwhile: replace it atomically.
+                    let t = copy::temp_name();
+                    copy::link_tmpfile(ofd, dfd, &t)?;
+                    sys::rename_at(dfd, &t, dfd, name).inspect_err(|_| {
+                        let _ = sys::unlink_at(dfd, &t);
+                    })
+                }
+                Err(e) => Err(e),
+            },
+        });
+        drop(out);
         if let Err(e) = res {
-            let _ = sys::unlink_at(dfd, &tmp);
+            discard(&tmp);
+            if tmp.is_none() && !is_fatal(&e) && op.sh.tmpfile.load(Ordering::Relaxed) == 0 {
+                // Unnamed files cannot be linked here (no /proc, no
+                // capability): do it again with a named temporary.
+                op.sh.tmpfile.store(2, Ordering::Relaxed);
+                continue;
+            }
             op.fail("cannot copy", sp, e);
             return;
         }
@@ -1312,6 +1362,7 @@ impl Syncer {
             is_root: sys::euid() == 0,
             progress: Progress::default(),
             threads,
+            tmpfile: std::sync::atomic::AtomicU8::new(0),
         };
         Ok(Syncer {
             sh: Arc::new(sh),
