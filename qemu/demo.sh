@@ -7,6 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
 
+vm_lock
 vm_kernel
 vm_stage_userspace
 rm -rf "$VM/root"

@@ -10,6 +10,16 @@ die() {
 	exit 1
 }
 
+# One VM run at a time per work tree: build/vm is shared.
+vm_lock() {
+	mkdir -p "$ROOT/build"
+	exec 8>"$ROOT/build/vm.lock"
+	if ! flock -n 8; then
+		echo "vm: waiting for another VM run in this tree" >&2
+		flock 8
+	fi
+}
+
 # Builds (or takes from the cache) the kernel; sets BZIMAGE.
 vm_kernel() {
 	local out

@@ -65,7 +65,7 @@ g format-patch -q --numbered --no-signature --zero-commit --no-binary \
 
 status=0
 for p in "$out"/*.patch; do
-	if ! report=$("$pristine/scripts/checkpatch.pl" --strict --no-tree --terse \
+	if ! report=$(cd "$pristine" && ./scripts/checkpatch.pl --strict --terse \
 		--show-types "$p" 2>&1); then
 		echo "checkpatch: $(basename "$p"):" >&2
 		echo "$report" >&2
