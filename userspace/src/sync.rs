@@ -24,10 +24,15 @@
 //! core: "sync this directory" (list both sides with `getdents64`, one
 //! stat per entry relative to the directory descriptors, decide, act) and
 //! "copy/compare this file". Every directory being worked on is a
-//! [`DirNode`] holding its SRC and DST descriptors; children hold a
+//! `DirNode` holding its SRC and DST descriptors; children hold a
 //! reference to their parent, and when the last reference goes away the
 //! directory's mode and mtime are applied: directories get their attributes
 //! after all their children, in parallel, with no second pass.
+//!
+//! Files are never visible half-written: a new file is an unnamed
+//! `O_TMPFILE` linked into place once complete, a replacement a named
+//! temporary renamed over the old entry; both get mode and mtime first, and
+//! a source that changed during the copy is copied again.
 //!
 //! Every name handed to a system call is a single component relative to an
 //! open directory opened with `O_NOFOLLOW | O_DIRECTORY`; nothing in SRC or
