@@ -68,7 +68,7 @@ pub struct SyncArgs {
     /// Excluded entries are neither copied nor deleted
     #[arg(long, value_name = "PATTERN")]
     pub exclude: Vec<OsString>,
-    /// fsync every copied file before renaming it into place
+    /// fsync every copied file before it gets its final name
     #[arg(long)]
     pub fsync: bool,
     /// Recreate FIFOs, sockets and device nodes instead of skipping them
@@ -135,7 +135,7 @@ impl SyncArgs {
     long_about = "Make DST an exact replica of SRC: regular files (content, size, \
 mtime to the nanosecond, permission bits), directories, symlinks (never followed); \
 entries DST has and SRC lacks are removed. FIFOs, sockets and devices are skipped \
-with a warning; hard links are copied as independent files.\n\n\
+with a warning (or recreated, with --specials); hard links are copied as independent files.\n\n\
 `dirsync watch SRC DST` keeps doing it as SRC changes.",
     after_help = EXIT_CODES,
     args_conflicts_with_subcommands = true,
