@@ -1412,10 +1412,17 @@ impl Syncer {
         fd.try_clone()
     }
 
+    /// Opens `.` of `fd` anew: the same directory with a read offset of its
+    /// own. The root node lists its directories, and a `dup` would share
+    /// the offset: a second listing would start at the end and see nothing.
+    fn reopen(fd: &OwnedFd) -> io::Result<OwnedFd> {
+        sys::open_dir_at(fd.as_raw_fd(), c".")
+    }
+
     /// The node of the roots.
     fn root_node(&self, op: &Arc<Op>) -> Result<DirNode> {
-        let src =
-            Self::dup(&self.src_fd).map_err(|e| Error::at("cannot dup", &self.sh.src_root, e))?;
+        let src = Self::reopen(&self.src_fd)
+            .map_err(|e| Error::at("cannot reopen", &self.sh.src_root, e))?;
         let src_meta = self
             .sh
             .backend
@@ -1423,7 +1430,8 @@ impl Syncer {
             .map_err(|e| Error::at("cannot stat", &self.sh.src_root, e))?;
         let (dst, dst_meta) = match &self.dst_fd {
             Some(fd) => {
-                let d = Self::dup(fd).map_err(|e| Error::at("cannot dup", &self.sh.dst_root, e))?;
+                let d = Self::reopen(fd)
+                    .map_err(|e| Error::at("cannot reopen", &self.sh.dst_root, e))?;
                 let m = self
                     .sh
                     .backend

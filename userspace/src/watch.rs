@@ -83,43 +83,6 @@ impl Engine for Syncer {
     }
 }
 
-/// The engine of [`run`]: one [`Syncer`] for the per-path operations, and
-/// a fresh one for each full rescan. A `Syncer` lists SRC's and DST's
-/// roots through descriptors it keeps open, duplicated (`dup` shares the
-/// directory offset), so a second `sync_all` on the same `Syncer` would
-/// start reading the roots at their end and see them empty.
-struct WatchEngine {
-    syncer: Syncer,
-    src: PathBuf,
-    dst: PathBuf,
-    options: Options,
-    reporter: Arc<dyn Reporter>,
-}
-
-impl Engine for WatchEngine {
-    fn sync_all(&self) -> Result<Summary> {
-        Syncer::new(
-            &self.src,
-            &self.dst,
-            self.options.clone(),
-            self.reporter.clone(),
-        )?
-        .sync_all()
-    }
-    fn sync_path(&self, rel: &Path) -> Result<Summary> {
-        if rel.as_os_str().is_empty() {
-            return self.sync_all();
-        }
-        self.syncer.sync_path(rel)
-    }
-    fn sync_attrs(&self, rel: &Path) -> Result<Summary> {
-        self.syncer.sync_attrs(rel)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> Result<Summary> {
-        self.syncer.rename(from, to)
-    }
-}
-
 /// Tunables of the watcher.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -177,15 +140,8 @@ pub fn run(
         recursive: !options.no_recursive,
         ..Config::default()
     };
-    let syncer = Syncer::new(src, dst, options.clone(), reporter.clone())?;
-    let engine = WatchEngine {
-        syncer,
-        src: src.to_path_buf(),
-        dst: dst.to_path_buf(),
-        options,
-        reporter: reporter.clone(),
-    };
-    run_with(src, Arc::new(engine), reporter, Signals(signals), config)
+    let syncer = Syncer::new(src, dst, options, reporter.clone())?;
+    run_with(src, Arc::new(syncer), reporter, Signals(signals), config)
 }
 
 /// The SIGINT/SIGTERM source of [`run_with`] (created by [`Signals::new`],

@@ -105,3 +105,26 @@ fn sync_attrs_and_rename() {
     assert_eq!((sum.renamed, sum.copied), (0, 1));
     assert_trees_equal(&src, &dst);
 }
+
+/// One `Syncer` serves many full syncs (the watcher's overflow rescans):
+/// each lists SRC's and DST's roots from their start.
+#[test]
+fn repeated_sync_all_on_one_syncer_sees_top_level_changes() {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    build_sample_tree(&src);
+    let s = syncer(&src, &dst);
+    s.sync_all().unwrap();
+    assert_trees_equal(&src, &dst);
+    for round in 0..3u8 {
+        let name = format!("top-{round}");
+        std::fs::write(src.join(&name), [round; 3]).unwrap();
+        let sum = s.sync_all().unwrap();
+        assert_eq!(sum.copied, 1, "round {round}");
+        assert_trees_equal(&src, &dst);
+        std::fs::remove_file(src.join(&name)).unwrap();
+        let sum = s.sync_path(Path::new("")).unwrap();
+        assert_eq!(sum.deleted, 1, "round {round}");
+        assert_trees_equal(&src, &dst);
+    }
+}
