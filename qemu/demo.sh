@@ -17,7 +17,7 @@ rc=0
 vm_boot demo "${DIRSYNC_VM_TIMEOUT:-600}" || rc=$?
 tr -d '\r' <"$VM/results.log" 2>/dev/null | grep -qx "=== GUEST DONE" ||
 	die "the demo VM did not finish (status $rc)"
-if grep -aE "Kernel panic|Oops|BUG:|WARNING:|Call Trace" "$VM/console.log"; then
+if grep -aE "\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG:|WARNING:|Call Trace)" "$VM/console.log"; then
 	die "kernel problems during the demo (see above)"
 fi
 echo "demo: done ($KERNEL_VERSION)"
