@@ -19,6 +19,11 @@ set -euo pipefail
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
 
+# Whatever stops the run early (kernel build, staging, packing), the last
+# line is still the closing line.
+closed=0
+trap '[ $closed = 1 ] || echo "0 passed, 1 failed"' EXIT
+
 vm_lock
 vm_kernel
 vm_stage_userspace
@@ -46,5 +51,6 @@ if grep -aE "\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG:|WARNING:|Call Trace)
 else
 	passed=$((passed + 1))
 fi
+closed=1
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
