@@ -68,7 +68,10 @@ impl ReadOnlyAttr {
 unsafe fn emit_u32(buf: *mut c_char, value: u32) -> isize {
     // SAFETY: `buf` is a sysfs show buffer (function safety requirement)
     // and the format consumes exactly one `unsigned int`.
-    let len = unsafe { bindings::sysfs_emit(buf, c_str!("%u\n").as_char_ptr(), value as c_uint) };
+    let len =
+        unsafe { bindings::sysfs_emit(buf, c_str!("%u\n").as_char_ptr(), c_uint::from(value)) };
+    // CAST: `sysfs_emit()` returns a byte count (at most `PAGE_SIZE`) or a
+    // negative errno; both fit in `isize`.
     len as isize
 }
 
