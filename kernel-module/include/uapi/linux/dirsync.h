@@ -12,9 +12,11 @@
  * @dfd itself.  Any other flag bit is -EINVAL.
  *
  * A missing final component is not an error: the call returns 0 with
- * @info->exists == 0 and every other byte of @info zero.  Other failures
- * return -errno: EFAULT, ENAMETOOLONG, ENOENT (missing directory in the
- * prefix), ENOTDIR, ELOOP, EACCES, EBADF, EINVAL.
+ * @info->exists == 0 and every other byte of @info zero (a dangling final
+ * symlink, when followed, counts as missing).  Other failures return
+ * -errno: EFAULT, ENAMETOOLONG, ENOENT (missing directory in the prefix,
+ * or an empty @path without AT_EMPTY_PATH), ENOTDIR, ELOOP, EACCES, EBADF,
+ * EINVAL.
  *
  * Every byte of struct dirsync_info is written on success, padding and
  * reserved fields as zero.  Its layout is the same on every 64-bit
