@@ -291,6 +291,37 @@ impl DirNode {
         }
     }
 
+    /// Copies the SRC directory's current mode and mtime to the DST
+    /// directory. Concurrent operations on entries of one directory (the
+    /// watcher's, on siblings) each end here, and SRC may change meanwhile:
+    /// a value read before another operation's write could land after it.
+    /// So SRC is read again after the write, and the write repeated until
+    /// SRC held still across it; the last writer thus leaves what SRC has.
+    fn apply_src_attrs(&self, fd: RawFd) -> Result<(), (&'static str, io::Error)> {
+        let b = &self.op.sh.backend;
+        let src_now = || {
+            b.stat_fd(self.src.as_raw_fd())
+                .map_err(|e| ("cannot stat directory", e))
+        };
+        let mut s = src_now()?;
+        for _ in 0..4 {
+            let cur = b.stat_fd(fd).map_err(|e| ("cannot stat directory", e))?;
+            if cur.perm != s.perm {
+                sys::chmod_fd(fd, s.perm).map_err(|e| ("cannot set directory attributes", e))?;
+            }
+            if !cur.same_mtime(&s) {
+                sys::set_mtime_fd(fd, s.mtime, s.mtime_nsec)
+                    .map_err(|e| ("cannot set directory attributes", e))?;
+            }
+            let again = src_now()?;
+            if again.perm == s.perm && again.same_mtime(&s) {
+                break;
+            }
+            s = again;
+        }
+        Ok(())
+    }
+
     /// Applies mode and mtime of the SRC directory to the DST directory
     /// when they differ (after every child is done).
     fn finish(&mut self) {
@@ -312,32 +343,17 @@ impl DirNode {
             return;
         }
         let Some(fd) = self.dst_fd() else { return };
-        let s = self.src_meta;
         let touched =
             self.dirty.load(Ordering::Relaxed) || self.made_writable.load(Ordering::Relaxed);
         let initially_differs = match self.dst_meta {
-            Some(d) => d.perm != s.perm || !d.same_mtime(&s),
+            Some(d) => d.perm != self.src_meta.perm || !d.same_mtime(&self.src_meta),
             None => true,
         };
         if !touched && !initially_differs {
             return;
         }
-        let cur = match op.sh.backend.stat_fd(fd) {
-            Ok(m) => m,
-            Err(e) => {
-                op.fail("cannot stat directory", op.dst_path(&self.rel), e);
-                return;
-            }
-        };
-        let mut res = Ok(());
-        if cur.perm != s.perm {
-            res = sys::chmod_fd(fd, s.perm);
-        }
-        if res.is_ok() && !cur.same_mtime(&s) {
-            res = sys::set_mtime_fd(fd, s.mtime, s.mtime_nsec);
-        }
-        if let Err(e) = res {
-            op.fail("cannot set directory attributes", op.dst_path(&self.rel), e);
+        if let Err((what, e)) = self.apply_src_attrs(fd) {
+            op.fail(what, op.dst_path(&self.rel), e);
             return;
         }
         if self.dst_meta.is_some() && initially_differs {
