@@ -647,6 +647,23 @@ impl Watcher {
         }
     }
 
+    /// SRC itself was deleted or moved: the run ends with an error.
+    fn source_gone(&mut self, mask: EventMask, deleted: bool) {
+        let what = if deleted {
+            "was deleted"
+        } else {
+            "was moved or renamed"
+        };
+        self.reporter.event(&Ev::Notify {
+            kind: kind_name(mask),
+            path: &self.src,
+        });
+        self.fatal.get_or_insert(format!(
+            "source directory {} {what}; stopping",
+            self.src.display()
+        ));
+    }
+
     fn handle(
         &mut self,
         wd: i32,
@@ -673,19 +690,7 @@ impl Watcher {
         if let Some((pwd, pname)) = &self.parent_wd {
             if *pwd == wd {
                 if name == Some(pname.as_os_str()) && mask.contains(EventMask::ISDIR) {
-                    let what = if mask.contains(EventMask::DELETE) {
-                        "was deleted"
-                    } else {
-                        "was moved or renamed"
-                    };
-                    self.reporter.event(&Ev::Notify {
-                        kind: kind_name(mask),
-                        path: &self.src,
-                    });
-                    self.fatal.get_or_insert(format!(
-                        "source directory {} {what}; stopping",
-                        self.src.display()
-                    ));
+                    self.source_gone(mask, mask.contains(EventMask::DELETE));
                 }
                 return;
             }
@@ -715,19 +720,7 @@ impl Watcher {
             // the same change by name, except for SRC.
             if node == ROOT {
                 if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-                    let what = if mask.contains(EventMask::DELETE_SELF) {
-                        "was deleted"
-                    } else {
-                        "was moved or renamed"
-                    };
-                    self.reporter.event(&Ev::Notify {
-                        kind: kind_name(mask),
-                        path: &self.src,
-                    });
-                    self.fatal.get_or_insert(format!(
-                        "source directory {} {what}; stopping",
-                        self.src.display()
-                    ));
+                    self.source_gone(mask, mask.contains(EventMask::DELETE_SELF));
                 } else if mask.contains(EventMask::ATTRIB) {
                     self.reporter.event(&Ev::Notify {
                         kind: "attrib",

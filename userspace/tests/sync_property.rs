@@ -10,39 +10,6 @@ use common::*;
 
 use std::path::Path;
 
-/// xorshift64*: small, deterministic, good enough to pick edits.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-    fn name(&mut self) -> Vec<u8> {
-        const ALPHABET: &[u8] = b"abcXYZ019-_. \n\xff\xe9";
-        let len = 1 + self.below(12) as usize;
-        loop {
-            let n: Vec<u8> = (0..len)
-                .map(|_| ALPHABET[self.below(ALPHABET.len() as u64) as usize])
-                .collect();
-            if n != b"." && n != b".." {
-                return n;
-            }
-        }
-    }
-}
-
 const MODES: [u32; 6] = [0o644, 0o600, 0o755, 0o700, 0o444, 0o750];
 
 fn random_file(r: &mut Rng, d: &Dir, name: &[u8]) {

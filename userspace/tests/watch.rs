@@ -34,7 +34,7 @@ fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
     SYSCTL_LOCK.write().unwrap_or_else(|p| p.into_inner())
 }
 
-use common::{bin, is_root};
+use common::{bin, is_root, Rng};
 
 thread_local! {
     static QUIET_PANICS: Cell<bool> = const { Cell::new(false) };
@@ -740,22 +740,6 @@ fn src_moved_is_a_clear_error() {
     assert!(w.stderr_text().contains("moved"), "{}", w.stderr_text());
 }
 
-/// A small seeded PRNG (xorshift64*), so a failing churn run can be
-/// replayed with the seed it prints.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 fn entries(root: &Path, dirs_only: bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
@@ -796,17 +780,17 @@ fn churn(w: &Watch, seed: u64, dur: Duration) -> u64 {
             files = entries(&w.src, false);
             files.retain(|f| f.symlink_metadata().map(|m| !m.is_dir()).unwrap_or(false));
         }
-        let dir = dirs[rng.below(dirs.len())].clone();
+        let dir = dirs[rng.index(dirs.len())].clone();
         let file = if files.is_empty() {
             None
         } else {
-            Some(files[rng.below(files.len())].clone())
+            Some(files[rng.index(files.len())].clone())
         };
         let name = format!("n{counter}");
-        let _ = match rng.below(16) {
+        let _ = match rng.index(16) {
             0..=3 => {
                 let p = dir.join(&name);
-                let len = rng.below(5000);
+                let len = rng.index(5000);
                 let r = fs::write(&p, vec![b'a' + (counter % 26) as u8; len]);
                 files.push(p);
                 r
@@ -821,19 +805,19 @@ fn churn(w: &Watch, seed: u64, dur: Duration) -> u64 {
                 fs::OpenOptions::new()
                     .write(true)
                     .open(f)
-                    .and_then(|h| h.set_len(rng.below(10) as u64))
+                    .and_then(|h| h.set_len(rng.index(10) as u64))
             }),
             7 => file.map_or(Ok(()), |f| {
                 fs::set_permissions(
                     f,
-                    fs::Permissions::from_mode(0o600 | (rng.below(8) as u32) << 3),
+                    fs::Permissions::from_mode(0o600 | (rng.index(8) as u32) << 3),
                 )
             }),
             8 => file.map_or(Ok(()), |f| {
                 let t = SystemTime::UNIX_EPOCH
                     + Duration::new(
-                        1_500_000_000 + rng.below(1000) as u64,
-                        rng.below(1_000_000_000) as u32,
+                        1_500_000_000 + rng.index(1000) as u64,
+                        rng.index(1_000_000_000) as u32,
                     );
                 fs::File::open(f).and_then(|h| h.set_times(fs::FileTimes::new().set_modified(t)))
             }),
@@ -845,7 +829,7 @@ fn churn(w: &Watch, seed: u64, dur: Duration) -> u64 {
                 r
             }
             11 => file.map_or(Ok(()), |f| {
-                let to = dirs[rng.below(dirs.len())].join(&name);
+                let to = dirs[rng.index(dirs.len())].join(&name);
                 fs::rename(f, to)
             }),
             12 => {
@@ -853,13 +837,13 @@ fn churn(w: &Watch, seed: u64, dur: Duration) -> u64 {
                 if dir == w.src {
                     Ok(())
                 } else {
-                    let to_parent = dirs[rng.below(dirs.len())].clone();
+                    let to_parent = dirs[rng.index(dirs.len())].clone();
                     fs::rename(&dir, to_parent.join(&name))
                 }
             }
             13 => {
                 // Move out, or in.
-                if rng.below(2) == 0 {
+                if rng.index(2) == 0 {
                     file.map_or(Ok(()), |f| fs::rename(f, w.outside.join(&name)))
                 } else {
                     let p = w.outside.join(format!("in{counter}"));
@@ -868,9 +852,9 @@ fn churn(w: &Watch, seed: u64, dur: Duration) -> u64 {
                         .and_then(|_| fs::rename(&p, dir.join(&name)))
                 }
             }
-            14 => std::os::unix::fs::symlink(format!("target-{}", rng.below(9)), dir.join(&name)),
+            14 => std::os::unix::fs::symlink(format!("target-{}", rng.index(9)), dir.join(&name)),
             _ => {
-                if dir != w.src && rng.below(4) == 0 {
+                if dir != w.src && rng.index(4) == 0 {
                     fs::remove_dir_all(&dir)
                 } else {
                     Ok(())

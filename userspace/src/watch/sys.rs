@@ -161,22 +161,7 @@ pub fn wait_readable(fds: &[RawFd], timeout: Option<Duration>) -> io::Result<Vec
         .collect())
 }
 
-/// Opens SRC itself (a symlink to a directory is followed, as the user
-/// named it).
-pub fn open_root(path: &Path) -> io::Result<OwnedFd> {
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: c is NUL-terminated and alive for the call; the descriptor
-    // is owned by the OwnedFd.
-    let fd = cvt(unsafe {
-        libc::open(
-            c.as_ptr(),
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    })?;
-    // SAFETY: fd is fresh and owned only here.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
+pub use crate::sys::open_root;
 
 /// Opens `root/rel` as a directory without following a symlink in any
 /// component (`rel` may be longer than PATH_MAX: it is opened component by
@@ -209,70 +194,26 @@ pub fn open_dir_at(root: RawFd, rel: &Path) -> io::Result<OwnedFd> {
 /// symlinks). `dir` is consumed.
 pub fn subdirs(dir: OwnedFd) -> io::Result<Vec<OsString>> {
     let fd = dir.as_raw_fd();
-    // SAFETY: fdopendir takes ownership of fd on success; on failure we
-    // still own it through `dir`.
-    let dp = unsafe { libc::fdopendir(fd) };
-    if dp.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(dir);
     let mut out = Vec::new();
-    let mut err = None;
-    loop {
-        // SAFETY: errno is thread-local; reset to tell end from error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: dp is a live DIR* owned here.
-        let ent = unsafe { libc::readdir64(dp) };
-        if ent.is_null() {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error().unwrap_or(0) != 0 {
-                err = Some(e);
-            }
-            break;
-        }
-        // SAFETY: ent points to a valid dirent64 until the next readdir;
-        // d_name is NUL-terminated.
-        let (name, dtype) = unsafe {
-            let e = &*ent;
-            (
-                std::ffi::CStr::from_ptr(e.d_name.as_ptr())
-                    .to_bytes()
-                    .to_vec(),
-                e.d_type,
-            )
-        };
-        if name == b"." || name == b".." {
-            continue;
-        }
-        let is_dir = match dtype {
+    for e in crate::sys::read_dir(fd)? {
+        let is_dir = match e.d_type {
             libc::DT_DIR => true,
             libc::DT_UNKNOWN => {
-                let c = CString::new(name.clone()).expect("no NUL in a dirent name");
-                // SAFETY: st is plain data filled by fstatat; c lives
-                // through the call; dirfd(dp) is valid while dp is open.
+                // SAFETY: `st` is plain data that fstatat fills; the name is
+                // NUL-terminated and `fd` is open for the whole call.
                 unsafe {
                     let mut st: libc::stat64 = std::mem::zeroed();
-                    libc::fstatat64(
-                        libc::dirfd(dp),
-                        c.as_ptr(),
-                        &mut st,
-                        libc::AT_SYMLINK_NOFOLLOW,
-                    ) == 0
+                    libc::fstatat64(fd, e.name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) == 0
                         && st.st_mode & libc::S_IFMT == libc::S_IFDIR
                 }
             }
             _ => false,
         };
         if is_dir {
-            out.push(OsString::from_vec(name));
+            out.push(OsString::from_vec(e.name.into_bytes()));
         }
     }
-    // SAFETY: dp is live and closed exactly once (closing the fd too).
-    unsafe { libc::closedir(dp) };
-    match err {
-        Some(e) => Err(e),
-        None => Ok(out),
-    }
+    Ok(out)
 }
 
 /// Adds an inotify watch on an open directory, through `/proc/self/fd`

@@ -631,3 +631,41 @@ pub fn build_sample_tree(root: &Path) {
 pub fn listing(root: &Path) -> Vec<String> {
     snapshot(root).keys().map(|k| show(k)).collect()
 }
+
+/// A small seeded PRNG (xorshift64*), so that a failing random test can be
+/// replayed with the seed it prints.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    /// An index below `n`.
+    pub fn index(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
+    }
+    pub fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    pub fn name(&mut self) -> Vec<u8> {
+        const ALPHABET: &[u8] = b"abcXYZ019-_. \n\xff\xe9";
+        let len = 1 + self.below(12) as usize;
+        loop {
+            let n: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[self.below(ALPHABET.len() as u64) as usize])
+                .collect();
+            if n != b"." && n != b".." {
+                return n;
+            }
+        }
+    }
+}
