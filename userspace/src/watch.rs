@@ -39,6 +39,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,7 @@ use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify};
 
+use crate::exclude::Excludes;
 use crate::report::{Event as Ev, Reporter};
 use crate::sync::{Options, Summary, Syncer};
 use crate::{Error, ExitStatus, Result};
@@ -96,6 +98,9 @@ pub struct Config {
     pub workers: usize,
     /// Watch subdirectories (false: only SRC itself, `--no-recursive`).
     pub recursive: bool,
+    /// `--exclude`: excluded directories are not watched (the engine leaves
+    /// them alone, so their events would be work for nothing).
+    pub excludes: Excludes,
 }
 
 impl Default for Config {
@@ -107,6 +112,7 @@ impl Default for Config {
             rescan_interval: Duration::from_secs(1),
             workers: cpus.clamp(2, 4),
             recursive: true,
+            excludes: Excludes::default(),
         }
     }
 }
@@ -136,8 +142,15 @@ pub fn run(
     // Block SIGINT/SIGTERM before any thread exists so that every thread
     // inherits the mask and the signals are only seen through the signalfd.
     let signals = sys::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?;
+    let excludes = Excludes::new(&options.excludes).map_err(|e| {
+        Error::new(
+            "bad --exclude pattern",
+            io::Error::new(io::ErrorKind::InvalidInput, e),
+        )
+    })?;
     let config = Config {
         recursive: !options.no_recursive,
+        excludes,
         ..Config::default()
     };
     let syncer = Syncer::new(src, dst, options, reporter.clone())?;
@@ -475,10 +488,24 @@ impl Watcher {
     /// is watched before it is listed, so a subdirectory created meanwhile
     /// is either listed or reported by the new watch). Errors other than
     /// a vanished entry are returned only for the root (`strict`).
+    /// Whether the directory `rel` (not SRC itself) matches `--exclude`.
+    fn excluded_dir(&self, rel: &Path) -> bool {
+        let ex = &self.config.excludes;
+        match rel.file_name() {
+            Some(name) if !ex.is_empty() => {
+                ex.is_excluded(rel.as_os_str().as_bytes(), name.as_bytes(), true)
+            }
+            _ => false,
+        }
+    }
+
     fn watch_tree(&mut self, rel: &Path, now: Instant, strict: bool) -> io::Result<()> {
         let ifd = self.inotify.as_raw_fd();
         let mut stack = vec![rel.to_path_buf()];
         while let Some(r) = stack.pop() {
+            if self.excluded_dir(&r) {
+                continue;
+            }
             let dir = match sys::open_dir_at(self.root.as_raw_fd(), &r) {
                 Ok(d) => d,
                 Err(e) => {

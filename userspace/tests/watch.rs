@@ -1065,3 +1065,53 @@ fn json_output_is_one_object_per_line() {
         "{lines:?}"
     );
 }
+
+/// `--exclude` directories are neither synced nor watched, created before
+/// the start or while watching.
+#[test]
+fn excluded_directories_are_not_watched() {
+    let _g = shared();
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
+    fs::create_dir_all(src.join("cache/old")).unwrap();
+    fs::create_dir(src.join("keep")).unwrap();
+    let mut child = Command::new(bin())
+        .args(["watch", "-v", "--exclude", "cache/"])
+        .arg(&src)
+        .arg(&dst)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = collect(child.stdout.take().unwrap());
+    let watching_keep = format!("Watching: {}", src.join("keep").display());
+    let start = Instant::now();
+    while !stdout.lock().unwrap().iter().any(|l| *l == watching_keep) {
+        assert!(start.elapsed() < DEADLINE, "{:?}", stdout.lock().unwrap());
+        thread::sleep(POLL);
+    }
+    fs::create_dir_all(src.join("keep/cache/new")).unwrap();
+    write(&src.join("keep/cache/new/f"), b"excluded");
+    write(&src.join("keep/k"), b"kept");
+    let start = Instant::now();
+    while fs::read(dst.join("keep/k")).ok().as_deref() != Some(&b"kept"[..]) {
+        assert!(start.elapsed() < DEADLINE, "keep/k not synced");
+        thread::sleep(POLL);
+    }
+    thread::sleep(Duration::from_millis(200));
+    // SIGTERM: the watcher finishes and exits 0.
+    // SAFETY: kill on our own child's pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let lines = stdout.lock().unwrap().clone();
+    assert!(!dst.join("cache").exists() && !dst.join("keep/cache").exists());
+    let watched_cache: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.starts_with("Watching: ") && l.contains("/cache"))
+        .collect();
+    assert!(
+        watched_cache.is_empty(),
+        "excluded dirs watched: {watched_cache:?}"
+    );
+}
