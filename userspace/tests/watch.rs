@@ -138,6 +138,17 @@ impl Watch {
     }
 
     fn start_args(setup: impl FnOnce(&Path), args: &[&str]) -> Watch {
+        let w = Self::launch(setup, args);
+        // SRC is watched (its watch is reported first, `-v` or `--json`),
+        // and the initial sync made DST equal.
+        w.wait_watching(&w.src);
+        wait_equal(&w, DEADLINE);
+        w
+    }
+
+    /// A SRC prepared by `setup`, then `dirsync watch ARGS SRC DST`, not
+    /// waited for.
+    fn launch(setup: impl FnOnce(&Path), args: &[&str]) -> Watch {
         let dir = tempfile::Builder::new()
             .prefix("dirsync-watch-")
             .tempdir()
@@ -160,7 +171,7 @@ impl Watch {
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin().display()));
         let stdout = collect(child.stdout.take().unwrap());
         let stderr = collect(child.stderr.take().unwrap());
-        let w = Watch {
+        Watch {
             _dir: dir,
             src,
             dst,
@@ -169,25 +180,28 @@ impl Watch {
             stdout,
             stderr,
             status: Mutex::new(None),
-        };
-        // SRC is watched (its watch is reported first, `-v` or `--json`),
-        // and the initial sync made DST equal.
+        }
+    }
+
+    /// Waits until the watcher reports its watch on `dir` (`-v` or
+    /// `--json`; SRC's is the first one).
+    fn wait_watching(&self, dir: &Path) {
+        let text = format!("Watching: {}", dir.display());
         let start = Instant::now();
-        while !w
+        while !self
             .stdout_lines()
             .iter()
-            .any(|l| l.starts_with("Watching: ") || l.contains("\"watching\""))
+            .any(|l| *l == text || (dir == self.src && l.contains("\"watching\"")))
         {
             if start.elapsed() > DEADLINE {
                 panic!(
-                    "the watcher reported no watch within {DEADLINE:?}\n{}",
-                    w.stderr_text()
+                    "the watcher reported no watch on {} within {DEADLINE:?}\n{}",
+                    dir.display(),
+                    self.stderr_text()
                 );
             }
             thread::sleep(POLL);
         }
-        wait_equal(&w, DEADLINE);
-        w
     }
 
     fn s(&self, rel: &str) -> PathBuf {
@@ -1071,41 +1085,27 @@ fn json_output_is_one_object_per_line() {
 #[test]
 fn excluded_directories_are_not_watched() {
     let _g = shared();
-    let dir = tempfile::tempdir().unwrap();
-    let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-    fs::create_dir_all(src.join("cache/old")).unwrap();
-    fs::create_dir(src.join("keep")).unwrap();
-    let mut child = Command::new(bin())
-        .args(["watch", "-v", "--exclude", "cache/"])
-        .arg(&src)
-        .arg(&dst)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = collect(child.stdout.take().unwrap());
-    let watching_keep = format!("Watching: {}", src.join("keep").display());
+    let w = Watch::launch(
+        |s| {
+            fs::create_dir_all(s.join("cache/old")).unwrap();
+            fs::create_dir(s.join("keep")).unwrap();
+        },
+        &["-v", "--exclude", "cache/"],
+    );
+    w.wait_watching(&w.s("keep"));
+    fs::create_dir_all(w.s("keep/cache/new")).unwrap();
+    write(&w.s("keep/cache/new/f"), b"excluded");
+    write(&w.s("keep/k"), b"kept");
     let start = Instant::now();
-    while !stdout.lock().unwrap().iter().any(|l| *l == watching_keep) {
-        assert!(start.elapsed() < DEADLINE, "{:?}", stdout.lock().unwrap());
-        thread::sleep(POLL);
-    }
-    fs::create_dir_all(src.join("keep/cache/new")).unwrap();
-    write(&src.join("keep/cache/new/f"), b"excluded");
-    write(&src.join("keep/k"), b"kept");
-    let start = Instant::now();
-    while fs::read(dst.join("keep/k")).ok().as_deref() != Some(&b"kept"[..]) {
+    while fs::read(w.d("keep/k")).ok().as_deref() != Some(&b"kept"[..]) {
         assert!(start.elapsed() < DEADLINE, "keep/k not synced");
         thread::sleep(POLL);
     }
     thread::sleep(Duration::from_millis(200));
-    // SIGTERM: the watcher finishes and exits 0.
-    // SAFETY: kill on our own child's pid.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success());
-    let lines = stdout.lock().unwrap().clone();
-    assert!(!dst.join("cache").exists() && !dst.join("keep/cache").exists());
+    w.signal(libc::SIGTERM);
+    assert!(w.wait_exit(DEADLINE).success(), "{}", w.stderr_text());
+    assert!(!w.d("cache").exists() && !w.d("keep/cache").exists());
+    let lines = w.stdout_lines();
     let watched_cache: Vec<&String> = lines
         .iter()
         .filter(|l| l.starts_with("Watching: ") && l.contains("/cache"))
