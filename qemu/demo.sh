@@ -7,12 +7,7 @@ set -euo pipefail
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
 
-vm_lock
-vm_kernel
-vm_stage_userspace
-rm -rf "$VM/root"
-vm_build_programs
-vm_pack_initramfs
+vm_prepare
 rc=0
 vm_boot demo "${DIRSYNC_VM_TIMEOUT:-600}" || rc=$?
 tr -d '\r' <"$VM/results.log" 2>/dev/null | grep -qx "=== GUEST DONE" ||

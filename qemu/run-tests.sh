@@ -24,12 +24,7 @@ cd "$ROOT"
 closed=0
 trap '[ $closed = 1 ] || echo "0 passed, 1 failed"' EXIT
 
-vm_lock
-vm_kernel
-vm_stage_userspace
-rm -rf "$VM/root"
-vm_build_programs
-vm_pack_initramfs
+vm_prepare
 
 boot_rc=0
 vm_boot test "${DIRSYNC_VM_TIMEOUT:-1200}" >&2 || boot_rc=$?

@@ -93,6 +93,17 @@ vm_pack_initramfs() {
 	"$gen" "$list" >"$VM/initramfs.cpio" || die "packing the initramfs failed"
 }
 
+# Everything before a boot: the lock, the kernel (built or cached), the
+# staged userspace, the guest programs and a fresh initramfs.
+vm_prepare() {
+	vm_lock
+	vm_kernel
+	vm_stage_userspace
+	rm -rf "$VM/root"
+	vm_build_programs
+	vm_pack_initramfs
+}
+
 # vm_boot MODE TIMEOUT_SECONDS: boots, console to stdout and $VM/console.log,
 # results port to $VM/results.log.  Returns QEMU's (or timeout's) status.
 vm_boot() {

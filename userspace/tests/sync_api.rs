@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dirsync::report::NullReporter;
@@ -14,14 +14,20 @@ fn syncer(src: &Path, dst: &Path) -> Syncer {
     Syncer::new(src, dst, Options::default(), Arc::new(NullReporter)).expect("valid pair")
 }
 
-#[test]
-fn sync_path_converges_one_entry_and_its_parent() {
-    let t = tempdir();
+/// A sample SRC synced once into DST, and the `Syncer` that did it.
+fn synced_sample(t: &tempfile::TempDir) -> (PathBuf, PathBuf, Syncer) {
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     build_sample_tree(&src);
     let s = syncer(&src, &dst);
     s.sync_all().unwrap();
     assert_trees_equal(&src, &dst);
+    (src, dst, s)
+}
+
+#[test]
+fn sync_path_converges_one_entry_and_its_parent() {
+    let t = tempdir();
+    let (src, dst, s) = synced_sample(&t);
 
     // New file deep down, then sync only that path.
     std::fs::write(src.join("sub/deeper/new"), b"new").unwrap();
@@ -111,11 +117,7 @@ fn sync_attrs_and_rename() {
 #[test]
 fn repeated_sync_all_on_one_syncer_sees_top_level_changes() {
     let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
-    build_sample_tree(&src);
-    let s = syncer(&src, &dst);
-    s.sync_all().unwrap();
-    assert_trees_equal(&src, &dst);
+    let (src, dst, s) = synced_sample(&t);
     for round in 0..3u8 {
         let name = format!("top-{round}");
         std::fs::write(src.join(&name), [round; 3]).unwrap();
