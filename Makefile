@@ -42,7 +42,7 @@ qemu-test: deps
 test: deps check-patches host-test qemu-test
 
 demo: deps
-	qemu/demo.sh
+	qemu/run-demo.sh
 
 bench: deps
 	scripts/bench.sh

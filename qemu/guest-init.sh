@@ -1,7 +1,12 @@
 #!/bin/sh
 # /init of the test VM (busybox sh).  Mounts the usual file systems, then
-# either runs every executable in /guest/tests (sorted) and the
-# microbenchmark, or the demo (kernel parameter dirsync.mode=demo).
+# either runs the executables in /guest/tests (sorted) and the
+# microbenchmark, or the demo (qemu/guest-demo-syscall.sh).
+#
+# Kernel parameters: dirsync.mode=test|demo, dirsync.tests=GLOB (which
+# /guest/tests/GLOB to run, default *), dirsync.bench=1|0 (run the
+# microbenchmark after the tests, default 1), dirsync.test_timeout=SECONDS
+# (per test executable, default 600).
 #
 # The host reads the second serial port (/dev/ttyS1) for results: markers
 # "=== RUN <name>" / "=== EXIT <name> <status>", the tests' own output,
@@ -22,22 +27,25 @@ results=/dev/ttyS1
 report() { tee -a "$results"; }
 
 mode=test
-case " $(cat /proc/cmdline) " in
-*" dirsync.mode=demo "*) mode=demo ;;
-esac
+tests='*'
+bench=1
 test_timeout=600
 for arg in $(cat /proc/cmdline); do
 	case "$arg" in
+	dirsync.mode=*) mode=${arg#*=} ;;
+	dirsync.tests=*) tests=${arg#*=} ;;
+	dirsync.bench=*) bench=${arg#*=} ;;
 	dirsync.test_timeout=*) test_timeout=${arg#*=} ;;
 	esac
 done
 
-echo "guest: Linux $(uname -r), mode $mode" | report
+echo "guest: Linux $(uname -r), $(nproc) CPUs, mode $mode, tests $tests" | report
 
 if [ "$mode" = demo ]; then
-	/guest/demo.sh 2>&1
+	/guest/guest-demo-syscall.sh 2>&1
 else
-	for t in /guest/tests/*; do
+	# shellcheck disable=SC2086 # $tests is a glob
+	for t in /guest/tests/$tests; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
 		name=${t##*/}
 		echo "=== RUN $name" | report
@@ -45,7 +53,7 @@ else
 		{ timeout "$test_timeout" "$t" 2>&1; echo "=== EXIT $name $?"; } | report
 		cd /
 	done
-	if [ -x /guest/bench/dirsync-bench ]; then
+	if [ "$bench" = 1 ] && [ -x /guest/bench/dirsync-bench ]; then
 		echo "=== BENCH" | report
 		/guest/bench/dirsync-bench 2>&1 | report
 	fi

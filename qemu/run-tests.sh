@@ -1,20 +1,32 @@
 #!/usr/bin/env bash
-# make qemu-test: boots the patched kernel in QEMU and runs every guest test.
+# make qemu-test: boots the patched kernel in QEMU and runs the guest tests,
+# on two kernels one after the other:
 #
-# Builds (or reuses) the kernel, runs qemu/stage-userspace.sh if present,
-# builds the static C tests, packs an initramfs (busybox, our programs and
-# everything under build/guest/ at the same paths), boots under TCG
-# (QEMU_ACCEL=kvm to opt in to KVM) and collects the results.
+#   default  tinyconfig + qemu/kernel.config (SMP, PREEMPT, lockdep, atomic
+#            sleep and hung-task checks): every guest test, then the
+#            microbenchmark (printed, not asserted)
+#   kasan    the same plus qemu/kernel-kasan.config (KASAN, UBSAN): the
+#            guest tests whose name matches DIRSYNC_KASAN_TESTS (default
+#            "1*": the syscall's own tests, not the userspace suites)
 #
-# Counting, per executable in /guest/tests: each "PASS <name>" line is a
-# pass, each "FAIL <name>: <reason>" a failure, a cargo line "test result:
-# ok|FAILED. N passed; M failed; ..." N passes and M failures, and an
-# executable exiting non-zero without reporting a failure one failure.  The
-# host adds three checks of its own: the VM ran to the end (no timeout or
-# panic), and neither the kernel log (dmesg) nor the console shows an
-# Oops/BUG/WARNING/panic/Call Trace.
-# The last line is "N passed, N failed"; the exit status is 0 only if
-# nothing failed.
+# DIRSYNC_KERNELS="default kasan" chooses the kernels (e.g. only "default"
+# while iterating).  Each kernel is built or taken from the cache
+# (scripts/build-kernel.sh --variant), both boot the same initramfs
+# (busybox, our programs, everything under build/guest/ after
+# qemu/stage-userspace.sh) with -smp ${QEMU_SMP:-2} under multi-threaded TCG
+# (QEMU_ACCEL=kvm to opt in to KVM).
+#
+# Counting, per executable in /guest/tests (qemu/parse-results.awk): each
+# "PASS <name>" line and each TAP "ok N <name>" line is a pass, each
+# "FAIL <name>: <reason>", "not ok N ..." or "ok N ... # SKIP" a failure,
+# a cargo line "test result: ok|FAILED. N passed; M failed; ..." N passes
+# and M failures, and an executable exiting non-zero without reporting a
+# failure one failure.  Per kernel the host adds: the VM ran to the end (no
+# timeout or panic), the kernel log (dmesg) is clean and the console is
+# clean (KERNEL_PROBLEM_RE of scripts/lib.sh: oops, BUG, WARNING, KASAN,
+# UBSAN, lockdep, hung tasks, ...).  Results are prefixed "<kernel>:".
+# The last line is "N passed, N failed" over both kernels; the exit status
+# is 0 only if nothing failed.
 set -euo pipefail
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
@@ -24,28 +36,46 @@ cd "$ROOT"
 closed=0
 trap '[ $closed = 1 ] || echo "0 passed, 1 failed"' EXIT
 
+read -r -a kernels <<<"${DIRSYNC_KERNELS:-default kasan}"
 vm_prepare
 
-boot_rc=0
-vm_boot test "${DIRSYNC_VM_TIMEOUT:-1200}" >&2 || boot_rc=$?
+passed=0
+failed=0
+for kernel in "${kernels[@]}"; do
+	case "$kernel" in
+	default) args=(dirsync.tests='*' dirsync.bench=1) ;;
+	kasan) args=(dirsync.tests="${DIRSYNC_KASAN_TESTS:-1*}" dirsync.bench=0) ;;
+	*) die "unknown kernel '$kernel' in DIRSYNC_KERNELS (known: default kasan)" ;;
+	esac
+	t0=$(date +%s)
+	vm_kernel "$kernel"
+	t1=$(date +%s)
+	logs="$VM/$kernel"
+	boot_rc=0
+	vm_boot "$logs" "${DIRSYNC_VM_TIMEOUT:-1800}" dirsync.mode=test "${args[@]}" >&2 ||
+		boot_rc=$?
+	t2=$(date +%s)
+	echo "vm: $kernel kernel: build/cache $((t1 - t0)) s, VM run $((t2 - t1)) s" >&2
 
-results="$VM/results.log"
-touch "$results"
-tr -d '\r' <"$results" >"$results.clean"
-
-awk -v boot_rc="$boot_rc" -v counts="$VM/counts" -f "$ROOT/qemu/parse-results.awk" \
-	"$results.clean" | tee "$VM/summary.log"
-
-read -r passed failed <"$VM/counts"
-# Panics and oopses show on the console even when the guest never reports
-# (kernel lines only: they carry a printk timestamp; test output does not).
-if grep -aE "\[ *[0-9]+\.[0-9]+\] .*(Kernel panic|Oops|BUG:|WARNING:|Call Trace)" "$VM/console.log" >"$VM/console-bad.log"; then
-	echo "FAIL console_clean: kernel problems on the console:"
-	cat "$VM/console-bad.log"
-	failed=$((failed + 1))
-else
-	passed=$((passed + 1))
-fi
+	touch "$logs/results.log"
+	tr -d '\r' <"$logs/results.log" >"$logs/results.clean"
+	awk -v boot_rc="$boot_rc" -v counts="$logs/counts" -v label="$kernel" \
+		-v problem="$KERNEL_PROBLEM_RE" -f "$ROOT/qemu/parse-results.awk" \
+		"$logs/results.clean" | tee "$logs/summary.log"
+	read -r p f <"$logs/counts"
+	# Panics and oopses show on the console even when the guest never
+	# reports.
+	if vm_console_problems "$logs/console.log" >"$logs/console-bad.log"; then
+		echo "FAIL $kernel:console_clean: kernel problems on the console:"
+		cat "$logs/console-bad.log"
+		f=$((f + 1))
+	else
+		p=$((p + 1))
+	fi
+	echo "vm: $kernel kernel: $p passed, $f failed" >&2
+	passed=$((passed + p))
+	failed=$((failed + f))
+done
 closed=1
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,32 +1,27 @@
 # shellcheck shell=bash
-# Sourced by qemu/run-tests.sh and qemu/demo.sh: builds the guest programs,
-# packs the initramfs and boots the patched kernel under QEMU.
+# Sourced by qemu/run-tests.sh and qemu/run-demo.sh: builds the guest
+# programs, packs the initramfs and boots the patched kernel under QEMU.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VM="$ROOT/build/vm"
-
-die() {
-	echo "error: $*" >&2
-	exit 1
-}
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 
 # One VM run at a time per work tree: build/vm is shared.
 vm_lock() {
-	mkdir -p "$ROOT/build"
-	exec 8>"$ROOT/build/vm.lock"
-	if ! flock -n 8; then
-		echo "vm: waiting for another VM run in this tree" >&2
-		flock 8
-	fi
+	take_lock 8 "$ROOT/build/vm.lock" "vm: waiting for another VM run in this tree"
 }
 
-# Builds (or takes from the cache) the kernel; sets BZIMAGE.
+# vm_kernel [VARIANT]: builds (or takes from the cache) the kernel variant
+# (default, kasan: see scripts/build-kernel.sh); sets BZIMAGE and
+# KERNEL_VERSION.
 vm_kernel() {
-	local out
-	out=$("$ROOT/scripts/build-kernel.sh") || die "kernel build failed"
+	local variant=${1:-default} out
+	out=$("$ROOT/scripts/build-kernel.sh" --variant "$variant") ||
+		die "kernel build ($variant) failed"
 	BZIMAGE=$(tail -n1 <<<"$out")
 	[ -f "$BZIMAGE" ] || die "no bzImage at '$BZIMAGE'"
-	KERNEL_VERSION=$(cat "$ROOT/build/kernel/version")
+	KERNEL_VERSION=$(cat "$ROOT/build/kernel/$variant/version")
 }
 
 # Runs qemu/stage-userspace.sh (written by the userspace side) if present:
@@ -39,21 +34,33 @@ vm_stage_userspace() {
 	fi
 }
 
-# Builds the static C programs of kernel-module/tests into $VM/root.
+# Builds the static C programs into $VM/root: the kselftest of the series
+# (kernel-module/tools/testing/selftests/dirsync, compiled next to the
+# kselftest harness headers of the 6.12 tree, as in-tree) as
+# /guest/tests/10-dirsync-selftest, the microbenchmark and the dirsync-stat
+# tool.
 vm_build_programs() {
-	local src="$ROOT/kernel-module/tests" cc=(gcc -static -O2 -Wall -Wextra -Werror
-		-Wno-format-truncation -I"$ROOT/kernel-module/include/uapi")
-	mkdir -p "$VM/root/guest/tests" "$VM/root/guest/bin" "$VM/root/guest/bench"
-	"${cc[@]}" -o "$VM/root/guest/tests/10-dirsync-stat" "$src/dirsync_stat_test.c" ||
-		die "building the syscall tests failed"
-	"${cc[@]}" -o "$VM/root/guest/bench/dirsync-bench" "$src/dirsync_bench.c" ||
+	local src="$ROOT/kernel-module/tests" pristine sel="$VM/selftests"
+	local cc=(gcc -static -O2 -Wall -Wextra -Werror -Wno-format-truncation
+		-I"$ROOT/kernel-module/include/uapi")
+	# shellcheck source=scripts/kernel-source.sh
+	pristine=$(. "$ROOT/scripts/kernel-source.sh" && pristine_tree)
+	rm -rf "$sel"
+	mkdir -p "$sel/dirsync" "$VM/root/guest/tests" "$VM/root/guest/bin" "$VM/root/guest/bench"
+	cp "$pristine"/tools/testing/selftests/kselftest{,_harness}.h "$sel/"
+	cp "$ROOT"/kernel-module/tools/testing/selftests/dirsync/*.c "$sel/dirsync/"
+	gcc -static -O2 -Wall -Werror -pthread -I"$ROOT/kernel-module/include/uapi" \
+		-o "$VM/root/guest/tests/10-dirsync-selftest" "$sel/dirsync/dirsync_stat_test.c" ||
+		die "building the kselftest failed"
+	"${cc[@]}" -pthread -o "$VM/root/guest/bench/dirsync-bench" "$src/dirsync_bench.c" ||
 		die "building the microbenchmark failed"
 	"${cc[@]}" -o "$VM/root/guest/bin/dirsync-stat" "$src/dirsync-stat.c" ||
 		die "building dirsync-stat failed"
 }
 
-# Packs $VM/root (plus busybox, /init and build/guest/) into $VM/initramfs.cpio
-# with the kernel's gen_init_cpio: no root privileges needed for /dev/console.
+# Packs $VM/root (plus busybox, /init, the guest scripts and build/guest/)
+# into $VM/initramfs.cpio with the kernel's gen_init_cpio: no root
+# privileges needed for /dev/console.
 vm_pack_initramfs() {
 	local root="$VM/root" list="$VM/initramfs.list" gen="$VM/gen_init_cpio" pristine
 	local busybox applet
@@ -61,9 +68,8 @@ vm_pack_initramfs() {
 	mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,root,etc,guest}
 	cp "$busybox" "$root/bin/busybox"
 	cp "$ROOT/qemu/guest-init.sh" "$root/init"
-	cp "$ROOT/qemu/guest-demo.sh" "$root/guest/demo.sh"
-	chmod 0755 "$root/init" "$root/guest/demo.sh"
-	[ -f "$ROOT/qemu/demo-guest.sh" ] && cp "$ROOT/qemu/demo-guest.sh" "$root/guest/demo-guest.sh"
+	cp "$ROOT/qemu/guest-demo-syscall.sh" "$ROOT/qemu/guest-demo-cli.sh" "$root/guest/"
+	chmod 0755 "$root/init" "$root"/guest/guest-demo-*.sh
 	cp -a "$ROOT/build/guest/." "$root/guest/"
 
 	if [ ! -x "$gen" ]; then
@@ -93,32 +99,45 @@ vm_pack_initramfs() {
 	"$gen" "$list" >"$VM/initramfs.cpio" || die "packing the initramfs failed"
 }
 
-# Everything before a boot: the lock, the kernel (built or cached), the
-# staged userspace, the guest programs and a fresh initramfs.
+# Everything before the boots but the kernel: the lock, the staged
+# userspace, the guest programs and a fresh initramfs.
 vm_prepare() {
 	vm_lock
-	vm_kernel
 	vm_stage_userspace
 	rm -rf "$VM/root"
 	vm_build_programs
 	vm_pack_initramfs
 }
 
-# vm_boot MODE TIMEOUT_SECONDS: boots, console to stdout and $VM/console.log,
-# results port to $VM/results.log.  Returns QEMU's (or timeout's) status.
+# vm_boot LOGDIR TIMEOUT_SECONDS GUEST_ARGS...: boots $BZIMAGE with
+# $VM/initramfs.cpio on ${QEMU_SMP:-2} CPUs (multi-threaded TCG unless
+# QEMU_ACCEL says otherwise), console to stdout and LOGDIR/console.log,
+# results port to LOGDIR/results.log; GUEST_ARGS go on the kernel command
+# line (dirsync.* parameters: see qemu/guest-init.sh).  Returns QEMU's (or
+# timeout's) status.
 vm_boot() {
-	local mode=$1 limit=$2 accel=${QEMU_ACCEL:-tcg}
-	rm -f "$VM/results.log" "$VM/console.log"
-	echo "vm: booting $KERNEL_VERSION under QEMU ($accel), timeout ${limit}s" >&2
+	local logdir=$1 limit=$2 accel=${QEMU_ACCEL:-tcg}
+	shift 2
+	[ "$accel" = tcg ] && accel=tcg,thread=multi
+	mkdir -p "$logdir"
+	rm -f "$logdir/results.log" "$logdir/console.log"
+	echo "vm: booting $KERNEL_VERSION under QEMU ($accel, ${QEMU_SMP:-2} CPUs), timeout ${limit}s" >&2
 	set +e
 	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
-		-accel "$accel" -m "${QEMU_MEM:-1024}" -smp 1 \
+		-accel "$accel" -m "${QEMU_MEM:-1024}" -smp "${QEMU_SMP:-2}" \
 		-nodefaults -no-reboot -nographic \
-		-serial stdio -serial "file:$VM/results.log" \
+		-serial stdio -serial "file:$logdir/results.log" \
 		-kernel "$BZIMAGE" -initrd "$VM/initramfs.cpio" \
-		-append "console=ttyS0 panic=-1 dirsync.mode=$mode ${QEMU_APPEND:-}" \
-		</dev/null 2>&1 | tee "$VM/console.log"
+		-append "console=ttyS0 panic=-1 $* ${QEMU_APPEND:-}" \
+		</dev/null 2>&1 | tee "$logdir/console.log"
 	local rc=${PIPESTATUS[0]}
 	set -e
 	return "$rc"
+}
+
+# vm_console_problems CONSOLE_LOG: prints the kernel lines (they carry a
+# printk timestamp; test output does not) of the console log that match
+# KERNEL_PROBLEM_RE; succeeds if there is at least one.
+vm_console_problems() {
+	grep -aE "\[ *[0-9]+\.[0-9]+\] .*($KERNEL_PROBLEM_RE)" "$1"
 }

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Builds the patched Linux 6.12 bzImage the VM tests and the demo boot.
 #
-#   scripts/build-kernel.sh [--force]
+#   scripts/build-kernel.sh [--force] [--variant NAME]
+#
+# Variants: the default one (tinyconfig + qemu/kernel.config: SMP, PREEMPT,
+# lockdep, ...) and "kasan" (the same plus qemu/kernel-kasan.config: KASAN
+# and UBSAN).  Each variant has its own cache key and its own build output
+# directory, so both stay incrementally cached side by side.
 #
 # Source: Debian's linux-source-6.12 tarball, extracted once into
 # ${DIRSYNC_CACHE:-~/.cache/dirsync}/src.  The series in patches/ is applied
@@ -9,24 +14,48 @@
 # kernel is built with LLVM=1 and Debian's rustc (see scripts/kernel-source.sh).
 #
 # The bzImage is cached under $DIRSYNC_CACHE/bzImage/<key>, where <key> is the
-# sha256 of the source package version, the patches, the config fragment,
+# sha256 of the variant, the source package version, the patches, the config
+# fragments,
 # these scripts and the toolchain versions; a hit returns at once.  The build
 # tree ($DIRSYNC_CACHE/tree + out) is kept for incremental rebuilds but never
 # trusted: it is re-synced from the pristine source and re-patched each time.
+# The source tree is shared by the variants, the output directory is
+# $DIRSYNC_CACHE/out (default variant) or $DIRSYNC_CACHE/out-<variant>.
 #
 # Output: the bzImage path is the last line on stdout; it is also written to
-# build/kernel/bzImage-path, and the version line to build/kernel/version.
+# build/kernel/<variant>/bzImage-path, and the version line to
+# build/kernel/<variant>/version.
 set -euo pipefail
 
 . "$(dirname "$0")/kernel-source.sh"
 cd "$DIRSYNC_ROOT"
 
 force=0
-[ "${1:-}" = --force ] && force=1
+variant=default
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--force) force=1 ;;
+	--variant)
+		[ $# -ge 2 ] || die "--variant needs a name"
+		variant=$2
+		shift
+		;;
+	*) die "usage: $0 [--force] [--variant default|kasan]" ;;
+	esac
+	shift
+done
 
 mapfile -t PATCHES < <(find patches -maxdepth 1 -name '*.patch' | LC_ALL=C sort)
 [ ${#PATCHES[@]} -gt 0 ] || die "no patches in patches/ (run scripts/gen-patches.sh)"
-FRAGMENT=qemu/kernel.config
+FRAGMENTS=(qemu/kernel.config)
+case "$variant" in
+default) outname=out ;;
+kasan)
+	FRAGMENTS+=(qemu/kernel-kasan.config)
+	outname="out-kasan"
+	;;
+*) die "unknown kernel variant '$variant' (known: default, kasan)" ;;
+esac
 
 pkgver=$(kernel_pkg_version)
 toolchain=$(
@@ -36,33 +65,31 @@ toolchain=$(
 )
 key=$(
 	{
+		echo "variant $variant"
 		echo "$KERNEL_PKG $pkgver"
 		echo "$toolchain"
-		for f in "${PATCHES[@]}" "$FRAGMENT" scripts/build-kernel.sh scripts/kernel-source.sh; do
+		for f in "${PATCHES[@]}" "${FRAGMENTS[@]}" scripts/build-kernel.sh scripts/kernel-source.sh; do
 			echo "== $f"
 			cat "$f"
 		done
 	} | sha256sum | cut -c1-16
 )
 
-mkdir -p "$DIRSYNC_CACHE" build/kernel
+meta=build/kernel/$variant
+mkdir -p "$DIRSYNC_CACHE" "$meta"
 # One build at a time per cache (several engineers/CI jobs may share it).
-exec 9>"$DIRSYNC_CACHE/build.lock"
-if ! flock -n 9; then
-	echo "kernel: waiting for another build using $DIRSYNC_CACHE" >&2
-	flock 9
-fi
+take_lock 9 "$DIRSYNC_CACHE/build.lock" "kernel: waiting for another build using $DIRSYNC_CACHE"
 
 result="$DIRSYNC_CACHE/bzImage/$key"
 publish() {
-	echo "$result/bzImage" >build/kernel/bzImage-path
-	cp "$result/version" build/kernel/version
-	echo "kernel: $(cat "$result/version")" >&2
+	echo "$result/bzImage" >"$meta/bzImage-path"
+	cp "$result/version" "$meta/version"
+	echo "kernel ($variant): $(cat "$result/version")" >&2
 	echo "$result/bzImage"
 }
 
 if [ $force = 0 ] && [ -f "$result/bzImage" ] && [ -f "$result/version" ]; then
-	echo "kernel: cache hit ($key)" >&2
+	echo "kernel ($variant): cache hit ($key)" >&2
 	publish
 	exit 0
 fi
@@ -70,7 +97,7 @@ fi
 start=$(date +%s)
 pristine=$(pristine_tree)
 tree="$DIRSYNC_CACHE/tree"
-out="$DIRSYNC_CACHE/out"
+out="$DIRSYNC_CACHE/$outname"
 mkdir -p "$tree" "$out"
 
 # Re-sync the source copy: files a previous series touched get their
@@ -121,29 +148,30 @@ if ! kmake -s rustavailable >"$out/rustavailable.log" 2>&1; then
 	die "Rust is not available for this kernel build (make rustavailable failed); run scripts/deps.sh"
 fi
 
-echo "kernel: configuring (tinyconfig + $FRAGMENT)" >&2
+echo "kernel ($variant): configuring (tinyconfig + ${FRAGMENTS[*]})" >&2
 kmake -s tinyconfig >/dev/null
-"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$FRAGMENT" >/dev/null
+"$tree/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${FRAGMENTS[@]}" >/dev/null
 kmake -s olddefconfig >/dev/null
+# A symbol set to "n" or "is not set" must be off; any other value exactly
+# as requested (the last fragment that mentions a symbol wins).
 bad=0
 while IFS= read -r line; do
 	case "$line" in
-	CONFIG_*=*) ;;
+	CONFIG_*=*) sym=${line%%=*} val=${line#*=} ;;
+	"# CONFIG_"*" is not set") sym=${line#\# } sym=${sym%% *} val=n ;;
 	*) continue ;;
 	esac
-	sym=${line%%=*}
-	val=${line#*=}
 	if [ "$val" = n ]; then
 		grep -qx "$sym=.*" "$out/.config" && { echo "config: $sym should be unset" >&2; bad=1; }
-	elif ! grep -qxF "$line" "$out/.config"; then
-		echo "config: $line requested, got: $(grep -E "^(# )?$sym[= ]" "$out/.config" || echo unset)" >&2
+	elif ! grep -qxF "$sym=$val" "$out/.config"; then
+		echo "config: $sym=$val requested, got: $(grep -E "^(# )?${sym}[= ]" "$out/.config" || echo unset)" >&2
 		bad=1
 	fi
-done <"$FRAGMENT"
-[ $bad = 0 ] || die "the kernel config lacks options from $FRAGMENT (unmet dependencies?)"
+done < <(cat "${FRAGMENTS[@]}" | awk '{ s = $0; sub(/^# /, "", s); sub(/[= ].*/, "", s); last[s] = $0; order[NR] = s } END { for (i = 1; i <= NR; i++) if (!(order[i] in done)) { done[order[i]] = 1; print last[order[i]] } }')
+[ $bad = 0 ] || die "the kernel config lacks options from ${FRAGMENTS[*]} (unmet dependencies?)"
 
 jobs=${DIRSYNC_JOBS:-$(nproc)}
-echo "kernel: building bzImage with -j$jobs (log: $out/build.log)" >&2
+echo "kernel ($variant): building bzImage with -j$jobs (log: $out/build.log)" >&2
 if ! kmake -j"$jobs" bzImage >"$out/build.log" 2>&1; then
 	tail -n 60 "$out/build.log" >&2
 	die "kernel build failed (full log: $out/build.log)"
@@ -155,7 +183,7 @@ if grep -E "^(.*/)?(fs/dirsync[^:]*|rust/bindings/[^:]*):[0-9]+.*warning" "$out/
 fi
 
 release=$(kmake -s kernelrelease)
-version="Linux $release ($KERNEL_PKG $pkgver) + dirsync series (${#PATCHES[@]} patches)"
+version="Linux $release ($KERNEL_PKG $pkgver) + dirsync series (${#PATCHES[@]} patches), $variant config"
 tmp=$(mktemp -d "$DIRSYNC_CACHE/.bzImage.XXXXXX")
 cp "$out/arch/x86/boot/bzImage" "$tmp/bzImage"
 cp "$out/.config" "$tmp/config"
@@ -163,5 +191,5 @@ echo "$version" >"$tmp/version"
 mkdir -p "$DIRSYNC_CACHE/bzImage"
 rm -rf "$result"
 mv "$tmp" "$result"
-echo "kernel: built in $(($(date +%s) - start)) s" >&2
+echo "kernel ($variant): built in $(($(date +%s) - start)) s" >&2
 publish

@@ -3,6 +3,8 @@
 # pristine Linux 6.12 source comes from and how the kernel is built.
 
 DIRSYNC_ROOT=${DIRSYNC_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# shellcheck source=scripts/lib.sh
+. "$DIRSYNC_ROOT/scripts/lib.sh"
 DIRSYNC_CACHE=${DIRSYNC_CACHE:-$HOME/.cache/dirsync}
 KERNEL_PKG=linux-source-6.12
 KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
@@ -14,11 +16,6 @@ KBUILD_TOOLS=(
 	RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 	BINDGEN="${BINDGEN:-$HOME/.cargo/bin/bindgen}"
 )
-
-die() {
-	echo "error: $*" >&2
-	exit 1
-}
 
 kernel_pkg_version() {
 	dpkg-query -W -f='${Version}' "$KERNEL_PKG" 2>/dev/null ||

@@ -1,6 +1,7 @@
 #!/bin/sh
-# The demo inside the VM (dirsync.mode=demo): dirsync_stat(2) answering
-# for a few files, then, once the CLI is staged, qemu/demo-guest.sh.
+# The demo inside the VM (dirsync.mode=demo), run by qemu/guest-init.sh:
+# dirsync_stat(2) answering for a few files, then, once the CLI is staged,
+# qemu/guest-demo-cli.sh.
 set -u
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
@@ -28,9 +29,9 @@ dirsync-stat -n demo/link
 echo "\$ stat -c '%s %Y %i' demo/hello.txt   (busybox stat: size, mtime, inode, for comparison)"
 stat -c '%s %Y %i' demo/hello.txt
 
-if [ -x /guest/bin/dirsync ] && [ -f /guest/demo-guest.sh ]; then
-	say "The dirsync CLI (qemu/demo-guest.sh)"
-	sh /guest/demo-guest.sh
+if [ -x /guest/bin/dirsync ]; then
+	say "The dirsync CLI (qemu/guest-demo-cli.sh)"
+	sh /guest/guest-demo-cli.sh
 else
 	say "(no /guest/bin/dirsync staged: the CLI part of the demo is skipped)"
 fi

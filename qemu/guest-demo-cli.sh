@@ -1,5 +1,5 @@
 #!/bin/sh
-# The CLI part of `make demo`, run inside the VM by qemu/guest-demo.sh:
+# The CLI part of `make demo`, run inside the VM by qemu/guest-demo-syscall.sh:
 # dirsync mirroring a tree through dirsync_stat(2), then `dirsync watch`
 # following live changes. busybox sh; /guest/bin is on PATH.
 set -u
