@@ -41,11 +41,11 @@ struct DirsyncInfo {
     size: u64,
     mtime: i64,
     mtime_nsec: u32,
-    pad0: u32,
+    mask: u32,
     ino: u64,
     dev_major: u32,
     dev_minor: u32,
-    reserved: [u64; 4],
+    spare: [u64; 4],
 }
 
 // The mirror has the size and field offsets of the uapi struct that bindgen
@@ -60,11 +60,11 @@ const _: () = {
     assert!(offset_of!(DirsyncInfo, size) == offset_of!(U, size));
     assert!(offset_of!(DirsyncInfo, mtime) == offset_of!(U, mtime));
     assert!(offset_of!(DirsyncInfo, mtime_nsec) == offset_of!(U, mtime_nsec));
-    assert!(offset_of!(DirsyncInfo, pad0) == offset_of!(U, __pad0));
+    assert!(offset_of!(DirsyncInfo, mask) == offset_of!(U, mask));
     assert!(offset_of!(DirsyncInfo, ino) == offset_of!(U, ino));
     assert!(offset_of!(DirsyncInfo, dev_major) == offset_of!(U, dev_major));
     assert!(offset_of!(DirsyncInfo, dev_minor) == offset_of!(U, dev_minor));
-    assert!(offset_of!(DirsyncInfo, reserved) == offset_of!(U, __reserved));
+    assert!(offset_of!(DirsyncInfo, spare) == offset_of!(U, __spare));
     assert!(
         size_of::<DirsyncInfo>()
             == 6 * size_of::<u32>() + 3 * size_of::<u64>() + size_of::<[u64; 4]>()
@@ -76,22 +76,40 @@ const _: () = {
 unsafe impl AsBytes for DirsyncInfo {}
 
 impl DirsyncInfo {
-    /// The answer for an existing object.
+    /// The answer for an existing object: the fields `stat.result_mask`
+    /// says the file system filled, and their `DIRSYNC_INFO_*` bits.
     fn from_kstat(stat: &bindings::kstat) -> Self {
         let minor_mask = (1u32 << bindings::MINORBITS) - 1;
-        DirsyncInfo {
+        let got = stat.result_mask;
+        let has = |statx_bit: u32| got & statx_bit != 0;
+        // The type, inode and device numbers are always valid.
+        let mut mask = uapi::DIRSYNC_INFO_TYPE | uapi::DIRSYNC_INFO_INO | uapi::DIRSYNC_INFO_DEV;
+        let mut mode = u32::from(stat.mode) & bindings::S_IFMT;
+        let mut info = DirsyncInfo {
             exists: 1,
-            mode: u32::from(stat.mode),
-            // `i_size` is never negative.
-            size: u64::try_from(stat.size).unwrap_or(0),
-            mtime: stat.mtime.tv_sec,
-            // `tv_nsec` is in [0, 1e9).
-            mtime_nsec: u32::try_from(stat.mtime.tv_nsec).unwrap_or(0),
             ino: stat.ino,
             dev_major: stat.dev >> bindings::MINORBITS,
             dev_minor: stat.dev & minor_mask,
             ..Self::default()
+        };
+        if has(bindings::STATX_MODE) {
+            mask |= uapi::DIRSYNC_INFO_MODE;
+            mode |= u32::from(stat.mode) & !bindings::S_IFMT;
         }
+        if has(bindings::STATX_SIZE) {
+            mask |= uapi::DIRSYNC_INFO_SIZE;
+            // CAST: exactly what cp_statx() does for stx_size.
+            info.size = stat.size as u64;
+        }
+        if has(bindings::STATX_MTIME) {
+            mask |= uapi::DIRSYNC_INFO_MTIME;
+            info.mtime = stat.mtime.tv_sec;
+            // CAST: `tv_nsec` is in [0, 1e9), as cp_statx() assumes.
+            info.mtime_nsec = stat.mtime.tv_nsec as u32;
+        }
+        info.mode = mode;
+        info.mask = mask;
+        info
     }
 }
 

@@ -8,19 +8,35 @@
  *
  * @path is resolved relative to @dfd (AT_FDCWD for the working directory)
  * with the caller's credentials, following a final symlink unless @flags
- * has AT_SYMLINK_NOFOLLOW.  AT_EMPTY_PATH with an empty @path describes
- * @dfd itself.  Any other flag bit is -EINVAL.
+ * has AT_SYMLINK_NOFOLLOW.  Automounts are never triggered (as fstatat(2)):
+ * AT_NO_AUTOMOUNT is implied and accepted.  AT_EMPTY_PATH with a NULL or
+ * empty @path describes @dfd itself, which may be any file descriptor,
+ * O_PATH ones included, without a path walk.  At most one of
+ * AT_STATX_SYNC_AS_STAT, AT_STATX_FORCE_SYNC and AT_STATX_DONT_SYNC asks
+ * for the synchronisation statx(2) does.  Any other flag bit, or
+ * AT_STATX_FORCE_SYNC with AT_STATX_DONT_SYNC, is -EINVAL.
  *
  * A missing final component is not an error: the call returns 0 with
  * @info->exists == 0 and every other byte of @info zero (a dangling final
- * symlink, when followed, counts as missing).  Other failures return
- * -errno: EFAULT, ENAMETOOLONG, ENOENT (missing directory in the prefix,
- * or an empty @path without AT_EMPTY_PATH), ENOTDIR, ELOOP, EACCES, EBADF,
- * EINVAL.
+ * symlink, when followed, counts as missing).  An object present during
+ * the whole call is never reported missing.  Other failures return -errno:
+ * EFAULT (bad @path or @info), ENAMETOOLONG, ENOENT (a missing directory in
+ * the prefix, or an empty @path without AT_EMPTY_PATH), ENOTDIR, ELOOP,
+ * EACCES, EBADF, EINVAL, ENOMEM.
  *
- * Every byte of struct dirsync_info is written on success, padding and
- * reserved fields as zero.  Its layout is the same on every 64-bit
- * architecture (80 bytes, 8-byte aligned).
+ * Every byte of struct dirsync_info is written on success, unused fields
+ * and reserved words as zero.  Its layout is the same on every
+ * architecture (80 bytes, no implicit padding).
+ *
+ * Extensibility: the ABI grows by result mask bits, never by changing the
+ * layout or DIRSYNC_ABI_VERSION.  @info->mask holds the DIRSYNC_INFO_* bits
+ * of the fields that hold a value; a field whose bit is clear is zero.
+ * When @info->exists == 1, DIRSYNC_INFO_TYPE, DIRSYNC_INFO_INO and
+ * DIRSYNC_INFO_DEV are always set, the others when the file system
+ * provides the value (as statx(2)'s stx_mask).  A later kernel may use
+ * __spare[] for new fields, each with a new mask bit: userspace must
+ * ignore bits it does not know, and a newer userspace on an older kernel
+ * sees the new bits clear and the new fields zero.
  *
  * Discovery: a kernel that implements the call exposes, world-readable,
  *   DIRSYNC_SYSFS_DIR "/syscall_nr"   the decimal syscall number, "463\n"
@@ -35,22 +51,31 @@
 
 #include <linux/types.h>
 
-/* Bumped on any incompatible change of struct dirsync_info or the call. */
+/* Stays 1: the ABI grows by DIRSYNC_INFO_* bits, never by version bumps. */
 #define DIRSYNC_ABI_VERSION	1
 
 #define DIRSYNC_SYSFS_DIR	"/sys/kernel/dirsync"
 
+/* dirsync_info.mask bits: which fields hold a value (like stx_mask). */
+#define DIRSYNC_INFO_TYPE	0x0001U	/* S_IFMT bits of mode */
+#define DIRSYNC_INFO_MODE	0x0002U	/* permission bits of mode */
+#define DIRSYNC_INFO_SIZE	0x0004U	/* size */
+#define DIRSYNC_INFO_MTIME	0x0008U	/* mtime and mtime_nsec */
+#define DIRSYNC_INFO_INO	0x0010U	/* ino */
+#define DIRSYNC_INFO_DEV	0x0020U	/* dev_major and dev_minor */
+#define DIRSYNC_INFO_BASIC	0x003fU	/* everything above */
+
 struct dirsync_info {
 	__u32 exists;		/* 1 if the path names an object, else 0 */
 	__u32 mode;		/* S_IFMT type bits and permission bits */
-	__u64 size;		/* size in bytes (symlink: target length) */
+	__u64 size;		/* size in bytes, as statx's stx_size */
 	__s64 mtime;		/* last modification, seconds since epoch */
 	__u32 mtime_nsec;	/* nanoseconds part of mtime, < 1e9 */
-	__u32 __pad0;		/* always zero */
+	__u32 mask;		/* DIRSYNC_INFO_* bits of the valid fields */
 	__u64 ino;		/* inode number */
 	__u32 dev_major;	/* device of the containing file system */
 	__u32 dev_minor;
-	__u64 __reserved[4];	/* always zero; room for later ABI versions */
+	__u64 __spare[4];	/* zero; later fields come with new mask bits */
 };
 
 #endif /* _UAPI_LINUX_DIRSYNC_H */
