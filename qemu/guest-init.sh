@@ -1,9 +1,10 @@
 #!/bin/sh
 # /init of the test VM (busybox sh).  Mounts the usual file systems, then
-# either runs the executables in /guest/tests (sorted) and the
-# microbenchmark, or the demo (qemu/guest-demo-syscall.sh).
+# runs the executables in /guest/tests (sorted) and the microbenchmark
+# (mode test), the demo (qemu/guest-demo-syscall.sh, mode demo) or only the
+# microbenchmark (mode bench).
 #
-# Kernel parameters: dirsync.mode=test|demo, dirsync.tests=GLOB (which
+# Kernel parameters: dirsync.mode=test|demo|bench, dirsync.tests=GLOB (which
 # /guest/tests/GLOB to run, default *), dirsync.bench=1|0 (run the
 # microbenchmark after the tests, default 1), dirsync.test_timeout=SECONDS
 # (per test executable, default 600).
@@ -26,11 +27,12 @@ results=/dev/ttyS1
 # Sends stdin to the console and the results port.
 report() { tee -a "$results"; }
 
-mode=test
+mode="test"
 tests='*'
 bench=1
 test_timeout=600
-for arg in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for arg in $cmdline; do
 	case "$arg" in
 	dirsync.mode=*) mode=${arg#*=} ;;
 	dirsync.tests=*) tests=${arg#*=} ;;
@@ -43,13 +45,18 @@ echo "guest: Linux $(uname -r), $(nproc) CPUs, mode $mode, tests $tests" | repor
 
 if [ "$mode" = demo ]; then
 	/guest/guest-demo-syscall.sh 2>&1
+elif [ "$mode" = bench ]; then
+	echo "=== BENCH" | report
+	/guest/bench/dirsync-bench 2>&1 | report
 else
 	# shellcheck disable=SC2086 # $tests is a glob
 	for t in /guest/tests/$tests; do
-		[ -f "$t" ] && [ -x "$t" ] || continue
+		if [ ! -f "$t" ] || [ ! -x "$t" ]; then
+			continue
+		fi
 		name=${t##*/}
 		echo "=== RUN $name" | report
-		cd /tmp
+		cd /tmp || continue
 		{ timeout "$test_timeout" "$t" 2>&1; echo "=== EXIT $name $?"; } | report
 		cd /
 	done

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: the one-shot benchmark (scripts/bench-sync.sh), then the
-# watch benchmark (scripts/bench-watch.sh) when there is one. Not a test.
+# `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the watch
+# benchmark (scripts/bench-watch.sh) when there is one, then the syscall
+# microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bench-sync.sh "$@"
@@ -8,3 +9,5 @@ if [ -x scripts/bench-watch.sh ]; then
 	echo
 	scripts/bench-watch.sh "$@"
 fi
+echo
+qemu/run-bench.sh

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * In-VM microbenchmark: ns per call of dirsync_stat(2), statx(2) and
- * fstatat(2) on the same files (existing ones, then missing ones), as
- * medians of interleaved passes.  Prints figures and ratios; asserts
- * nothing.  Under QEMU TCG and a lockdep kernel only the ratios mean much.
+ * fstatat(2) on the same files (existing ones, then missing ones), with one
+ * thread and with two threads calling at the same time (same directory,
+ * same names), as medians of interleaved passes.  Prints a table with the
+ * ratios; asserts nothing.  Under QEMU TCG and a lockdep kernel only the
+ * ratios mean much.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -41,7 +44,7 @@ static inline double cycles(void)
 enum method { DIRSYNC, STATX, FSTATAT };
 
 /* Cycles per call of @m over all files once; -1 on an unexpected result. */
-static double pass(enum method m, int dfd, int missing)
+static double pass(int m, int dfd, int missing)
 {
 	struct dirsync_info info;
 	struct statx sx;
@@ -81,21 +84,60 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /*
+ * With two threads, the second one (partner) runs the same pass as the
+ * main thread at the same time; both start at a barrier and the figure is
+ * the mean of their cycles per call.
+ */
+static pthread_barrier_t start, done;
+static struct {
+	int m, dfd, missing, quit;
+	double cycles;
+} job;
+
+static void *partner(void *arg __attribute__((unused)))
+{
+	for (;;) {
+		pthread_barrier_wait(&start);
+		if (job.quit)
+			return NULL;
+		job.cycles = pass(job.m, job.dfd, job.missing);
+		pthread_barrier_wait(&done);
+	}
+}
+
+static double timed(int threads, int m, int dfd, int missing)
+{
+	double mine;
+
+	if (threads == 1)
+		return pass(m, dfd, missing);
+	job.m = m;
+	job.dfd = dfd;
+	job.missing = missing;
+	pthread_barrier_wait(&start);
+	mine = pass(m, dfd, missing);
+	pthread_barrier_wait(&done);
+	if (mine < 0 || job.cycles < 0)
+		return -1;
+	return (mine + job.cycles) / 2;
+}
+
+/*
  * Median over ROUNDS passes of cycles per call for each method; the methods
  * take turns within a round so that noise hits them alike.
  */
-static int run(int dfd, int missing, double med[3])
+static int run(int threads, int dfd, int missing, double med[3])
 {
 	double t[3][ROUNDS];
 
 	for (int m = 0; m < 3; m++)
-		if (pass(m, dfd, missing) < 0)	/* warm-up, and a check */
+		if (timed(threads, m, dfd, missing) < 0)	/* warm-up, and a check */
 			return -1;
 	for (int r = 0; r < ROUNDS; r++) {
 		for (int k = 0; k < 3; k++) {
 			int m = (k + r) % 3;	/* rotate who goes first */
 
-			t[m][r] = pass(m, dfd, missing);
+			t[m][r] = timed(threads, m, dfd, missing);
 			if (t[m][r] < 0)
 				return -1;
 		}
@@ -110,7 +152,8 @@ static int run(int dfd, int missing, double med[3])
 int main(void)
 {
 	char dir[] = "/tmp/dirsync-bench.XXXXXX";
-	double cyc[2][3], t0, c0, ns_per_cycle;
+	double cyc[2][2][3], t0, c0, ns_per_cycle;
+	pthread_t th;
 	int dfd;
 
 	nr = dirsync_discover();
@@ -133,23 +176,40 @@ int main(void)
 			return 1;
 		}
 	}
+	if (pthread_barrier_init(&start, NULL, 2) || pthread_barrier_init(&done, NULL, 2) ||
+	    pthread_create(&th, NULL, partner, NULL)) {
+		fprintf(stderr, "bench: cannot start the second thread\n");
+		return 1;
+	}
 	t0 = now_ns();
 	c0 = cycles();
-	for (int missing = 0; missing < 2; missing++) {
-		if (run(dfd, missing, cyc[missing])) {
-			fprintf(stderr, "bench: a call gave an unexpected result\n");
-			return 1;
+	for (int threads = 1; threads <= 2; threads++) {
+		for (int missing = 0; missing < 2; missing++) {
+			if (run(threads, dfd, missing, cyc[threads - 1][missing])) {
+				fprintf(stderr, "bench: a call gave an unexpected result\n");
+				return 1;
+			}
 		}
 	}
 	ns_per_cycle = (now_ns() - t0) / (cycles() - c0);
-	for (int missing = 0; missing < 2; missing++) {
-		double *c = cyc[missing];
+	job.quit = 1;
+	pthread_barrier_wait(&start);
+	pthread_join(th, NULL);
 
-		printf("bench %s files (%d files, median of %d passes): dirsync_stat %.0f ns/call, statx %.0f ns/call, fstatat %.0f ns/call; dirsync_stat/statx %.2f, dirsync_stat/fstatat %.2f\n",
-		       missing ? "missing" : "existing", NFILES, ROUNDS,
-		       c[DIRSYNC] * ns_per_cycle, c[STATX] * ns_per_cycle,
-		       c[FSTATAT] * ns_per_cycle,
-		       c[DIRSYNC] / c[STATX], c[DIRSYNC] / c[FSTATAT]);
+	printf("bench: ns/call, median of %d passes over %d names (%ld CPUs); ratios: dirsync_stat / other\n",
+	       ROUNDS, NFILES, sysconf(_SC_NPROCESSORS_ONLN));
+	printf("bench: %-8s %7s %12s %8s %8s %14s %16s\n", "names", "threads",
+	       "dirsync_stat", "statx", "fstatat", "ds/statx", "ds/fstatat");
+	for (int threads = 1; threads <= 2; threads++) {
+		for (int missing = 0; missing < 2; missing++) {
+			double *c = cyc[threads - 1][missing];
+
+			printf("bench: %-8s %7d %12.0f %8.0f %8.0f %14.2f %16.2f\n",
+			       missing ? "missing" : "existing", threads,
+			       c[DIRSYNC] * ns_per_cycle, c[STATX] * ns_per_cycle,
+			       c[FSTATAT] * ns_per_cycle,
+			       c[DIRSYNC] / c[STATX], c[DIRSYNC] / c[FSTATAT]);
+		}
 	}
 	return 0;
 }

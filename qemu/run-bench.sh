@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The syscall microbenchmark of `make bench` (part of scripts/bench.sh):
+# boots the default test kernel with dirsync.mode=bench and prints the
+# table of kernel-module/tests/dirsync_bench.c (ns/call of dirsync_stat,
+# statx and fstatat, existing and missing names, 1 and 2 threads).  The
+# kernel is a debug kernel under TCG: only the ratios mean something.
+set -euo pipefail
+# shellcheck source=qemu/vm-lib.sh
+. "$(dirname "$0")/vm-lib.sh"
+cd "$ROOT"
+
+vm_prepare
+vm_kernel default
+rc=0
+vm_boot "$VM/bench" "${DIRSYNC_VM_TIMEOUT:-900}" dirsync.mode=bench >"$VM/bench.out" 2>&1 || rc=$?
+tr -d '\r' <"$VM/bench/results.log" >"$VM/bench/results.clean" 2>/dev/null || true
+grep -qx "=== GUEST DONE" "$VM/bench/results.clean" ||
+	die "the bench VM did not finish (status $rc; console: $VM/bench/console.log)"
+if vm_console_problems "$VM/bench/console.log"; then
+	die "kernel problems during the benchmark (see above)"
+fi
+echo "syscall microbenchmark ($KERNEL_VERSION, QEMU TCG, ${QEMU_SMP:-2} CPUs):"
+grep '^bench' "$VM/bench/results.clean" || die "the benchmark printed nothing"
