@@ -9,8 +9,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 USERSPACE := userspace
 
-.PHONY: all deps kernel patches check-patches userspace host-test qemu-test \
-	test demo bench clean
+.PHONY: all deps kernel kernel-kasan patches check-patches lint-shell userspace \
+	host-test qemu-test test demo bench clean
 
 all: userspace kernel
 
@@ -30,16 +30,26 @@ check-patches: deps
 kernel: deps
 	scripts/build-kernel.sh
 
+# The KASAN + UBSAN variant that qemu-test also boots.
+kernel-kasan: deps
+	scripts/build-kernel.sh --variant kasan
+
+# shellcheck on every shell script of the repository.
+lint-shell: deps
+	scripts/lint-shell.sh
+
 userspace: deps
 	cd $(USERSPACE) && $(CARGO) build --release --locked
 
 host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked
 
+# Boots the default test kernel (every guest test, then the syscall
+# microbenchmark) and the KASAN + UBSAN kernel (the syscall tests).
 qemu-test: deps
 	qemu/run-tests.sh
 
-test: deps check-patches host-test qemu-test
+test: deps lint-shell check-patches host-test qemu-test
 
 demo: deps
 	qemu/run-demo.sh

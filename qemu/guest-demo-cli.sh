@@ -14,7 +14,7 @@ same() {
 	fi
 }
 
-cd /tmp
+cd /tmp || exit 1
 rm -rf src dst
 mkdir -p src/docs/notes src/empty
 printf 'hello from the VM\n' >src/hello.txt

@@ -6,12 +6,12 @@ set -u
 
 say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
-say "Discovery: $(ls /sys/kernel/dirsync | tr '\n' ' ')"
+say "Discovery: $(cd /sys/kernel/dirsync && echo *)"
 for f in /sys/kernel/dirsync/*; do
-	printf '  %s = %s   (%s)\n' "$f" "$(cat "$f")" "$(ls -l "$f" | cut -d' ' -f1)"
+	printf '  %s = %s   (%s)\n' "$f" "$(cat "$f")" "$(stat -c %A "$f")"
 done
 
-cd /tmp
+cd /tmp || exit 1
 mkdir -p demo/dir
 printf 'hello, dirsync\n' >demo/hello.txt
 touch -d '2024-02-29 12:34:56' demo/hello.txt

@@ -4,6 +4,7 @@
 # staged in build/guest/bin/dirsync (qemu/stage-userspace.sh), the guest
 # then runs qemu/guest-demo-cli.sh.  QEMU_ACCEL=kvm opts in to KVM.
 set -euo pipefail
+# shellcheck source=qemu/vm-lib.sh
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
 

@@ -28,6 +28,7 @@
 # The last line is "N passed, N failed" over both kernels; the exit status
 # is 0 only if nothing failed.
 set -euo pipefail
+# shellcheck source=qemu/vm-lib.sh
 . "$(dirname "$0")/vm-lib.sh"
 cd "$ROOT"
 

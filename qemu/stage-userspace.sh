@@ -64,4 +64,4 @@ for f in "$OUT/bin/dirsync" "$OUT"/tests/*; do
 		exit 1
 	fi
 done
-echo "stage: $(ls "$OUT/tests" | wc -l) test executables and bin/dirsync in $OUT"
+echo "stage: $(find "$OUT/tests" -mindepth 1 -maxdepth 1 | wc -l) test executables and bin/dirsync in $OUT"

@@ -4,8 +4,9 @@
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VM="$ROOT/build/vm"
-# shellcheck source=scripts/lib.sh
-. "$ROOT/scripts/lib.sh"
+# die, take_lock, KERNEL_PROBLEM_RE (scripts/lib.sh) and pristine_tree
+# shellcheck source=scripts/kernel-source.sh
+. "$ROOT/scripts/kernel-source.sh"
 
 # One VM run at a time per work tree: build/vm is shared.
 vm_lock() {
@@ -43,8 +44,7 @@ vm_build_programs() {
 	local src="$ROOT/kernel-module/tests" pristine sel="$VM/selftests"
 	local cc=(gcc -static -O2 -Wall -Wextra -Werror -Wno-format-truncation
 		-I"$ROOT/kernel-module/include/uapi")
-	# shellcheck source=scripts/kernel-source.sh
-	pristine=$(. "$ROOT/scripts/kernel-source.sh" && pristine_tree)
+	pristine=$(pristine_tree)
 	rm -rf "$sel"
 	mkdir -p "$sel/dirsync" "$VM/root/guest/tests" "$VM/root/guest/bin" "$VM/root/guest/bench"
 	cp "$pristine"/tools/testing/selftests/kselftest{,_harness}.h "$sel/"
@@ -73,8 +73,7 @@ vm_pack_initramfs() {
 	cp -a "$ROOT/build/guest/." "$root/guest/"
 
 	if [ ! -x "$gen" ]; then
-		# shellcheck source=scripts/kernel-source.sh
-		pristine=$(. "$ROOT/scripts/kernel-source.sh" && pristine_tree)
+		pristine=$(pristine_tree)
 		gcc -O2 -o "$gen" "$pristine/usr/gen_init_cpio.c" || die "building gen_init_cpio failed"
 	fi
 	{

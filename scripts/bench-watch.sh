@@ -84,8 +84,8 @@ stop_tool() { # pid
 }
 
 wait_equal() { # dir
-	local i
-	for i in $(seq 1 600); do
+	local _
+	for _ in $(seq 1 600); do
 		if diff -rq "$1/src" "$1/dst" >/dev/null 2>&1; then return 0; fi
 		sleep 0.1
 	done

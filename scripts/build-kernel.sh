@@ -27,6 +27,7 @@
 # build/kernel/<variant>/version.
 set -euo pipefail
 
+# shellcheck source=scripts/kernel-source.sh
 . "$(dirname "$0")/kernel-source.sh"
 cd "$DIRSYNC_ROOT"
 
@@ -77,8 +78,6 @@ key=$(
 
 meta=build/kernel/$variant
 mkdir -p "$DIRSYNC_CACHE" "$meta"
-# One build at a time per cache (several engineers/CI jobs may share it).
-take_lock 9 "$DIRSYNC_CACHE/build.lock" "kernel: waiting for another build using $DIRSYNC_CACHE"
 
 result="$DIRSYNC_CACHE/bzImage/$key"
 publish() {
@@ -87,12 +86,18 @@ publish() {
 	echo "kernel ($variant): $(cat "$result/version")" >&2
 	echo "$result/bzImage"
 }
-
-if [ $force = 0 ] && [ -f "$result/bzImage" ] && [ -f "$result/version" ]; then
+cache_hit() {
+	[ $force = 0 ] && [ -f "$result/bzImage" ] && [ -f "$result/version" ] || return 1
 	echo "kernel ($variant): cache hit ($key)" >&2
 	publish
-	exit 0
-fi
+}
+
+# A published result is complete (it is renamed into place): no lock needed
+# to use it.  Building takes the lock: one build at a time per cache
+# (several engineers/CI jobs may share it); the winner may have built ours.
+cache_hit && exit 0
+take_lock 9 "$DIRSYNC_CACHE/build.lock" "kernel: waiting for another build using $DIRSYNC_CACHE"
+cache_hit && exit 0
 
 start=$(date +%s)
 pristine=$(pristine_tree)

@@ -9,7 +9,7 @@ PKGS=(
 	qemu-system-x86 busybox-static cpio
 	flex bison bc libelf-dev libssl-dev
 	make gcc libc6-dev xz-utils python3 git patch perl
-	rsync lsyncd
+	rsync lsyncd shellcheck
 )
 BINDGEN_VERSION=0.69.5
 

@@ -15,6 +15,7 @@
 # --strict on every patch and fail on any error, warning or check.
 set -euo pipefail
 
+# shellcheck source=scripts/kernel-source.sh
 . "$(dirname "$0")/kernel-source.sh"
 cd "$DIRSYNC_ROOT"
 

@@ -11,6 +11,7 @@ KERNEL_TARBALL=/usr/src/linux-source-6.12.tar.xz
 
 # The kernel's Rust must be built with Debian's rustc-web (it ships the
 # matching rust-src); rustup's toolchain may come first in PATH.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 KBUILD_TOOLS=(
 	LLVM=1
 	RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
