@@ -98,15 +98,19 @@ static void __attribute__((constructor)) discover(void)
 		ds_nr = nr;
 }
 
-/* dirsync_stat(); @info is filled with 0xa5 first.  Returns 0 or -errno. */
-static long sys_ds(int dfd, const char *path, void *info, unsigned long flags)
+/* dirsync_stat() as is.  Returns 0 or -errno. */
+static long raw_ds(int dfd, const void *path, void *info, unsigned long flags)
 {
-	long ret;
+	long ret = syscall(ds_nr, dfd, path, info, flags);
 
-	if (info)
-		memset(info, 0xa5, INFO_SIZE);
-	ret = syscall(ds_nr, dfd, path, info, flags);
 	return ret < 0 ? -errno : ret;
+}
+
+/* dirsync_stat() with @info filled with 0xa5 first.  0 or -errno. */
+static long sys_ds(int dfd, const char *path, struct dirsync_info *info, unsigned long flags)
+{
+	memset(info, 0xa5, INFO_SIZE);
+	return raw_ds(dfd, path, info, flags);
 }
 
 /* Raw statx(2) (glibc's may check arguments itself).  0 or -errno. */
@@ -925,7 +929,7 @@ TEST(bad_pointers)
 	void *kernel = (void *)0xffffffff81000000UL;
 	long page = sysconf(_SC_PAGESIZE);
 	char *two, *noaccess, *rdonly;
-	struct dirsync_info i, *at_end;
+	struct dirsync_info *at_end;
 	void *gone = hole(page);
 	const char *name = "/dev/null";
 	size_t len = strlen(name);
@@ -958,21 +962,20 @@ TEST(bad_pointers)
 	EXPECT_DS(0, 1, AT_FDCWD, two + page - len - 1, 0);
 
 	/* The result buffer, for an existing and for a missing name. */
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", NULL, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", gone, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", noaccess, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", rdonly, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", kernel, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/no-such-file", NULL, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/no-such-file", kernel, 0));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, NULL, kernel, AT_EMPTY_PATH));
-	EXPECT_EQ(-EFAULT, sys_ds(AT_FDCWD, "/dev/null", two + page - 40, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", NULL, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", gone, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", noaccess, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", rdonly, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", kernel, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/no-such-file", NULL, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/no-such-file", kernel, 0));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, NULL, kernel, AT_EMPTY_PATH));
+	EXPECT_EQ(-EFAULT, raw_ds(AT_FDCWD, "/dev/null", two + page - 40, 0));
 	/* Exactly fitting before the hole is fine. */
 	at_end = (void *)(two + page - INFO_SIZE);
-	EXPECT_EQ(0, sys_ds(AT_FDCWD, "/dev/null", at_end, 0));
+	EXPECT_EQ(0, raw_ds(AT_FDCWD, "/dev/null", at_end, 0));
 	EXPECT_EQ(1, at_end->exists);
 	EXPECT_TRUE(S_ISCHR(at_end->mode));
-	memset(&i, 0, sizeof(i));
 	munmap(two, page);
 	munmap(noaccess, page);
 	munmap(rdonly, page);
