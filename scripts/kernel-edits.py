@@ -10,6 +10,8 @@ An .edits file is a list of directives, one per line:
     edit PATH           following anchors and insertions apply to TREE/PATH
     after REGEX         the next insertion goes after the one line matching
     before REGEX        ... or before it (Python regex, searched per line)
+    delete REGEX        remove the one line matching (e.g. to replace it:
+                        "before" the line, the new text, then "delete")
     +TEXT               a line to insert, verbatim (tabs kept); "+" alone
                         inserts an empty line
 
@@ -87,6 +89,14 @@ def main():
             if not text.endswith("\n"):
                 fail(spec, n, f"{arg} does not end with a newline")
             cur = [arg, text[:-1].split("\n")]
+        elif word == "delete":
+            if cur is None:
+                fail(spec, n, "'delete' before any 'edit'")
+            hits = [i for i, l in enumerate(cur[1]) if re.search(arg, l)]
+            if len(hits) != 1:
+                fail(spec, n,
+                     f"delete /{arg}/ matches {len(hits)} lines of {cur[0]}, need exactly 1")
+            del cur[1][hits[0]]
         elif word in ("after", "before"):
             if cur is None:
                 fail(spec, n, f"'{word}' before any 'edit'")

@@ -5,7 +5,6 @@
  */
 
 #include <linux/syscalls.h>
-#include <uapi/linux/dirsync.h>
 
 #include "dirsync.h"
 

@@ -2,7 +2,7 @@
 
 #include <linux/fs.h>
 
-void rust_helper_inode_unlock(struct inode *inode)
+bool rust_helper_vfs_empty_path(int dfd, const char __user *path)
 {
-	inode_unlock(inode);
+	return vfs_empty_path(dfd, path);
 }
