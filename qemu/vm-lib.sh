@@ -110,20 +110,22 @@ vm_prepare() {
 
 # vm_boot LOGDIR TIMEOUT_SECONDS GUEST_ARGS...: boots $BZIMAGE with
 # $VM/initramfs.cpio on ${QEMU_SMP:-2} CPUs (multi-threaded TCG unless
-# QEMU_ACCEL says otherwise), console to stdout and LOGDIR/console.log,
+# QEMU_ACCEL says otherwise; one CPU per socket: the kernel has no ACPI and
+# SeaBIOS's MP table lists only the first CPU of each socket), console to stdout and LOGDIR/console.log,
 # results port to LOGDIR/results.log; GUEST_ARGS go on the kernel command
 # line (dirsync.* parameters: see qemu/guest-init.sh).  Returns QEMU's (or
 # timeout's) status.
 vm_boot() {
-	local logdir=$1 limit=$2 accel=${QEMU_ACCEL:-tcg}
+	local logdir=$1 limit=$2 accel=${QEMU_ACCEL:-tcg} cpus=${QEMU_SMP:-2}
 	shift 2
 	[ "$accel" = tcg ] && accel=tcg,thread=multi
 	mkdir -p "$logdir"
 	rm -f "$logdir/results.log" "$logdir/console.log"
-	echo "vm: booting $KERNEL_VERSION under QEMU ($accel, ${QEMU_SMP:-2} CPUs), timeout ${limit}s" >&2
+	echo "vm: booting $KERNEL_VERSION under QEMU ($accel, $cpus CPUs), timeout ${limit}s" >&2
 	set +e
 	timeout --foreground -k 10 "$limit" qemu-system-x86_64 \
-		-accel "$accel" -m "${QEMU_MEM:-1024}" -smp "${QEMU_SMP:-2}" \
+		-accel "$accel" -m "${QEMU_MEM:-1024}" \
+		-smp "$cpus,sockets=$cpus,cores=1,threads=1" \
 		-nodefaults -no-reboot -nographic \
 		-serial stdio -serial "file:$logdir/results.log" \
 		-kernel "$BZIMAGE" -initrd "$VM/initramfs.cpio" \
