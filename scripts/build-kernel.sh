@@ -14,8 +14,8 @@
 # kernel is built with LLVM=1 and Debian's rustc (see scripts/kernel-source.sh).
 #
 # The bzImage is cached under $DIRSYNC_CACHE/bzImage/<key>, where <key> is the
-# sha256 of the variant, the source package version, the patches, the config
-# fragments,
+# sha256 of the variant, the source package version, the patches (but those
+# touching only tools/), the config fragments,
 # these scripts and the toolchain versions; a hit returns at once.  The build
 # tree ($DIRSYNC_CACHE/tree + out) is kept for incremental rebuilds but never
 # trusted: it is re-synced from the pristine source and re-patched each time.
@@ -58,6 +58,13 @@ kasan)
 *) die "unknown kernel variant '$variant' (known: default, kasan)" ;;
 esac
 
+# The patches that change the kernel image: a patch touching only tools/
+# (the selftest) is applied but not part of the cache key.
+KEY_PATCHES=()
+for p in "${PATCHES[@]}"; do
+	grep '^+++ b/' "$p" | grep -qv '^+++ b/tools/' && KEY_PATCHES+=("$p")
+done
+
 pkgver=$(kernel_pkg_version)
 toolchain=$(
 	/usr/bin/rustc --version
@@ -69,7 +76,7 @@ key=$(
 		echo "variant $variant"
 		echo "$KERNEL_PKG $pkgver"
 		echo "$toolchain"
-		for f in "${PATCHES[@]}" "${FRAGMENTS[@]}" scripts/build-kernel.sh scripts/kernel-source.sh; do
+		for f in "${KEY_PATCHES[@]}" "${FRAGMENTS[@]}" scripts/build-kernel.sh scripts/kernel-source.sh; do
 			echo "== $f"
 			cat "$f"
 		done
