@@ -45,7 +45,7 @@ host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked
 
 # Boots the default test kernel (every guest test, then the syscall
-# microbenchmark) and the KASAN + UBSAN kernel (the syscall tests).
+# microbenchmark) and the KASAN + UBSAN kernel (every guest test).
 qemu-test: deps
 	qemu/run-tests.sh
 

@@ -15,7 +15,7 @@
 #
 # The bzImage is cached under $DIRSYNC_CACHE/bzImage/<key>, where <key> is the
 # sha256 of the variant, the source package version, the patches (but those
-# touching only tools/), the config fragments,
+# touching only tools/, Documentation/, MAINTAINERS), the config fragments,
 # these scripts and the toolchain versions; a hit returns at once.  The build
 # tree ($DIRSYNC_CACHE/tree + out) is kept for incremental rebuilds but never
 # trusted: it is re-synced from the pristine source and re-patched each time.
@@ -58,11 +58,13 @@ kasan)
 *) die "unknown kernel variant '$variant' (known: default, kasan)" ;;
 esac
 
-# The patches that change the kernel image: a patch touching only tools/
-# (the selftest) is applied but not part of the cache key.
+# The patches that can change the kernel image: a patch touching only
+# tools/, Documentation/ and MAINTAINERS (the selftest) is applied but not
+# part of the cache key.
 KEY_PATCHES=()
 for p in "${PATCHES[@]}"; do
-	grep '^+++ b/' "$p" | grep -qv '^+++ b/tools/' && KEY_PATCHES+=("$p")
+	grep '^+++ b/' "$p" | grep -qvE '^\+\+\+ b/(tools/|Documentation/|MAINTAINERS$)' &&
+		KEY_PATCHES+=("$p")
 done
 
 pkgver=$(kernel_pkg_version)
