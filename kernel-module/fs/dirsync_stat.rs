@@ -141,8 +141,13 @@ fn lookup_flags(at_flags: u32) -> u32 {
 fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<Option<Kstat>> {
     check_flags(at_flags)?;
     let query_flags = at_flags & at::STATX_SYNC_TYPE;
-    if at_flags & at::EMPTY_PATH != 0 && fs::is_empty_path(dfd, path) {
-        // The descriptor itself (O_PATH ones too): no copy, no walk.
+    // As statx(): with AT_EMPTY_PATH as the only lookup flag, a NULL or
+    // empty path describes the descriptor itself (O_PATH ones too) with
+    // no copy and no walk. With AT_SYMLINK_NOFOLLOW too, an empty path
+    // takes the walk (LOOKUP_EMPTY) to the same answer and NULL is -EFAULT.
+    if at_flags & !(at::NO_AUTOMOUNT | at::STATX_SYNC_TYPE) == at::EMPTY_PATH
+        && fs::is_empty_path(dfd, path)
+    {
         return Ok(Some(
             RawFile::fget_raw(dfd)?.getattr(statx::BASIC_STATS, query_flags)?,
         ));
