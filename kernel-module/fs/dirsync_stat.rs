@@ -23,8 +23,7 @@ use kernel::{
         Result,
     },
     ffi::{c_char, c_int, c_long, c_uint},
-    fs::{self, at, lookup, statx, Filename, Kstat, Lookup, RawFile},
-    types::AsBytes,
+    fs::{self, at, lookup, statx, Filename, Kstat, Lookup, RawFile, S_IFMT},
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
@@ -33,12 +32,8 @@ use kernel::{
 const VALID_AT_FLAGS: u32 =
     at::SYMLINK_NOFOLLOW | at::EMPTY_PATH | at::NO_AUTOMOUNT | at::STATX_SYNC_TYPE;
 
-/// The `S_IFMT` bits of a mode.
-const S_IFMT: u32 = 0o170000;
-
-/// Rust mirror of the uapi `struct dirsync_info` (80 bytes, no implicit
-/// padding); the assertions below keep the two layouts identical.
-#[repr(C)]
+/// The answer, field by field; [`DirsyncInfo::to_bytes`] lays it out as the
+/// uapi `struct dirsync_info`.
 #[derive(Default)]
 struct DirsyncInfo {
     exists: u32,
@@ -50,35 +45,20 @@ struct DirsyncInfo {
     ino: u64,
     dev_major: u32,
     dev_minor: u32,
-    spare: [u64; 4],
 }
 
-// The mirror has the size and field offsets of the uapi struct that bindgen
-// generated from `include/uapi/linux/dirsync.h`, and no implicit padding
-// (its size is the sum of its fields' sizes).
-const _: () = {
-    type U = uapi::dirsync_info;
-    assert!(size_of::<DirsyncInfo>() == 80);
-    assert!(size_of::<DirsyncInfo>() == size_of::<U>());
-    assert!(offset_of!(DirsyncInfo, exists) == offset_of!(U, exists));
-    assert!(offset_of!(DirsyncInfo, mode) == offset_of!(U, mode));
-    assert!(offset_of!(DirsyncInfo, size) == offset_of!(U, size));
-    assert!(offset_of!(DirsyncInfo, mtime) == offset_of!(U, mtime));
-    assert!(offset_of!(DirsyncInfo, mtime_nsec) == offset_of!(U, mtime_nsec));
-    assert!(offset_of!(DirsyncInfo, mask) == offset_of!(U, mask));
-    assert!(offset_of!(DirsyncInfo, ino) == offset_of!(U, ino));
-    assert!(offset_of!(DirsyncInfo, dev_major) == offset_of!(U, dev_major));
-    assert!(offset_of!(DirsyncInfo, dev_minor) == offset_of!(U, dev_minor));
-    assert!(offset_of!(DirsyncInfo, spare) == offset_of!(U, __spare));
-    assert!(
-        size_of::<DirsyncInfo>()
-            == 6 * size_of::<u32>() + 3 * size_of::<u64>() + size_of::<[u64; 4]>()
-    );
-};
+/// The uapi struct, as bindgen generated it from
+/// `include/uapi/linux/dirsync.h`.
+type UapiInfo = uapi::dirsync_info;
 
-// SAFETY: `DirsyncInfo` is `repr(C)`, made only of integers, and has no
-// implicit padding (asserted above), so all of its bytes are initialised.
-unsafe impl AsBytes for DirsyncInfo {}
+/// The size of `struct dirsync_info`, the same on every architecture.
+const INFO_SIZE: usize = size_of::<UapiInfo>();
+const _: () = assert!(INFO_SIZE == 80);
+
+/// Copies `val` into `buf` at `offset`.
+fn put(buf: &mut [u8; INFO_SIZE], offset: usize, val: &[u8]) {
+    buf[offset..offset + val.len()].copy_from_slice(val);
+}
 
 impl DirsyncInfo {
     /// The answer for an existing object: the fields the file system
@@ -113,6 +93,54 @@ impl DirsyncInfo {
         }
         info
     }
+
+    /// The bytes of the uapi struct: each field at its offset in native
+    /// byte order, the spare words (and any byte not covered) zero.
+    fn to_bytes(&self) -> [u8; INFO_SIZE] {
+        let mut buf = [0u8; INFO_SIZE];
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, exists),
+            &self.exists.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, mode),
+            &self.mode.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, size),
+            &self.size.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, mtime),
+            &self.mtime.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, mtime_nsec),
+            &self.mtime_nsec.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, mask),
+            &self.mask.to_ne_bytes(),
+        );
+        put(&mut buf, offset_of!(UapiInfo, ino), &self.ino.to_ne_bytes());
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, dev_major),
+            &self.dev_major.to_ne_bytes(),
+        );
+        put(
+            &mut buf,
+            offset_of!(UapiInfo, dev_minor),
+            &self.dev_minor.to_ne_bytes(),
+        );
+        buf
+    }
 }
 
 /// Checks the `AT_*` flags as `statx()` does.
@@ -141,8 +169,13 @@ fn lookup_flags(at_flags: u32) -> u32 {
 fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<Option<Kstat>> {
     check_flags(at_flags)?;
     let query_flags = at_flags & at::STATX_SYNC_TYPE;
-    if at_flags & at::EMPTY_PATH != 0 && fs::is_empty_path(dfd, path) {
-        // The descriptor itself (O_PATH ones too): no copy, no walk.
+    // As statx(): with AT_EMPTY_PATH as the only lookup flag, a NULL or
+    // empty path describes the descriptor itself (O_PATH ones too) with
+    // no copy and no walk. With AT_SYMLINK_NOFOLLOW too, an empty path
+    // takes the walk (LOOKUP_EMPTY) to the same answer and NULL is -EFAULT.
+    if at_flags & !(at::NO_AUTOMOUNT | at::STATX_SYNC_TYPE) == at::EMPTY_PATH
+        && fs::is_empty_path(dfd, path)
+    {
         return Ok(Some(
             RawFile::fget_raw(dfd)?.getattr(statx::BASIC_STATS, query_flags)?,
         ));
@@ -168,9 +201,9 @@ fn dirsync_stat(dfd: c_int, path: UserPtr, info: UserPtr, at_flags: u32) -> Resu
         // Every byte zero, `exists` and `mask` included.
         None => DirsyncInfo::default(),
     };
-    UserSlice::new(info, size_of::<DirsyncInfo>())
+    UserSlice::new(info, INFO_SIZE)
         .writer()
-        .write(&answer)
+        .write_slice(&answer.to_bytes())
 }
 
 /// Implementation of `dirsync_stat(2)`, called by the C entry point

@@ -22,6 +22,9 @@ use crate::{
 };
 use core::{mem::MaybeUninit, ptr::NonNull};
 
+/// The file type bits of a mode (`S_IFMT`); the others are permissions.
+pub const S_IFMT: u32 = bindings::S_IFMT;
+
 /// `AT_*` flags of the `*at()` system calls.
 pub mod at {
     use crate::bindings;

@@ -9,9 +9,11 @@
  * @path is resolved relative to @dfd (AT_FDCWD for the working directory)
  * with the caller's credentials, following a final symlink unless @flags
  * has AT_SYMLINK_NOFOLLOW.  Automounts are never triggered (as fstatat(2)):
- * AT_NO_AUTOMOUNT is implied and accepted.  AT_EMPTY_PATH with a NULL or
- * empty @path describes @dfd itself, which may be any file descriptor,
- * O_PATH ones included, without a path walk.  At most one of
+ * AT_NO_AUTOMOUNT is implied and accepted.  AT_EMPTY_PATH with an empty
+ * @path describes @dfd itself, which may be any file descriptor, O_PATH
+ * ones included; as in statx(2), a NULL @path is accepted as empty when
+ * @dfd is not AT_FDCWD and AT_SYMLINK_NOFOLLOW is not given (-EFAULT
+ * otherwise), and then no path walk is done at all.  At most one of
  * AT_STATX_SYNC_AS_STAT, AT_STATX_FORCE_SYNC and AT_STATX_DONT_SYNC asks
  * for the synchronisation statx(2) does.  Any other flag bit, or
  * AT_STATX_FORCE_SYNC with AT_STATX_DONT_SYNC, is -EINVAL.
