@@ -15,8 +15,9 @@
  *    directory: dirsync_stat returns 0 and all 80 bytes are zero;
  *  - statx fails otherwise: dirsync_stat fails with the same errno.
  *
- * (One exception: AT_EMPTY_PATH with a NULL path and a real dfd describes
- * the dfd whatever the other flags; statx is asked with "" then.)
+ * NULL paths included: as statx, dirsync_stat takes NULL as an empty path
+ * only with AT_EMPTY_PATH, a dfd other than AT_FDCWD and no
+ * AT_SYMLINK_NOFOLLOW.
  *
  * Run as root (the tests use mount(2), chmod and setresuid(2)); the
  * unprivileged parts run in children with uid/gid 65534.
@@ -207,16 +208,7 @@ static bool agrees(struct __test_metadata *_metadata, const char *what,
 	struct statx sx;
 	long sr, dr;
 
-	/*
-	 * AT_EMPTY_PATH with a NULL path describes a real dfd whatever the
-	 * other flags are (uapi header).  6.12's statx() takes NULL only when
-	 * AT_EMPTY_PATH is alone (AT_SYMLINK_NOFOLLOW with it is EFAULT):
-	 * ask it with "" instead, which it treats the same way.
-	 */
-	if (!path && (flags & AT_EMPTY_PATH) && dfd >= 0)
-		sr = sys_statx(dfd, "", flags, &sx);
-	else
-		sr = sys_statx(dfd, path, flags, &sx);
+	sr = sys_statx(dfd, path, flags, &sx);
 	dr = sys_ds(dfd, path, &info, flags);
 
 #define MISMATCH(fmt, ...) \
@@ -873,10 +865,12 @@ TEST(empty_path)
 	ASSERT_EQ(0, sys_ds(opathfile, NULL, &i, AT_EMPTY_PATH));
 	EXPECT_TRUE(S_ISLNK(i.mode));
 	/*
-	 * AT_FDCWD with "" is the working directory; with NULL it is EFAULT
-	 * in 6.12 (vfs_empty_path() takes only real descriptors): checked
-	 * against statx above.
+	 * AT_FDCWD with "" is the working directory; with NULL it is EFAULT,
+	 * as is NULL with AT_SYMLINK_NOFOLLOW (statx in 6.12).
 	 */
+	EXPECT_DS(-EFAULT, 0, AT_FDCWD, NULL, AT_EMPTY_PATH);
+	EXPECT_DS(-EFAULT, 0, filefd, NULL, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	EXPECT_DS(0, 1, filefd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	ASSERT_EQ(0, sys_statx(AT_FDCWD, ".", 0, &sx));
 	ASSERT_EQ(0, sys_ds(AT_FDCWD, "", &i, AT_EMPTY_PATH));
 	EXPECT_EQ(sx.stx_ino, i.ino);
