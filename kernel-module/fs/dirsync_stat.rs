@@ -32,7 +32,7 @@ use kernel::{
 const VALID_AT_FLAGS: u32 =
     at::SYMLINK_NOFOLLOW | at::EMPTY_PATH | at::NO_AUTOMOUNT | at::STATX_SYNC_TYPE;
 
-/// The answer, field by field; [`DirsyncInfo::to_bytes`] lays it out as the
+/// The answer, field by field; [`DirsyncInfo::to_words`] lays it out as the
 /// uapi `struct dirsync_info`.
 #[derive(Default)]
 struct DirsyncInfo {
@@ -51,13 +51,31 @@ struct DirsyncInfo {
 /// `include/uapi/linux/dirsync.h`.
 type UapiInfo = uapi::dirsync_info;
 
-/// The size of `struct dirsync_info`, the same on every architecture.
-const INFO_SIZE: usize = size_of::<UapiInfo>();
-const _: () = assert!(INFO_SIZE == 80);
+/// `struct dirsync_info` as ten native 64-bit words: 80 bytes, the same on
+/// every architecture, copied out with one `copy_to_user()`.
+type InfoWords = [u64; 10];
 
-/// Copies `val` into `buf` at `offset`.
-fn put(buf: &mut [u8; INFO_SIZE], offset: usize, val: &[u8]) {
-    buf[offset..offset + val.len()].copy_from_slice(val);
+// Where the fields live in the words; [`DirsyncInfo::to_words`] relies on
+// it, and the words cover the struct exactly.
+const _: () = {
+    assert!(size_of::<UapiInfo>() == size_of::<InfoWords>());
+    assert!(offset_of!(UapiInfo, exists) == 0 && offset_of!(UapiInfo, mode) == 4);
+    assert!(offset_of!(UapiInfo, size) == 8);
+    assert!(offset_of!(UapiInfo, mtime) == 16);
+    assert!(offset_of!(UapiInfo, mtime_nsec) == 24 && offset_of!(UapiInfo, mask) == 28);
+    assert!(offset_of!(UapiInfo, ino) == 32);
+    assert!(offset_of!(UapiInfo, dev_major) == 40 && offset_of!(UapiInfo, dev_minor) == 44);
+    assert!(offset_of!(UapiInfo, __spare) == 48);
+};
+
+/// The 64-bit word holding the `u32` at `first` and the next `u32`, as
+/// memory holds them.
+fn pair(first: u32, second: u32) -> u64 {
+    if cfg!(target_endian = "little") {
+        u64::from(first) | u64::from(second) << 32
+    } else {
+        u64::from(first) << 32 | u64::from(second)
+    }
 }
 
 impl DirsyncInfo {
@@ -94,52 +112,21 @@ impl DirsyncInfo {
         info
     }
 
-    /// The bytes of the uapi struct: each field at its offset in native
-    /// byte order, the spare words (and any byte not covered) zero.
-    fn to_bytes(&self) -> [u8; INFO_SIZE] {
-        let mut buf = [0u8; INFO_SIZE];
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, exists),
-            &self.exists.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, mode),
-            &self.mode.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, size),
-            &self.size.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, mtime),
-            &self.mtime.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, mtime_nsec),
-            &self.mtime_nsec.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, mask),
-            &self.mask.to_ne_bytes(),
-        );
-        put(&mut buf, offset_of!(UapiInfo, ino), &self.ino.to_ne_bytes());
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, dev_major),
-            &self.dev_major.to_ne_bytes(),
-        );
-        put(
-            &mut buf,
-            offset_of!(UapiInfo, dev_minor),
-            &self.dev_minor.to_ne_bytes(),
-        );
-        buf
+    /// The uapi struct: every field at its offset, the spare words zero.
+    fn to_words(&self) -> InfoWords {
+        [
+            pair(self.exists, self.mode),
+            self.size,
+            // CAST: the bits of the `__s64`, as userspace reads them.
+            self.mtime as u64,
+            pair(self.mtime_nsec, self.mask),
+            self.ino,
+            pair(self.dev_major, self.dev_minor),
+            0,
+            0,
+            0,
+            0,
+        ]
     }
 }
 
@@ -164,9 +151,9 @@ fn lookup_flags(at_flags: u32) -> u32 {
     flags
 }
 
-/// The attributes of what `path` names, or `None` if its last component
-/// is missing.
-fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<Option<Kstat>> {
+/// The answer for `path`: its attributes, or `exists == 0` if its last
+/// component is missing.
+fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<DirsyncInfo> {
     check_flags(at_flags)?;
     let query_flags = at_flags & at::STATX_SYNC_TYPE;
     // As statx(): with AT_EMPTY_PATH as the only lookup flag, a NULL or
@@ -176,8 +163,9 @@ fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<Option<Kstat>> {
     if at_flags & !(at::NO_AUTOMOUNT | at::STATX_SYNC_TYPE) == at::EMPTY_PATH
         && fs::is_empty_path(dfd, path)
     {
-        return Ok(Some(
-            RawFile::fget_raw(dfd)?.getattr(statx::BASIC_STATS, query_flags)?,
+        let file = RawFile::fget_raw(dfd)?;
+        return Ok(DirsyncInfo::from_kstat(
+            &file.getattr(statx::BASIC_STATS, query_flags)?,
         ));
     }
     let mut flags = lookup_flags(at_flags);
@@ -185,25 +173,23 @@ fn stat(dfd: c_int, path: UserPtr, at_flags: u32) -> Result<Option<Kstat>> {
     loop {
         let found = match name.lookup(dfd, flags)? {
             Lookup::Found(found) => found,
-            Lookup::LastMissing => return Ok(None),
+            // Every byte zero, `exists` and `mask` included.
+            Lookup::LastMissing => return Ok(DirsyncInfo::default()),
         };
         match found.getattr(statx::BASIC_STATS, query_flags) {
+            Ok(kstat) => return Ok(DirsyncInfo::from_kstat(&kstat)),
             Err(e) if e == ESTALE && flags & lookup::REVAL == 0 => flags |= lookup::REVAL,
-            res => return res.map(Some),
+            Err(e) => return Err(e),
         }
     }
 }
 
 /// The system call, with errors as [`kernel::error::Error`].
 fn dirsync_stat(dfd: c_int, path: UserPtr, info: UserPtr, at_flags: u32) -> Result {
-    let answer = match stat(dfd, path, at_flags)? {
-        Some(kstat) => DirsyncInfo::from_kstat(&kstat),
-        // Every byte zero, `exists` and `mask` included.
-        None => DirsyncInfo::default(),
-    };
-    UserSlice::new(info, INFO_SIZE)
+    let answer = stat(dfd, path, at_flags)?;
+    UserSlice::new(info, size_of::<InfoWords>())
         .writer()
-        .write_slice(&answer.to_bytes())
+        .write(&answer.to_words())
 }
 
 /// Implementation of `dirsync_stat(2)`, called by the C entry point

@@ -99,6 +99,7 @@ impl Filename {
     /// Fails with -EFAULT for a bad address, -ENAMETOOLONG for a string of
     /// `PATH_MAX` bytes or more, -ENOENT for an empty string without
     /// [`lookup::EMPTY`], -ENOMEM.
+    #[inline]
     pub fn from_user(ptr: UserPtr, flags: u32) -> Result<Self> {
         // CAST: the flags are small `LOOKUP_*` bits, they fit in a `c_int`.
         let flags = flags as c_int;
@@ -117,6 +118,7 @@ impl Filename {
     ///
     /// A missing last component is [`Lookup::LastMissing`]; every other
     /// failure, a missing directory of the prefix included, is an error.
+    #[inline]
     pub fn lookup(&self, dfd: c_int, flags: u32) -> Result<Lookup> {
         let mut path = MaybeUninit::<bindings::path>::uninit();
         let mut last_missing = false;
@@ -144,6 +146,7 @@ impl Filename {
 }
 
 impl Drop for Filename {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: we own a reference to `self.0` (type invariant), released
         // only here.
@@ -154,6 +157,7 @@ impl Drop for Filename {
 /// Returns whether `ptr` is NULL or the empty string and `dfd` is a file
 /// descriptor (not `AT_FDCWD`), i.e. whether an `AT_EMPTY_PATH` call
 /// describes `dfd` itself without a path walk (`vfs_empty_path()`).
+#[inline]
 pub fn is_empty_path(dfd: c_int, ptr: UserPtr) -> bool {
     // SAFETY: `vfs_empty_path()` reads at most one byte from the userspace
     // address with `get_user()`, which accepts any address.
@@ -166,19 +170,21 @@ pub fn is_empty_path(dfd: c_int, ptr: UserPtr) -> bool {
 ///
 /// `path` must be a valid `struct path` whose references are held for the
 /// duration of the call.
+#[inline]
 unsafe fn getattr(
     path: *const bindings::path,
     request_mask: u32,
     query_flags: u32,
 ) -> Result<Kstat> {
-    // SAFETY: all-zero bytes are a valid `struct kstat` (integers and
-    // structs of integers only).
-    let mut stat: bindings::kstat = unsafe { MaybeUninit::zeroed().assume_init() };
+    let mut stat = MaybeUninit::<bindings::kstat>::uninit();
     // SAFETY: `path` is valid (function safety requirement) and `stat` is
     // valid for writes.
-    let ret = unsafe { bindings::vfs_getattr(path, &mut stat, request_mask, query_flags) };
+    let ret = unsafe { bindings::vfs_getattr(path, stat.as_mut_ptr(), request_mask, query_flags) };
     to_result(ret)?;
-    Ok(Kstat(stat))
+    // SAFETY: `vfs_getattr()` succeeds only through `vfs_getattr_nosec()`,
+    // which zeroes the whole `struct kstat` before it fills it in (the
+    // `statx()` code relies on this too).
+    Ok(Kstat(unsafe { stat.assume_init() }))
 }
 
 /// A location in the file system (`struct path`) whose references we own.
@@ -192,6 +198,7 @@ pub struct Path(bindings::path);
 impl Path {
     /// Reads the attributes `request_mask` (`STATX_*` bits) asks for, with
     /// the `AT_STATX_SYNC_*` bits of `query_flags`, as `statx()` does.
+    #[inline]
     pub fn getattr(&self, request_mask: u32, query_flags: u32) -> Result<Kstat> {
         // SAFETY: `self.0` is valid with references held (type invariant).
         unsafe { getattr(&self.0, request_mask, query_flags) }
@@ -199,6 +206,7 @@ impl Path {
 }
 
 impl Drop for Path {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: by the type invariant we hold references on `self.0` that
         // have not been released; this is the only place releasing them.
@@ -218,6 +226,7 @@ pub struct RawFile(NonNull<bindings::file>);
 impl RawFile {
     /// Takes a reference to the file of descriptor `fd` of the current
     /// task; -EBADF if there is none.
+    #[inline]
     pub fn fget_raw(fd: c_int) -> Result<Self> {
         let fd = c_uint::try_from(fd).map_err(|_| EBADF)?;
         // SAFETY: `fget_raw()` accepts any number and returns a new file
@@ -228,6 +237,7 @@ impl RawFile {
     }
 
     /// Reads the attributes of the file, as [`Path::getattr`].
+    #[inline]
     pub fn getattr(&self, request_mask: u32, query_flags: u32) -> Result<Kstat> {
         // SAFETY: `self.0` is a valid file (type invariant), and an open
         // file holds the references of its `f_path` as long as it lives.
@@ -242,6 +252,7 @@ impl RawFile {
 }
 
 impl Drop for RawFile {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: we own a reference to `self.0` (type invariant), released
         // only here.
@@ -255,21 +266,25 @@ pub struct Kstat(bindings::kstat);
 
 impl Kstat {
     /// The `STATX_*` bits of the attributes the file system provided.
+    #[inline]
     pub fn result_mask(&self) -> u32 {
         self.0.result_mask
     }
 
     /// The type (`S_IFMT`) and permission bits.
+    #[inline]
     pub fn mode(&self) -> u32 {
         u32::from(self.0.mode)
     }
 
     /// The size in bytes (`loff_t`).
+    #[inline]
     pub fn size(&self) -> i64 {
         self.0.size
     }
 
     /// The modification time: seconds since the epoch and nanoseconds.
+    #[inline]
     pub fn mtime(&self) -> (i64, u32) {
         // CAST: `tv_nsec` of a file time is in [0, 1e9), as cp_statx()
         // assumes when it copies it to a `__u32`.
@@ -277,11 +292,13 @@ impl Kstat {
     }
 
     /// The inode number.
+    #[inline]
     pub fn ino(&self) -> u64 {
         self.0.ino
     }
 
     /// The major and minor numbers of the device holding the file.
+    #[inline]
     pub fn dev(&self) -> (u32, u32) {
         let minor_mask = (1u32 << bindings::MINORBITS) - 1;
         (self.0.dev >> bindings::MINORBITS, self.0.dev & minor_mask)
