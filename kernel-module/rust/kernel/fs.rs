@@ -122,6 +122,8 @@ impl Filename {
     pub fn lookup(&self, dfd: c_int, flags: u32) -> Result<Lookup> {
         let mut path = MaybeUninit::<bindings::path>::uninit();
         let mut last_missing = false;
+        // CAST: `LOOKUP_*` bits are an `unsigned int` in C.
+        let flags = flags as c_uint;
         // SAFETY: `self.0` is a valid `struct filename` (type invariant),
         // which the call does not consume; `path` and `last_missing` are
         // valid for writes; `path` is written only on success.
@@ -129,7 +131,7 @@ impl Filename {
             bindings::filename_lookup_missing(
                 dfd,
                 self.0.as_ptr(),
-                flags as c_uint,
+                flags,
                 path.as_mut_ptr(),
                 &mut last_missing,
             )
