@@ -9,12 +9,16 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser};
 
-use dirsync::cli::{Cli, Command, SyncArgs, SHORT_USAGE};
-use dirsync::output::{self, HumanReporter, JsonReporter};
-use dirsync::progress::{self, ProgressLine};
+mod cli;
+mod output;
+mod progress;
+
+use cli::{Cli, Command, SyncArgs, SHORT_USAGE};
 use dirsync::report::Reporter;
 use dirsync::sync::Syncer;
 use dirsync::ExitStatus;
+use output::{HumanReporter, JsonReporter};
+use progress::ProgressLine;
 
 fn exit(s: ExitStatus) -> ExitCode {
     ExitCode::from(s as u8)
@@ -114,7 +118,7 @@ fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
     if args.json {
         println!("{}", output::json_summary(&summary, status as i32));
     } else if args.verbose {
-        println!("{}", output::human_summary(&summary));
+        println!("{summary}");
     }
     if status == ExitStatus::Partial && !args.json {
         eprintln!(

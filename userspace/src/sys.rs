@@ -354,3 +354,18 @@ pub fn join(rel: &Path, name: &CStr) -> std::path::PathBuf {
         rel.join(n)
     }
 }
+
+/// Opens the parent (`..`) of the open directory `dir` (root validation
+/// climbs to `/` this way).
+pub fn open_parent(dir: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: "..\0" is NUL-terminated; plain syscall.
+    let fd = cvt(unsafe {
+        libc::openat(
+            dir,
+            c"..".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    // SAFETY: fresh descriptor, owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}

@@ -22,7 +22,7 @@
 //!
 //! Never losing an update: `IN_Q_OVERFLOW` rebuilds the watch map from a
 //! walk of SRC and queues a full rescan after the events already queued
-//! (counted, logged on stderr and reported); `ENOSPC` from
+//! (counted and reported as a warning, then a rescan); `ENOSPC` from
 //! `inotify_add_watch` names the `fs.inotify.max_user_watches` sysctl and
 //! the directories left unwatched are rescanned (and their watch retried)
 //! every [`Config::rescan_interval`].
@@ -192,7 +192,6 @@ struct Watcher {
     moves: HashMap<u32, PendingMove>,
     reporter: Arc<dyn Reporter>,
     config: Config,
-    enospc_told: bool,
     retrying: bool,
     overflows: u64,
     rebuild: bool,
@@ -236,7 +235,6 @@ pub fn run_with(
         moves: HashMap::new(),
         reporter,
         config: config.clone(),
-        enospc_told: false,
         retrying: false,
         overflows: 0,
         rebuild: false,
@@ -256,10 +254,14 @@ pub fn run_with(
     // SRC renamed or replaced before its watch existed gives no event:
     // check that the name still leads to the directory being watched.
     if !sys::same_file(&w.root, src) {
-        eprintln!(
-            "dirsync: watch: source directory {} was moved or replaced while starting; stopping",
+        let msg = format!(
+            "source directory {} was moved or replaced while starting; stopping",
             src.display()
         );
+        w.reporter.event(&Ev::Error {
+            path: src,
+            message: &msg,
+        });
         return Ok(ExitStatus::Fatal);
     }
     let start = Instant::now();
@@ -313,7 +315,10 @@ pub fn run_with(
         let now = Instant::now();
         if stop.is_none() {
             if let Some(msg) = w.fatal.take() {
-                eprintln!("dirsync: watch: {msg}");
+                w.reporter.event(&Ev::Error {
+                    path: &w.src,
+                    message: &msg,
+                });
                 stop = Some(ExitStatus::Fatal);
                 w.queue.clear_pending();
             }
@@ -595,10 +600,6 @@ impl Watcher {
         if self.retrying {
             return;
         }
-        if !self.enospc_told {
-            self.enospc_told = true;
-            eprintln!("dirsync: watch: {}: {msg}", full.display());
-        }
         self.reporter.event(&Ev::Warning {
             path: full,
             message: &msg,
@@ -705,12 +706,16 @@ impl Watcher {
             let limit = self
                 .queue_limit
                 .map_or_else(|| "?".to_string(), |v| v.to_string());
-            eprintln!(
-                "dirsync: watch: inotify event queue overflow #{} (fs.inotify.max_queued_events \
-                 = {limit}): rescanning {}",
+            let msg = format!(
+                "inotify event queue overflow #{} (fs.inotify.max_queued_events = {limit}): \
+                 rescanning {}",
                 self.overflows,
                 self.src.display()
             );
+            self.reporter.event(&Ev::Warning {
+                path: &self.src,
+                message: &msg,
+            });
             self.rebuild = true;
             return;
         }

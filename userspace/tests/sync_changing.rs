@@ -25,7 +25,7 @@ fn run1(src: &Path, dst: &Path) -> std::process::Output {
     cmd::<[&str; 0], &str>([])
         .arg(src)
         .arg(dst)
-        .env("DIRSYNC_THREADS", "1")
+        .arg("-j1")
         .output()
         .unwrap()
 }
