@@ -8,7 +8,6 @@
 //! Linux 6.13+ without the patch series, 463 is `setxattrat`).
 
 use std::ffi::CStr;
-use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
@@ -25,20 +24,6 @@ pub enum BackendChoice {
     Syscall,
     /// Always statx.
     Statx,
-}
-
-impl std::str::FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(BackendChoice::Auto),
-            "syscall" => Ok(BackendChoice::Syscall),
-            "statx" => Ok(BackendChoice::Statx),
-            other => Err(format!(
-                "unknown stat backend '{other}' (expected auto, syscall or statx)"
-            )),
-        }
-    }
 }
 
 /// The type of a file system object.
@@ -242,13 +227,16 @@ pub struct SyscallInfo {
 }
 
 /// Why the syscall cannot be used.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unavailable {
     /// No sysfs directory or file: the kernel lacks the call.
+    #[error("the running kernel does not provide dirsync_stat ({} is missing)", .0.display())]
     Missing(PathBuf),
     /// A sysfs file could not be read or parsed.
+    #[error("cannot use dirsync_stat: {}: {}", .0.display(), .1)]
     Malformed(PathBuf, String),
     /// The kernel speaks another ABI version.
+    #[error("the kernel's dirsync_stat speaks ABI {kernel}, this program needs ABI {ours}")]
     AbiMismatch {
         /// What the kernel announced.
         kernel: u32,
@@ -256,29 +244,8 @@ pub enum Unavailable {
         ours: u32,
     },
     /// This architecture is not supported by the syscall backend.
+    #[error("the dirsync_stat backend supports x86_64 only, not {0}")]
     Arch(&'static str),
-}
-
-impl fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unavailable::Missing(p) => write!(
-                f,
-                "the running kernel does not provide dirsync_stat ({} is missing)",
-                p.display()
-            ),
-            Unavailable::Malformed(p, why) => {
-                write!(f, "cannot use dirsync_stat: {}: {why}", p.display())
-            }
-            Unavailable::AbiMismatch { kernel, ours } => write!(
-                f,
-                "the kernel's dirsync_stat speaks ABI {kernel}, this program needs ABI {ours}"
-            ),
-            Unavailable::Arch(a) => {
-                write!(f, "the dirsync_stat backend supports x86_64 only, not {a}")
-            }
-        }
-    }
 }
 
 fn read_decimal(path: &Path) -> Result<u32, Unavailable> {
@@ -336,11 +303,39 @@ pub fn sysfs_dir() -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Why [`select`] cannot give the syscall backend.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// The kernel does not announce a usable `dirsync_stat`.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The probe call on `/` failed (`via`: which of the two calls).
+    #[error("{via} probe failed: {source}")]
+    Probe {
+        /// `dirsync_stat` or `statx`.
+        via: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The syscall and statx describe `/` differently.
+    #[error("dirsync_stat disagrees with statx on /: {call:?} vs {statx:?}")]
+    Disagrees {
+        /// What the syscall said.
+        call: Option<Meta>,
+        /// What statx said.
+        statx: Option<Meta>,
+    },
+}
+
 /// Picks the backend for `choice`, discovering the syscall in `sysfs_dir`.
-/// `Syscall` without a verified kernel is an error (the message says why).
+/// `Syscall` without a verified kernel is an error (it says why).
 /// When the syscall is verified it is also probed once on `/` and must
 /// agree with statx.
-pub fn select(choice: BackendChoice, sysfs_dir: &Path) -> Result<Box<dyn StatBackend>, String> {
+pub fn select(
+    choice: BackendChoice,
+    sysfs_dir: &Path,
+) -> Result<Box<dyn StatBackend>, SelectError> {
     if choice == BackendChoice::Statx {
         return Ok(Box::new(Statx));
     }
@@ -356,24 +351,23 @@ pub fn select(choice: BackendChoice, sysfs_dir: &Path) -> Result<Box<dyn StatBac
                 Err(_) => Ok(Box::new(Statx)),
             }
         }
-        Err(why) if choice == BackendChoice::Syscall => Err(why.to_string()),
+        Err(why) if choice == BackendChoice::Syscall => Err(why.into()),
         Err(_) => Ok(Box::new(Statx)),
     }
 }
 
 /// Checks that the verified syscall agrees with statx on `/`.
-fn probe(b: &DirsyncSyscall) -> Result<(), String> {
+fn probe(b: &DirsyncSyscall) -> Result<(), SelectError> {
+    let via = |via, source| SelectError::Probe { via, source };
     let via_call = b
         .stat_at(libc::AT_FDCWD, c"/")
-        .map_err(|e| format!("dirsync_stat probe failed: {e}"))?;
+        .map_err(|e| via("dirsync_stat", e))?;
     let via_statx = Statx
         .stat_at(libc::AT_FDCWD, c"/")
-        .map_err(|e| format!("statx probe failed: {e}"))?;
+        .map_err(|e| via("statx", e))?;
     match (via_call, via_statx) {
         (Some(a), Some(s)) if a.ino == s.ino && a.kind == s.kind && a.perm == s.perm => Ok(()),
-        (a, s) => Err(format!(
-            "dirsync_stat disagrees with statx on /: {a:?} vs {s:?}"
-        )),
+        (call, statx) => Err(SelectError::Disagrees { call, statx }),
     }
 }
 
@@ -486,12 +480,22 @@ mod tests {
         let err = select(BackendChoice::Syscall, &gone)
             .err()
             .expect("must fail");
-        assert!(err.contains("does not provide dirsync_stat"), "{err}");
+        assert!(
+            matches!(err, SelectError::Unavailable(Unavailable::Missing(_))),
+            "{err}"
+        );
+        assert!(err.to_string().contains("does not provide dirsync_stat"));
         let bad = fake(Some("7\n"), Some("463\n"));
         let err = select(BackendChoice::Syscall, bad.path())
             .err()
             .expect("must fail");
-        assert!(err.contains("ABI 7"), "{err}");
+        assert!(
+            matches!(
+                err,
+                SelectError::Unavailable(Unavailable::AbiMismatch { kernel: 7, ours: 1 })
+            ),
+            "{err}"
+        );
         assert_eq!(
             select(BackendChoice::Auto, bad.path()).unwrap().describe(),
             "statx"

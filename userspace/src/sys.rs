@@ -329,22 +329,6 @@ pub fn read_dir(fd: RawFd) -> io::Result<Vec<DirEntry>> {
     }
 }
 
-/// Raises the soft limit of open files to the hard limit (the parallel walk
-/// keeps a few descriptors per directory in flight).
-pub fn raise_nofile_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid rlimit to fill / read.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 /// Joins a relative path and a component name (for messages and events).
 pub fn join(rel: &Path, name: &CStr) -> std::path::PathBuf {
     let n = OsStr::from_bytes(name.to_bytes());

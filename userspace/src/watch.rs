@@ -142,12 +142,7 @@ pub fn run(
     // Block SIGINT/SIGTERM before any thread exists so that every thread
     // inherits the mask and the signals are only seen through the signalfd.
     let signals = sys::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?;
-    let excludes = Excludes::new(&options.excludes).map_err(|e| {
-        Error::new(
-            "bad --exclude pattern",
-            io::Error::new(io::ErrorKind::InvalidInput, e),
-        )
-    })?;
+    let excludes = Excludes::new(&options.excludes)?;
     let config = Config {
         recursive: !options.no_recursive,
         excludes,
@@ -219,12 +214,12 @@ pub fn run_with(
     let signals = signals.0;
     let root = sys::open_root(src).map_err(|e| Error::at("opening", src, e))?;
     let inotify = Inotify::init().map_err(|e| {
-        let hint = if e.raw_os_error() == Some(libc::EMFILE) {
-            " (the fs.inotify.max_user_instances limit?)"
+        let what = if e.raw_os_error() == Some(libc::EMFILE) {
+            "creating an inotify instance (the fs.inotify.max_user_instances limit?)"
         } else {
-            ""
+            "creating an inotify instance"
         };
-        Error::new(format!("creating an inotify instance{hint}"), e)
+        Error::new(what, e)
     })?;
     let mut w = Watcher {
         src: src.to_path_buf(),
@@ -292,12 +287,7 @@ pub fn run_with(
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                     execute(engine.as_ref(), &op)
                 }))
-                .unwrap_or_else(|_| {
-                    Err(Error::new(
-                        "syncing",
-                        io::Error::other("internal error (panic) in the sync engine"),
-                    ))
-                });
+                .unwrap_or(Err(Error::Panicked));
                 if tx.send(Done { id, op, result }).is_err() {
                     return;
                 }

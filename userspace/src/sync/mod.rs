@@ -62,7 +62,6 @@ mod roots;
 mod walk;
 
 use std::ffi::{CString, OsStr};
-use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -95,10 +94,6 @@ pub struct Syncer {
     dst: Option<Box<dyn Replica>>,
 }
 
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
-}
-
 /// Splits a relative path into components; rejects `..`, absolute paths
 /// and NUL bytes.
 fn components(rel: &Path) -> Result<Vec<CString>> {
@@ -107,12 +102,12 @@ fn components(rel: &Path) -> Result<Vec<CString>> {
         match c {
             Component::Normal(n) => out.push(
                 CString::new(n.as_bytes())
-                    .map_err(|_| Error::at("bad path", rel, invalid("contains a NUL byte")))?,
+                    .map_err(|_| Error::invalid("bad path", rel, "contains a NUL byte"))?,
             ),
             Component::CurDir => {}
             _ => {
-                let why = invalid("must be relative to the synced directory, without '..'");
-                return Err(Error::at("bad path", rel, why));
+                let why = "must be relative to the synced directory, without '..'";
+                return Err(Error::invalid("bad path", rel, why));
             }
         }
     }
@@ -130,14 +125,8 @@ impl Syncer {
     ) -> Result<Self> {
         let mut prepared = None;
         let roots = roots::open(src, dst, options.dry_run, reporter.as_ref(), || {
-            let excludes = Excludes::new(&options.excludes)
-                .map_err(|m| Error::new("bad --exclude pattern", invalid(&m)))?;
-            let backend = stat::select(options.stat_backend, &stat::sysfs_dir()).map_err(|m| {
-                Error::new(
-                    "--stat-backend syscall",
-                    io::Error::new(io::ErrorKind::Unsupported, m),
-                )
-            })?;
+            let excludes = Excludes::new(&options.excludes)?;
+            let backend = stat::select(options.stat_backend, &stat::sysfs_dir())?;
             prepared = Some((excludes, backend));
             Ok(())
         })?;
@@ -181,8 +170,7 @@ impl Syncer {
     /// Runs the tasks of `op` on the pool and returns its summary.
     fn run(&self, op: &Arc<Op>, task: pool::Task) -> Result<Summary> {
         if let Err(Panicked) = self.pool.run(vec![task]) {
-            let e = io::Error::other("internal error (panic) in the sync engine");
-            return Err(Error::new("syncing", e));
+            return Err(Error::Panicked);
         }
         op.end()
     }

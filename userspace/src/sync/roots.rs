@@ -22,10 +22,6 @@ pub struct Roots {
     pub dst_created: bool,
 }
 
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
-}
-
 /// (dev major, dev minor, ino) of a descriptor.
 fn ident(fd: RawFd) -> io::Result<(u32, u32, u64)> {
     let m = stat::Statx.stat_fd(fd)?;
@@ -55,10 +51,10 @@ fn dst_exists(dst: &Path) -> Result<bool> {
     match std::fs::symlink_metadata(dst) {
         Ok(_) => match std::fs::metadata(dst) {
             Ok(m) if m.is_dir() => Ok(true),
-            Ok(_) => Err(Error::at(
+            Ok(_) => Err(Error::invalid(
                 "destination",
                 dst,
-                invalid("exists and is not a directory"),
+                "exists and is not a directory",
             )),
             Err(e) => Err(Error::at("cannot access destination", dst, e)),
         },
@@ -77,10 +73,10 @@ fn dst_anchor(dst: &Path, exists: bool) -> Result<PathBuf> {
         _ => PathBuf::from("."),
     };
     if !parent.is_dir() {
-        return Err(Error::at(
+        return Err(Error::invalid(
             "destination",
             dst,
-            invalid("its parent directory does not exist"),
+            "its parent directory does not exist",
         ));
     }
     Ok(parent)
@@ -89,11 +85,11 @@ fn dst_anchor(dst: &Path, exists: bool) -> Result<PathBuf> {
 /// SRC: exists, a directory; opened.
 fn open_src(src: &Path) -> Result<OwnedFd> {
     let sm = std::fs::metadata(src).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::at("source directory", src, invalid("does not exist")),
+        io::ErrorKind::NotFound => Error::invalid("source directory", src, "does not exist"),
         _ => Error::at("cannot access source directory", src, e),
     })?;
     if !sm.is_dir() {
-        return Err(Error::at("source", src, invalid("is not a directory")));
+        return Err(Error::invalid("source", src, "is not a directory"));
     }
     sys::open_root(src).map_err(|e| Error::at("cannot open", src, e))
 }
@@ -104,18 +100,18 @@ fn check_nesting(src: &Path, src_id: (u32, u32, u64), dst: &Path, exists: bool) 
         let dfd = sys::open_root(dst).map_err(|e| Error::at("cannot open", dst, e))?;
         let did = ident(dfd.as_raw_fd()).map_err(|e| Error::at("cannot stat", dst, e))?;
         if did == src_id {
-            let why = invalid("source and destination are the same directory");
-            return Err(Error::at("refusing to sync", dst, why));
+            let why = "source and destination are the same directory";
+            return Err(Error::invalid("refusing to sync", dst, why));
         }
         if has_ancestor(src, did).map_err(|e| Error::at("cannot check", src, e))? {
-            let why = invalid("the source is inside the destination");
-            return Err(Error::at("refusing to sync", src, why));
+            let why = "the source is inside the destination";
+            return Err(Error::invalid("refusing to sync", src, why));
         }
     }
     let anchor = dst_anchor(dst, exists)?;
     if has_ancestor(&anchor, src_id).map_err(|e| Error::at("cannot check", dst, e))? {
-        let why = invalid("the destination is inside the source");
-        return Err(Error::at("refusing to sync", dst, why));
+        let why = "the destination is inside the source";
+        return Err(Error::invalid("refusing to sync", dst, why));
     }
     Ok(())
 }
