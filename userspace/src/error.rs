@@ -22,10 +22,13 @@ pub enum ExitStatus {
 }
 
 /// Why an operation stopped as a whole (per-entry failures are events).
+///
+/// `Display` says what failed; the cause is the `source()` chain:
+/// [`chain`] (or anyhow's `{:#}`) shows both, e.g. `cannot open /a: Permission denied (os error 13)`.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed while doing `what` on `path`.
-    #[error("{what} {}: {source}", path.display())]
+    #[error("{what} {}", path.display())]
     Io {
         /// What was being attempted, e.g. "cannot open".
         what: &'static str,
@@ -36,7 +39,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A system call failed while doing `what` (no particular path).
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     System {
         /// What was being attempted.
         what: &'static str,
@@ -55,10 +58,10 @@ pub enum Error {
         why: &'static str,
     },
     /// A `--exclude` pattern does not compile.
-    #[error("bad --exclude pattern: {0}")]
+    #[error("bad --exclude pattern")]
     Exclude(#[from] PatternError),
     /// `--stat-backend syscall` on a kernel that cannot do it.
-    #[error("--stat-backend syscall: {0}")]
+    #[error("--stat-backend syscall")]
     Backend(#[from] SelectError),
     /// A bug: a thread of the engine panicked.
     #[error("internal error (panic) in the sync engine")]
@@ -88,6 +91,18 @@ impl Error {
             why,
         }
     }
+}
+
+/// An error and its causes on one line, joined by `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
 }
 
 /// Result with [`Error`].

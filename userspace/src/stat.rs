@@ -310,7 +310,7 @@ pub enum SelectError {
     #[error(transparent)]
     Unavailable(#[from] Unavailable),
     /// The probe call on `/` failed (`via`: which of the two calls).
-    #[error("{via} probe failed: {source}")]
+    #[error("{via} probe failed")]
     Probe {
         /// `dirsync_stat` or `statx`.
         via: &'static str,

@@ -379,7 +379,7 @@ pub fn run_with(
                 // follows a finished operation.
                 Ok(_) => {}
                 Err(e) => {
-                    let msg = e.to_string();
+                    let msg = crate::error::chain(&e);
                     if Some(done.id) == initial {
                         // The initial sync failed as a whole: stop.
                         w.fatal.get_or_insert(format!("initial sync failed: {msg}"));
