@@ -33,13 +33,12 @@
 
 pub mod map;
 pub mod queue;
-mod sys;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -50,7 +49,9 @@ use inotify::{EventMask, Inotify};
 
 use crate::exclude::Excludes;
 use crate::report::{Event as Ev, Reporter};
+use crate::stat::{Kind, StatBackend, Statx};
 use crate::sync::{Options, Summary, Syncer};
+use crate::sys::{self, notify};
 use crate::{Error, ExitStatus, Result};
 
 use map::{join, NodeId, WatchMap, ROOT};
@@ -141,7 +142,7 @@ pub fn run(
 ) -> Result<ExitStatus> {
     // Block SIGINT/SIGTERM before any thread exists so that every thread
     // inherits the mask and the signals are only seen through the signalfd.
-    let signals = sys::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?;
+    let signals = notify::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?;
     let excludes = Excludes::new(&options.excludes)?;
     let config = Config {
         recursive: !options.no_recursive,
@@ -155,13 +156,13 @@ pub fn run(
 /// The SIGINT/SIGTERM source of [`run_with`] (created by [`Signals::new`],
 /// which blocks both signals in the calling thread: call it before
 /// spawning threads).
-pub struct Signals(sys::SignalFd);
+pub struct Signals(notify::SignalFd);
 
 impl Signals {
     /// Blocks SIGINT and SIGTERM and opens a signalfd for them.
     pub fn new() -> Result<Self> {
         Ok(Signals(
-            sys::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?,
+            notify::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?,
         ))
     }
 }
@@ -237,7 +238,7 @@ pub fn run_with(
         fatal: None,
         next_rescan: None,
         parent_wd: None,
-        queue_limit: sys::inotify_limit("max_queued_events"),
+        queue_limit: inotify_limit("max_queued_events"),
     };
     w.watch_parent();
 
@@ -248,7 +249,7 @@ pub fn run_with(
     }
     // SRC renamed or replaced before its watch existed gives no event:
     // check that the name still leads to the directory being watched.
-    if !sys::same_file(&w.root, src) {
+    if !notify::same_file(w.root.as_fd(), src) {
         let msg = format!(
             "source directory {} was moved or replaced while starting; stopping",
             src.display()
@@ -267,7 +268,7 @@ pub fn run_with(
     let (job_tx, job_rx) = mpsc::channel::<(u64, Op)>();
     let job_rx = Arc::new(Mutex::new(job_rx));
     let (done_tx, done_rx) = mpsc::channel::<Done>();
-    let wake = Arc::new(sys::EventFd::new().map_err(|e| Error::new("creating an eventfd", e))?);
+    let wake = Arc::new(notify::EventFd::new().map_err(|e| Error::new("creating an eventfd", e))?);
     let mut handles = Vec::new();
     for i in 0..config.workers.max(1) {
         let rx = Arc::clone(&job_rx);
@@ -300,7 +301,6 @@ pub fn run_with(
 
     let mut buf = vec![0u8; 64 * 1024];
     let mut stop: Option<ExitStatus> = None;
-    let ifd = w.inotify.as_raw_fd();
     let result = loop {
         let now = Instant::now();
         if stop.is_none() {
@@ -345,8 +345,10 @@ pub fn run_with(
             }
         }
         let timeout = next.map(|t| t.saturating_duration_since(now));
-        let ready = match sys::wait_readable(&[ifd, signals.as_raw_fd(), wake.as_raw_fd()], timeout)
-        {
+        let ready = match notify::wait_readable(
+            &[w.inotify.as_fd(), signals.as_fd(), wake.as_fd()],
+            timeout,
+        ) {
             Ok(r) => r,
             Err(e) => break Err(Error::new("waiting for events", e)),
         };
@@ -454,6 +456,33 @@ fn kind_name(mask: EventMask) -> &'static str {
     }
 }
 
+/// The names of the subdirectories of an open directory (not following
+/// symlinks; `DT_UNKNOWN` entries are asked to statx).
+fn subdirs(dir: std::os::fd::BorrowedFd<'_>) -> io::Result<Vec<std::ffi::OsString>> {
+    let mut out = Vec::new();
+    for e in sys::read_dir(dir)? {
+        let is_dir = match e.d_type {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => matches!(
+                Statx.stat_at(dir, &e.name),
+                Ok(Some(m)) if m.kind == Kind::Dir
+            ),
+            _ => false,
+        };
+        if is_dir {
+            out.push(std::ffi::OsString::from_vec(e.name.into_bytes()));
+        }
+    }
+    Ok(out)
+}
+
+/// The current value of a sysctl under /proc/sys/fs/inotify.
+fn inotify_limit(name: &str) -> Option<u64> {
+    std::fs::read_to_string(Path::new("/proc/sys/fs/inotify").join(name))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+}
+
 impl Watcher {
     fn watch_parent(&mut self) {
         let Ok(canon) = std::fs::canonicalize(&self.src) else {
@@ -466,7 +495,7 @@ impl Watcher {
             return;
         };
         let mask = libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_ONLYDIR;
-        if let Ok(wd) = sys::add_watch(self.inotify.as_raw_fd(), &dir, parent, mask) {
+        if let Ok(wd) = notify::add_watch(self.inotify.as_fd(), dir.as_fd(), parent, mask) {
             self.parent_wd = Some((wd, name.to_os_string()));
         }
     }
@@ -495,13 +524,12 @@ impl Watcher {
     }
 
     fn watch_tree(&mut self, rel: &Path, now: Instant, strict: bool) -> io::Result<()> {
-        let ifd = self.inotify.as_raw_fd();
         let mut stack = vec![rel.to_path_buf()];
         while let Some(r) = stack.pop() {
             if self.excluded_dir(&r) {
                 continue;
             }
-            let dir = match sys::open_dir_at(self.root.as_raw_fd(), &r) {
+            let dir = match notify::open_dir_path(self.root.as_fd(), &r) {
                 Ok(d) => d,
                 Err(e) => {
                     if strict && r == rel {
@@ -512,7 +540,7 @@ impl Watcher {
                 }
             };
             let full = self.full(&r);
-            match sys::add_watch(ifd, &dir, &full, MASK) {
+            match notify::add_watch(self.inotify.as_fd(), dir.as_fd(), &full, MASK) {
                 Ok(wd) => {
                     let known = self.map.node_of_wd(wd).and_then(|n| self.map.path(n));
                     let Some((id, dropped)) = self.map.place(&r, Some(wd)) else {
@@ -521,14 +549,14 @@ impl Watcher {
                     self.map.mark(id);
                     for d in dropped {
                         if d != wd {
-                            sys::rm_watch(ifd, d);
+                            notify::rm_watch(self.inotify.as_fd(), d);
                         }
                     }
                     if known.as_deref() != Some(r.as_path()) {
                         self.reporter.event(&Ev::Watching { dir: &full });
                     }
                     if self.config.recursive {
-                        match sys::subdirs(dir) {
+                        match subdirs(dir.as_fd()) {
                             Ok(names) => {
                                 for n in names {
                                     stack.push(join(&r, &n));
@@ -548,7 +576,7 @@ impl Watcher {
                     if let Some((id, dropped)) = self.map.place(&r, None) {
                         self.map.mark(id);
                         for d in dropped {
-                            sys::rm_watch(ifd, d);
+                            notify::rm_watch(self.inotify.as_fd(), d);
                         }
                     }
                     self.tell_enospc(&full);
@@ -578,8 +606,8 @@ impl Watcher {
     }
 
     fn tell_enospc(&mut self, full: &Path) {
-        let limit = sys::inotify_limit("max_user_watches")
-            .map_or_else(|| "?".to_string(), |v| v.to_string());
+        let limit =
+            inotify_limit("max_user_watches").map_or_else(|| "?".to_string(), |v| v.to_string());
         let msg = format!(
             "cannot watch directory: inotify watch limit reached (ENOSPC, \
              fs.inotify.max_user_watches = {limit}); its subtree is rescanned every {} ms \
@@ -646,7 +674,6 @@ impl Watcher {
     }
 
     fn rebuild_map(&mut self, now: Instant) {
-        let ifd = self.inotify.as_raw_fd();
         self.map.begin_mark();
         if let Err(e) = self.watch_tree(Path::new(""), now, true) {
             self.fatal = Some(format!(
@@ -656,7 +683,7 @@ impl Watcher {
             return;
         }
         for wd in self.map.sweep() {
-            sys::rm_watch(ifd, wd);
+            notify::rm_watch(self.inotify.as_fd(), wd);
         }
         // Pending moves refer to the old map.
         let moves: Vec<PendingMove> = self.moves.drain().map(|(_, m)| m).collect();
@@ -690,7 +717,6 @@ impl Watcher {
         name: Option<&OsStr>,
         now: Instant,
     ) {
-        let ifd = self.inotify.as_raw_fd();
         if mask.contains(EventMask::Q_OVERFLOW) {
             self.overflows += 1;
             let limit = self
@@ -726,7 +752,7 @@ impl Watcher {
                 ));
             }
             for w in self.map.forget_wd(wd) {
-                sys::rm_watch(ifd, w);
+                notify::rm_watch(self.inotify.as_fd(), w);
             }
             return;
         }
@@ -781,7 +807,7 @@ impl Watcher {
             if is_dir {
                 if let Some(id) = self.map.lookup(&rel) {
                     for w in self.map.remove(id) {
-                        sys::rm_watch(ifd, w);
+                        notify::rm_watch(self.inotify.as_fd(), w);
                     }
                 }
             }
@@ -807,7 +833,7 @@ impl Watcher {
                         match self.map.rename(&m.from, &rel) {
                             Some((_, dropped)) => {
                                 for w in dropped {
-                                    sys::rm_watch(ifd, w);
+                                    notify::rm_watch(self.inotify.as_fd(), w);
                                 }
                             }
                             // Not in the map (lost events): watch it anew.
@@ -831,7 +857,6 @@ impl Watcher {
 
     /// Unpaired `IN_MOVED_FROM`s whose window is over: moved out of SRC.
     fn expire_moves(&mut self, now: Instant) {
-        let ifd = self.inotify.as_raw_fd();
         let due: Vec<u32> = self
             .moves
             .iter()
@@ -848,7 +873,7 @@ impl Watcher {
                     && self.map.path(id).as_deref() == Some(m.from.as_path());
                 if same {
                     for w in self.map.remove(id) {
-                        sys::rm_watch(ifd, w);
+                        notify::rm_watch(self.inotify.as_fd(), w);
                     }
                 }
             }

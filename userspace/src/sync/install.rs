@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
 use super::node::{DirNode, Op};
@@ -58,7 +58,7 @@ pub fn fix_attrs(op: &Op, dst: Option<&dyn ReplicaDir>, name: &CStr, rel: &Path,
 
 /// Makes DST's `name` a symlink with the target SRC's has.
 pub fn sync_symlink(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
-    let target = match sys::readlink_at(dir.src.as_raw_fd(), name) {
+    let target = match sys::readlink_at(dir.src.as_fd(), name) {
         Ok(t) => t,
         Err(e) => {
             op.fail("cannot read link", op.src_path(rel), e);
@@ -95,7 +95,7 @@ pub fn sync_symlink(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d:
 /// device number and mtime) unless DST has the same.
 pub fn sync_special(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
     // The device number is not part of the compared record: ask statx.
-    let want = match sys::rdev_at(dir.src.as_raw_fd(), name) {
+    let want = match sys::rdev_at(dir.src.as_fd(), name) {
         Ok(r) => r,
         Err(e) => {
             op.fail("cannot stat", op.src_path(rel), e);
@@ -154,7 +154,7 @@ enum Attempt {
 
 /// Whether DST's file already has SRC's content (`--checksum`).
 fn same_content(dir: &DirNode, name: &CStr, dst: &dyn ReplicaDir) -> bool {
-    let Ok(src) = sys::open_file_at(dir.src.as_raw_fd(), name) else {
+    let Ok(src) = sys::open_file_at(dir.src.as_fd(), name) else {
         return false;
     };
     // An unreadable DST file is simply replaced; an unreadable SRC file
@@ -215,7 +215,7 @@ pub fn sync_file(op: &Op, dir: &DirNode, w: &FileWork) {
 /// size, mtime) sees it and the copy is retried.
 fn open_source(op: &Op, dir: &DirNode, w: &FileWork, attempt: u32) -> Option<(OwnedFd, Meta)> {
     let sp = || op.src_path(&dir.child(&w.name));
-    let src = match sys::open_file_at(dir.src.as_raw_fd(), &w.name) {
+    let src = match sys::open_file_at(dir.src.as_fd(), &w.name) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None, // vanished
         Err(e) => {
@@ -226,7 +226,7 @@ fn open_source(op: &Op, dir: &DirNode, w: &FileWork, attempt: u32) -> Option<(Ow
     let before = if attempt == 0 {
         w.src_meta
     } else {
-        match op.sh.backend.stat_fd(src.as_raw_fd()) {
+        match op.sh.backend.stat_fd(src.as_fd()) {
             Ok(m) => m,
             Err(e) => {
                 op.fail("cannot stat", sp(), e);
@@ -272,7 +272,7 @@ fn copy_once(op: &Op, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attempt
     };
     let res = incoming
         .write_from(src.as_fd(), before.size)
-        .and_then(|n| Ok((n, op.sh.backend.stat_fd(src.as_raw_fd())?)));
+        .and_then(|n| Ok((n, op.sh.backend.stat_fd(src.as_fd())?)));
     let (n, after) = match res {
         Ok(x) => x,
         Err(e) => {

@@ -9,7 +9,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -75,7 +75,7 @@ impl LocalReplica {
     fn open_parent(&self, comps: &[CString]) -> io::Result<OwnedFd> {
         let mut fd = self.root.try_clone()?;
         for name in &comps[..comps.len() - 1] {
-            fd = sys::open_dir_at(fd.as_raw_fd(), name)?;
+            fd = sys::open_dir_at(fd.as_fd(), name)?;
         }
         Ok(fd)
     }
@@ -86,7 +86,7 @@ impl Replica for LocalReplica {
         // A new open of "." rather than a dup: a dup would share the read
         // offset, and a second listing would start at the end.
         Ok(Box::new(LocalDir {
-            fd: sys::open_dir_at(self.root.as_raw_fd(), c".")?,
+            fd: sys::open_dir_at(self.root.as_fd(), c".")?,
             ctx: self.ctx.clone(),
         }))
     }
@@ -100,18 +100,18 @@ impl Replica for LocalReplica {
         };
         let (fname, tname) = (&from[from.len() - 1], &to[to.len() - 1]);
         let b = &self.ctx.backend;
-        match b.stat_at(fp.as_raw_fd(), fname) {
+        match b.stat_at(fp.as_fd(), fname) {
             Ok(Some(_)) => {}
             _ => return Ok(false),
         }
         // Whatever DST has at `to` is replaced by the renamed entry; a
         // non-empty directory there must go first.
-        if let Ok(Some(m)) = b.stat_at(tp.as_raw_fd(), tname) {
+        if let Ok(Some(m)) = b.stat_at(tp.as_fd(), tname) {
             if Over::of(Some(&m)) == Over::Tree {
-                let _ = remove_tree(tp.as_raw_fd(), tname, self.ctx.is_root);
+                let _ = remove_tree(tp.as_fd(), tname, self.ctx.is_root);
             }
         }
-        Ok(sys::rename_at(fp.as_raw_fd(), fname, tp.as_raw_fd(), tname).is_ok())
+        Ok(sys::rename_at(fp.as_fd(), fname, tp.as_fd(), tname).is_ok())
     }
 }
 
@@ -124,7 +124,7 @@ pub struct LocalDir {
 /// Applies `attrs` to `name` in `dir` (never following a symlink), or to
 /// `dir` itself when `name` is `None`: the one way attributes are set.
 fn set_attrs(dir: BorrowedFd<'_>, name: Option<&CStr>, attrs: &Attrs) -> io::Result<()> {
-    let fd = dir.as_raw_fd();
+    let fd = dir;
     if let Some(perm) = attrs.perm {
         match name {
             Some(n) => sys::chmod_at_nofollow(fd, n, perm)?,
@@ -141,8 +141,8 @@ fn set_attrs(dir: BorrowedFd<'_>, name: Option<&CStr>, attrs: &Attrs) -> io::Res
 }
 
 impl LocalDir {
-    fn raw(&self) -> RawFd {
-        self.fd.as_raw_fd()
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
     }
 
     /// Gives the complete temporary entry `tmp` the name `name`, first
@@ -151,14 +151,14 @@ impl LocalDir {
     fn install_over(&self, tmp: &CStr, name: &CStr, over: Over) -> io::Result<u64> {
         let res = (|| {
             let removed = match over {
-                Over::Tree => remove_tree(self.raw(), name, self.ctx.is_root)?,
+                Over::Tree => remove_tree(self.fd(), name, self.ctx.is_root)?,
                 Over::Entry => 0,
             };
-            sys::rename_at(self.raw(), tmp, self.raw(), name)?;
+            sys::rename_at(self.fd(), tmp, self.fd(), name)?;
             Ok(removed)
         })();
         if res.is_err() {
-            let _ = sys::unlink_at(self.raw(), tmp);
+            let _ = sys::unlink_at(self.fd(), tmp);
         }
         res
     }
@@ -166,34 +166,34 @@ impl LocalDir {
 
 impl ReplicaDir for LocalDir {
     fn list(&self) -> io::Result<Vec<DirEntry>> {
-        sys::read_dir(self.raw())
+        sys::read_dir(self.fd())
     }
     fn stat(&self, name: &CStr) -> io::Result<Option<Meta>> {
-        self.ctx.backend.stat_at(self.raw(), name)
+        self.ctx.backend.stat_at(self.fd(), name)
     }
     fn stat_self(&self) -> io::Result<Meta> {
-        self.ctx.backend.stat_fd(self.raw())
+        self.ctx.backend.stat_fd(self.fd())
     }
     fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
         Ok(Box::new(LocalDir {
-            fd: sys::open_dir_at(self.raw(), name)?,
+            fd: sys::open_dir_at(self.fd(), name)?,
             ctx: self.ctx.clone(),
         }))
     }
     fn create_dir(&self, name: &CStr) -> io::Result<()> {
-        sys::mkdir_at(self.raw(), name, 0o700)
+        sys::mkdir_at(self.fd(), name, 0o700)
     }
     fn remove(&self, name: &CStr) -> io::Result<u64> {
-        remove_tree(self.raw(), name, self.ctx.is_root)
+        remove_tree(self.fd(), name, self.ctx.is_root)
     }
     fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
-        sys::readlink_at(self.raw(), name)
+        sys::readlink_at(self.fd(), name)
     }
     fn rdev(&self, name: &CStr) -> io::Result<(u32, u32)> {
-        sys::rdev_at(self.raw(), name)
+        sys::rdev_at(self.fd(), name)
     }
     fn set_attrs(&self, name: Option<&CStr>, attrs: &Attrs) -> io::Result<()> {
-        set_attrs(self.fd.as_fd(), name, attrs)
+        set_attrs(self.fd(), name, attrs)
     }
     fn install_symlink(
         &self,
@@ -203,13 +203,13 @@ impl ReplicaDir for LocalDir {
         over: Over,
     ) -> io::Result<u64> {
         let tmp = copy::temp_name();
-        sys::symlink_at(target, self.raw(), &tmp)?;
+        sys::symlink_at(target, self.fd(), &tmp)?;
         let mtime_only = Attrs {
             perm: None,
             ..*attrs
         };
-        if let Err(e) = set_attrs(self.fd.as_fd(), Some(&tmp), &mtime_only) {
-            let _ = sys::unlink_at(self.raw(), &tmp);
+        if let Err(e) = set_attrs(self.fd(), Some(&tmp), &mtime_only) {
+            let _ = sys::unlink_at(self.fd(), &tmp);
             return Err(e);
         }
         self.install_over(&tmp, name, over)
@@ -224,26 +224,25 @@ impl ReplicaDir for LocalDir {
     ) -> io::Result<u64> {
         let tmp = copy::temp_name();
         let perm = attrs.perm.unwrap_or(0o600);
-        let dev = libc::makedev(rdev.0, rdev.1);
-        sys::mknod_at(self.raw(), &tmp, fmt | (perm & 0o777), dev)?;
-        if let Err(e) = set_attrs(self.fd.as_fd(), Some(&tmp), attrs) {
-            let _ = sys::unlink_at(self.raw(), &tmp);
+        sys::mknod_at(self.fd(), &tmp, fmt | (perm & 0o777), rdev)?;
+        if let Err(e) = set_attrs(self.fd(), Some(&tmp), attrs) {
+            let _ = sys::unlink_at(self.fd(), &tmp);
             return Err(e);
         }
         self.install_over(&tmp, name, over)
     }
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
-        let mine = sys::open_file_at(self.raw(), name)?;
-        copy::same_content(src.as_raw_fd(), mine.as_raw_fd())
+        let mine = sys::open_file_at(self.fd(), name)?;
+        copy::same_content(src, mine.as_fd())
     }
     fn receive_file<'a>(
         &'a self,
         name: &CStr,
         fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
-        let named = || copy::create_temp(self.raw()).map(|(t, fd)| (Some(t), fd));
+        let named = || copy::create_temp(self.fd()).map(|(t, fd)| (Some(t), fd));
         let (tmp, out) = if fresh && self.ctx.tmpfile() != Tmpfile::Unusable {
-            match copy::open_tmpfile(self.raw()) {
+            match sys::open_tmpfile(self.fd()) {
                 Ok(fd) => (None, fd),
                 Err(e) if is_out_of_space(&e) => return Err(e),
                 Err(_) => {
@@ -275,9 +274,9 @@ struct LocalIncoming<'a> {
 
 impl LocalIncoming<'_> {
     /// Links the complete unnamed file into place.
-    fn link_unnamed(&self, out: RawFd) -> io::Result<Committed> {
-        let (dir, ctx) = (self.dir.raw(), &self.dir.ctx);
-        match copy::link_tmpfile(out, dir, &self.name) {
+    fn link_unnamed(&self, out: BorrowedFd<'_>) -> io::Result<Committed> {
+        let (dir, ctx) = (self.dir.fd(), &self.dir.ctx);
+        match sys::link_tmpfile(out, dir, &self.name) {
             Ok(()) => {
                 ctx.set_tmpfile(Tmpfile::Works);
                 Ok(Committed::Done { deleted: 0 })
@@ -285,7 +284,7 @@ impl LocalIncoming<'_> {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 // The name appeared meanwhile: replace it atomically.
                 let t = copy::temp_name();
-                copy::link_tmpfile(out, dir, &t)?;
+                sys::link_tmpfile(out, dir, &t)?;
                 self.dir.install_over(&t, &self.name, Over::Entry)?;
                 Ok(Committed::Done { deleted: 0 })
             }
@@ -303,7 +302,7 @@ impl LocalIncoming<'_> {
 impl IncomingFile for LocalIncoming<'_> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
         let out = self.out.as_ref().expect("not committed yet");
-        copy::copy_data(src.as_raw_fd(), out.as_raw_fd(), len)
+        copy::copy_data(src, out.as_fd(), len)
     }
 
     fn commit(
@@ -315,7 +314,7 @@ impl IncomingFile for LocalIncoming<'_> {
         let out = self.out.take().expect("committed once");
         set_attrs(out.as_fd(), None, attrs)?;
         if fsync {
-            sys::fsync(out.as_raw_fd())?;
+            sys::fsync(out.as_fd())?;
         }
         match self.tmp.take() {
             Some(t) => {
@@ -323,7 +322,7 @@ impl IncomingFile for LocalIncoming<'_> {
                 let deleted = self.dir.install_over(&t, &self.name, over)?;
                 Ok(Committed::Done { deleted })
             }
-            None => self.link_unnamed(out.as_raw_fd()),
+            None => self.link_unnamed(out.as_fd()),
         }
     }
 }
@@ -332,7 +331,7 @@ impl Drop for LocalIncoming<'_> {
     fn drop(&mut self) {
         drop(self.out.take());
         if let Some(t) = self.tmp.take() {
-            let _ = sys::unlink_at(self.dir.raw(), &t);
+            let _ = sys::unlink_at(self.dir.fd(), &t);
         }
     }
 }
@@ -341,7 +340,7 @@ impl Drop for LocalIncoming<'_> {
 /// without following any symlink (iterative: any depth). Returns how many
 /// entries were removed. When not root, directories are made writable
 /// first (they belong to us).
-pub fn remove_tree(dir: RawFd, name: &CStr, is_root: bool) -> io::Result<u64> {
+pub fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, is_root: bool) -> io::Result<u64> {
     match sys::unlink_at(dir, name) {
         Ok(()) => return Ok(1),
         Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
@@ -355,13 +354,13 @@ pub fn remove_tree(dir: RawFd, name: &CStr, is_root: bool) -> io::Result<u64> {
         entries: Vec<DirEntry>,
         name: CString,
     }
-    let open_level = |parent: RawFd, name: &CStr| -> io::Result<Level> {
+    let open_level = |parent: BorrowedFd<'_>, name: &CStr| -> io::Result<Level> {
         let fd = sys::open_dir_at(parent, name)?;
         if !is_root {
             // We are about to delete it; make sure we may.
-            let _ = sys::chmod_fd(fd.as_raw_fd(), 0o700);
+            let _ = sys::chmod_fd(fd.as_fd(), 0o700);
         }
-        let entries = sys::read_dir(fd.as_raw_fd())?;
+        let entries = sys::read_dir(fd.as_fd())?;
         Ok(Level {
             fd,
             entries,
@@ -372,7 +371,7 @@ pub fn remove_tree(dir: RawFd, name: &CStr, is_root: bool) -> io::Result<u64> {
     let mut stack = vec![open_level(dir, name)?];
     while let Some(top) = stack.last_mut() {
         if let Some(ent) = top.entries.pop() {
-            let fd = top.fd.as_raw_fd();
+            let fd = top.fd.as_fd();
             if ent.d_type != libc::DT_DIR {
                 match sys::unlink_at(fd, &ent.name) {
                     Ok(()) => {
@@ -387,7 +386,7 @@ pub fn remove_tree(dir: RawFd, name: &CStr, is_root: bool) -> io::Result<u64> {
             stack.push(lvl);
         } else {
             let done = stack.pop().expect("non-empty");
-            let parent = stack.last().map(|l| l.fd.as_raw_fd()).unwrap_or(dir);
+            let parent = stack.last().map(|l| l.fd.as_fd()).unwrap_or(dir);
             drop(done.fd);
             sys::rmdir_at(parent, &done.name)?;
             count += 1;

@@ -62,7 +62,7 @@ mod roots;
 mod walk;
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,10 +179,10 @@ impl Syncer {
     fn root_node(&self, op: &Arc<Op>) -> Result<DirNode> {
         let (sr, dr) = (&self.sh.src_root, &self.sh.dst_root);
         // A new open of ".", not a dup: see `Replica::root`.
-        let src = sys::open_dir_at(self.src_fd.as_raw_fd(), c".")
+        let src = sys::open_dir_at(self.src_fd.as_fd(), c".")
             .map_err(|e| Error::at("cannot reopen", sr, e))?;
         let src_meta = (self.sh.backend)
-            .stat_fd(src.as_raw_fd())
+            .stat_fd(src.as_fd())
             .map_err(|e| Error::at("cannot stat", sr, e))?;
         let (dst, dst_meta) = match &self.dst {
             Some(r) => {
@@ -243,7 +243,7 @@ impl Syncer {
         for name in rest {
             let rel = node.child(name);
             let s = (self.sh.backend)
-                .stat_at(node.src.as_raw_fd(), name)
+                .stat_at(node.src.as_fd(), name)
                 .map_err(|e| Error::at("cannot stat", op.src_path(&rel), e))?;
             let Some(s) = s.filter(|m| m.kind == Kind::Dir) else {
                 return Ok((node, name.clone()));
@@ -262,7 +262,7 @@ impl Syncer {
                     None
                 }
             };
-            let src = sys::open_dir_at(node.src.as_raw_fd(), name)
+            let src = sys::open_dir_at(node.src.as_fd(), name)
                 .map_err(|e| Error::at("cannot open directory", op.src_path(&rel), e))?;
             let dst = (node.dst.as_ref().expect("checked above"))
                 .open_dir(name)
@@ -335,15 +335,12 @@ impl Syncer {
         };
         let (mut src, mut dst) = (src, dst);
         for name in parents {
-            match (sys::open_dir_at(src.as_raw_fd(), name), dst.open_dir(name)) {
+            match (sys::open_dir_at(src.as_fd(), name), dst.open_dir(name)) {
                 (Ok(s), Ok(d)) => (src, dst) = (s, d),
                 _ => return self.sync_path(rel),
             }
         }
-        let (s, d) = match (
-            self.sh.backend.stat_at(src.as_raw_fd(), name),
-            dst.stat(name),
-        ) {
+        let (s, d) = match (self.sh.backend.stat_at(src.as_fd(), name), dst.stat(name)) {
             (Ok(Some(s)), Ok(Some(d))) => (s, d),
             _ => return self.sync_path(rel),
         };

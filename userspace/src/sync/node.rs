@@ -5,7 +5,7 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -199,7 +199,7 @@ impl DirNode {
     fn apply_src_attrs(&self, dst: &dyn ReplicaDir) -> Result<(), (&'static str, io::Error)> {
         let b = &self.op.sh.backend;
         let src_now = || {
-            b.stat_fd(self.src.as_raw_fd())
+            b.stat_fd(self.src.as_fd())
                 .map_err(|e| ("cannot stat directory", e))
         };
         let mut s = src_now()?;

@@ -4,7 +4,7 @@
 //! climbing `..` from each side.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::report::{Event, Reporter};
@@ -23,7 +23,7 @@ pub struct Roots {
 }
 
 /// (dev major, dev minor, ino) of a descriptor.
-fn ident(fd: RawFd) -> io::Result<(u32, u32, u64)> {
+fn ident(fd: BorrowedFd<'_>) -> io::Result<(u32, u32, u64)> {
     let m = stat::Statx.stat_fd(fd)?;
     Ok((m.dev.0, m.dev.1, m.ino))
 }
@@ -34,12 +34,12 @@ fn ident(fd: RawFd) -> io::Result<(u32, u32, u64)> {
 fn has_ancestor(start: &Path, target: (u32, u32, u64)) -> io::Result<bool> {
     let mut fd = sys::open_root(start)?;
     loop {
-        let me = ident(fd.as_raw_fd())?;
+        let me = ident(fd.as_fd())?;
         if me == target {
             return Ok(true);
         }
-        let parent = sys::open_parent(fd.as_raw_fd())?;
-        if ident(parent.as_raw_fd())? == me {
+        let parent = sys::open_parent(fd.as_fd())?;
+        if ident(parent.as_fd())? == me {
             return Ok(false);
         }
         fd = parent;
@@ -98,7 +98,7 @@ fn open_src(src: &Path) -> Result<OwnedFd> {
 fn check_nesting(src: &Path, src_id: (u32, u32, u64), dst: &Path, exists: bool) -> Result<()> {
     if exists {
         let dfd = sys::open_root(dst).map_err(|e| Error::at("cannot open", dst, e))?;
-        let did = ident(dfd.as_raw_fd()).map_err(|e| Error::at("cannot stat", dst, e))?;
+        let did = ident(dfd.as_fd()).map_err(|e| Error::at("cannot stat", dst, e))?;
         if did == src_id {
             let why = "source and destination are the same directory";
             return Err(Error::invalid("refusing to sync", dst, why));
@@ -126,7 +126,7 @@ pub fn open(
     prepare: impl FnOnce() -> Result<()>,
 ) -> Result<Roots> {
     let src_fd = open_src(src)?;
-    let src_id = ident(src_fd.as_raw_fd()).map_err(|e| Error::at("cannot stat", src, e))?;
+    let src_id = ident(src_fd.as_fd()).map_err(|e| Error::at("cannot stat", src, e))?;
     let exists = dst_exists(dst)?;
     check_nesting(src, src_id, dst, exists)?;
     prepare()?;

@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering as Cmp;
 use std::ffi::{CStr, CString};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -106,7 +106,7 @@ fn open_subdir(
 ) -> Option<DirNode> {
     let op = &parent.op;
     let rel = parent.child(name);
-    let src = match sys::open_dir_at(parent.src.as_raw_fd(), name) {
+    let src = match sys::open_dir_at(parent.src.as_fd(), name) {
         Ok(fd) => fd,
         Err(e) => {
             op.fail("cannot open directory", op.src_path(&rel), e);
@@ -184,7 +184,7 @@ fn listings(node: &DirNode) -> Option<(Vec<DirEntry>, Vec<DirEntry>)> {
         node.set_failed();
         op.fail("cannot read directory", p, e);
     };
-    let mut src = match sys::read_dir(node.src.as_raw_fd()) {
+    let mut src = match sys::read_dir(node.src.as_fd()) {
         Ok(v) => v,
         Err(e) => {
             fail(op.src_path(&node.rel), e);
@@ -260,7 +260,7 @@ fn merged_entry(sp: &Spawner<'_>, batch: &mut FileBatch, node: &Arc<DirNode>, m:
         install::remove_entry(op, node, name, &rel);
         return;
     }
-    let s = match op.sh.backend.stat_at(node.src.as_raw_fd(), name) {
+    let s = match op.sh.backend.stat_at(node.src.as_fd(), name) {
         Ok(s) => s,
         Err(e) => {
             // Unknown: leave DST's entry alone.
@@ -340,7 +340,7 @@ pub fn entry_task(dir: Arc<DirNode>, name: CString) -> super::pool::Task {
     Box::new(move |sp| {
         let op = dir.op.clone();
         let rel = dir.child(&name);
-        let s = match op.sh.backend.stat_at(dir.src.as_raw_fd(), &name) {
+        let s = match op.sh.backend.stat_at(dir.src.as_fd(), &name) {
             Ok(s) => s,
             Err(e) => {
                 op.fail("cannot stat", op.src_path(&rel), e);

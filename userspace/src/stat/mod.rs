@@ -1,6 +1,8 @@
 //! Metadata backends: the `dirsync_stat` system call, or `statx`.
 //!
-//! Both implement [`StatBackend`] and return the same [`Meta`] record. The
+//! Both implement [`StatBackend`] and return the same [`Meta`] record:
+//! [`statx`](Statx) in `stat/statx.rs`, the syscall ([`DirsyncSyscall`],
+//! the only code that knows `struct dirsync_info`) in `stat/syscall.rs`. The
 //! syscall is used only when the running kernel is verified to provide it
 //! ([`discover`]): `/sys/kernel/dirsync/syscall_nr` and `abi_version` must
 //! exist, the ABI must equal [`crate::uapi::DIRSYNC_ABI_VERSION`] and the
@@ -9,10 +11,16 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::BorrowedFd;
 use std::path::{Path, PathBuf};
 
 use crate::uapi;
+
+mod statx;
+mod syscall;
+
+pub use self::statx::Statx;
+pub use self::syscall::DirsyncSyscall;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,126 +103,11 @@ impl Meta {
 pub trait StatBackend: Send + Sync {
     /// Metadata of `name` in `dir`, not following a final symlink;
     /// `Ok(None)` when there is no such entry.
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>>;
+    fn stat_at(&self, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<Meta>>;
     /// Metadata of an open descriptor.
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta>;
+    fn stat_fd(&self, fd: BorrowedFd<'_>) -> io::Result<Meta>;
     /// One line for `-v`: which backend this is.
     fn describe(&self) -> String;
-}
-
-/// `statx(2)`.
-#[derive(Debug, Default)]
-pub struct Statx;
-
-const STATX_MASK: u32 =
-    libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_INO;
-
-fn statx_raw(dir: RawFd, name: &CStr, flags: i32) -> io::Result<Meta> {
-    // SAFETY: statx is plain old data; all-zero is a valid value.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is NUL-terminated and `stx` is a valid out-pointer.
-    let r = unsafe { libc::statx(dir, name.as_ptr(), flags, STATX_MASK, &mut stx) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mode = stx.stx_mode as u32;
-    Ok(Meta {
-        kind: Kind::from_mode(mode),
-        perm: mode & 0o7777,
-        size: stx.stx_size,
-        mtime: stx.stx_mtime.tv_sec,
-        mtime_nsec: stx.stx_mtime.tv_nsec,
-        ino: stx.stx_ino,
-        dev: (stx.stx_dev_major, stx.stx_dev_minor),
-    })
-}
-
-impl StatBackend for Statx {
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
-        match statx_raw(
-            dir,
-            name,
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
-        ) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
-        statx_raw(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
-    }
-    fn describe(&self) -> String {
-        "statx".to_string()
-    }
-}
-
-/// The `dirsync_stat(2)` system call, verified present by [`discover`].
-#[derive(Debug)]
-pub struct DirsyncSyscall {
-    nr: libc::c_long,
-    abi: u32,
-}
-
-impl DirsyncSyscall {
-    /// The verified syscall number.
-    pub fn nr(&self) -> i64 {
-        self.nr
-    }
-
-    fn call(&self, dir: RawFd, name: &CStr, flags: i32) -> io::Result<uapi::dirsync_info> {
-        let mut info = uapi::dirsync_info::default();
-        // SAFETY: only constructed by `SyscallInfo::backend` after
-        // `discover` verified that this kernel implements dirsync_stat with
-        // our ABI under this number: dirsync_stat(int dfd, const char *path,
-        // struct dirsync_info *info, unsigned int flags). `name` is
-        // NUL-terminated and `info` is a valid, writable dirsync_info.
-        let r = unsafe {
-            libc::syscall(
-                self.nr,
-                dir as libc::c_long,
-                name.as_ptr(),
-                &mut info as *mut uapi::dirsync_info,
-                flags as libc::c_uint,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(info)
-    }
-}
-
-fn meta_from_info(info: &uapi::dirsync_info) -> Meta {
-    Meta {
-        kind: Kind::from_mode(info.mode),
-        perm: info.mode & 0o7777,
-        size: info.size,
-        mtime: info.mtime,
-        mtime_nsec: info.mtime_nsec,
-        ino: info.ino,
-        dev: (info.dev_major, info.dev_minor),
-    }
-}
-
-impl StatBackend for DirsyncSyscall {
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
-        let info = self.call(dir, name, libc::AT_SYMLINK_NOFOLLOW)?;
-        if info.exists == 0 {
-            return Ok(None);
-        }
-        Ok(Some(meta_from_info(&info)))
-    }
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
-        let info = self.call(fd, c"", libc::AT_EMPTY_PATH)?;
-        if info.exists == 0 {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        Ok(meta_from_info(&info))
-    }
-    fn describe(&self) -> String {
-        format!("dirsync_stat (syscall {}, ABI {})", self.nr, self.abi)
-    }
 }
 
 /// What [`discover`] found in the sysfs directory.
@@ -341,10 +234,9 @@ pub fn select(
     }
     match discover(sysfs_dir, std::env::consts::ARCH) {
         Ok(info) => {
-            let b = DirsyncSyscall {
-                nr: info.nr as libc::c_long,
-                abi: info.abi,
-            };
+            // SAFETY: `discover` verified that the running kernel provides
+            // dirsync_stat with our ABI under this number.
+            let b = unsafe { DirsyncSyscall::new(info.nr, info.abi) };
             match probe(&b) {
                 Ok(()) => Ok(Box::new(b)),
                 Err(why) if choice == BackendChoice::Syscall => Err(why),
@@ -360,10 +252,10 @@ pub fn select(
 fn probe(b: &DirsyncSyscall) -> Result<(), SelectError> {
     let via = |via, source| SelectError::Probe { via, source };
     let via_call = b
-        .stat_at(libc::AT_FDCWD, c"/")
+        .stat_at(rustix::fs::CWD, c"/")
         .map_err(|e| via("dirsync_stat", e))?;
     let via_statx = Statx
-        .stat_at(libc::AT_FDCWD, c"/")
+        .stat_at(rustix::fs::CWD, c"/")
         .map_err(|e| via("statx", e))?;
     match (via_call, via_statx) {
         (Some(a), Some(s)) if a.ino == s.ino && a.kind == s.kind && a.perm == s.perm => Ok(()),
@@ -513,8 +405,8 @@ mod tests {
         fs::write(d.path().join("f"), b"hello").unwrap();
         std::os::unix::fs::symlink("f", d.path().join("l")).unwrap();
         let dir = crate::sys::open_root(d.path()).unwrap();
-        use std::os::fd::AsRawFd;
-        let fd = dir.as_raw_fd();
+        use std::os::fd::AsFd;
+        let fd = dir.as_fd();
         let f = Statx.stat_at(fd, c"f").unwrap().unwrap();
         assert_eq!((f.kind, f.size), (Kind::File, 5));
         let l = Statx.stat_at(fd, c"l").unwrap().unwrap();
