@@ -6,7 +6,7 @@ use std::os::fd::BorrowedFd;
 
 use rustix::fs::{AtFlags, StatxFlags};
 
-use super::{Kind, Meta, StatBackend};
+use super::meta::{Kind, Meta, StatBackend};
 use crate::sys;
 
 /// `statx(2)`.

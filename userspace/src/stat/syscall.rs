@@ -6,7 +6,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::{Kind, Meta, StatBackend};
+use super::meta::{Kind, Meta, StatBackend};
 use crate::uapi;
 
 /// The `dirsync_stat(2)` system call, verified present by
