@@ -9,8 +9,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 USERSPACE := userspace
 
-.PHONY: all deps kernel patches check-patches userspace host-test qemu-test \
-	test demo bench clean
+.PHONY: all deps kernel patches check-patches userspace host-test lint-rust \
+	qemu-test test demo bench clean
 
 all: userspace kernel
 
@@ -36,10 +36,18 @@ userspace: deps
 host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked
 
+# The Rust lint gate: clippy (warnings are errors; the [lints] table of
+# userspace/Cargo.toml adds unsafe and docs lints), formatting, and no
+# import cycle between the modules.
+lint-rust: deps
+	cd $(USERSPACE) && $(CARGO) clippy --all-targets --locked -- -D warnings
+	cd $(USERSPACE) && $(CARGO) fmt --check
+	$(USERSPACE)/tools/module-deps.sh >/dev/null
+
 qemu-test: deps
 	qemu/run-tests.sh
 
-test: deps check-patches host-test qemu-test
+test: deps check-patches lint-rust host-test qemu-test
 
 demo: deps
 	qemu/demo.sh

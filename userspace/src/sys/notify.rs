@@ -45,9 +45,8 @@ impl SignalFd {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` was just returned by signalfd and nobody else owns it.
-        Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd })
     }
 
     /// Reads pending signals; returns the last one's number, if any.
