@@ -115,6 +115,7 @@ impl SyncArgs {
             stat_backend: self.stat_backend.into(),
             specials: self.specials,
             jobs: self.jobs.map_or(0, usize::from),
+            defer_changing: false,
         }
     }
 

@@ -129,3 +129,48 @@ fn a_source_that_changes_during_the_copy_is_retried_then_reported() {
     keeps_changing();
     mtime_keeps_changing();
 }
+
+/// With `defer_changing` (the watcher's setting) a file that keeps
+/// changing is not an error: it is left uncopied and handed back by
+/// `take_unsettled` for a later try.
+#[test]
+fn a_changing_file_is_handed_back_when_deferred() {
+    use dirsync::report::NullReporter;
+    use dirsync::sync::{Options, Syncer};
+    let (_t, src, dst) = pair();
+    std::fs::write(src.join("busy"), vec![b'b'; 32 * 1024 * 1024]).unwrap();
+    let opts = Options {
+        defer_changing: true,
+        jobs: 1,
+        ..Options::default()
+    };
+    let s = Syncer::new(&src, &dst, opts, Arc::new(NullReporter)).unwrap();
+    s.sync_all().unwrap();
+    let mut deferred = false;
+    for _ in 0..TRIES {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = keep_appending(src.join("busy"), stop.clone());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let sum = s.sync_path(Path::new("busy")).unwrap();
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        assert_eq!(sum.errors, 0, "a changing file counted as an error");
+        let back = s.take_unsettled();
+        if back == vec![PathBuf::from("busy")] {
+            deferred = true;
+            // Reported once: the list is emptied by the call.
+            assert!(s.take_unsettled().is_empty());
+            break;
+        }
+        // The writer missed the copy: it was copied whole, nothing deferred.
+        assert!(back.is_empty(), "{back:?}");
+        assert_eq!(sum.copied, 1);
+    }
+    assert!(deferred, "the file never changed during a copy");
+    no_temp_files(&dst);
+    // Once quiet, it is copied.
+    let sum = s.sync_path(Path::new("busy")).unwrap();
+    assert_eq!((sum.copied, sum.errors), (1, 0));
+    assert!(s.take_unsettled().is_empty());
+    assert_trees_equal(&src, &dst);
+}

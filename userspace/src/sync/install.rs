@@ -199,6 +199,11 @@ pub fn sync_file(op: &Op, dir: &DirNode, w: &FileWork) {
             Attempt::Stop => return,
         }
     }
+    if op.sh.opts.defer_changing {
+        let mut u = op.sh.unsettled.lock().unwrap_or_else(|p| p.into_inner());
+        u.push(rel);
+        return;
+    }
     op.fail(
         "not copied",
         sp,

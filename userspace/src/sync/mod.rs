@@ -146,6 +146,7 @@ impl Syncer {
             reporter,
             is_root,
             progress: Progress::default(),
+            unsettled: std::sync::Mutex::new(Vec::new()),
         };
         Ok(Syncer {
             sh: Arc::new(sh),
@@ -165,6 +166,14 @@ impl Syncer {
     /// Live counters over the life of this syncer (for a progress bar).
     pub fn progress(&self) -> &Progress {
         &self.sh.progress
+    }
+
+    /// The files (relative to the roots) left uncopied since the last call
+    /// because they kept changing during their copy; only with
+    /// [`Options::defer_changing`] (otherwise they are errors).
+    pub fn take_unsettled(&self) -> Vec<PathBuf> {
+        let mut u = self.sh.unsettled.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::take(&mut *u)
     }
 
     /// Runs the tasks of `op` on the pool and returns its summary.

@@ -29,6 +29,9 @@ pub struct Shared {
     /// Running as root: read-only DST directories need no chmod to write.
     pub is_root: bool,
     pub progress: Progress,
+    /// Files left uncopied because they kept changing (`defer_changing`),
+    /// relative to the roots.
+    pub unsettled: Mutex<Vec<PathBuf>>,
 }
 
 impl Shared {

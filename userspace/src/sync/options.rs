@@ -26,6 +26,11 @@ pub struct Options {
     pub specials: bool,
     /// Threads working on a run (`-j`); 0: one per core.
     pub jobs: usize,
+    /// A file that keeps changing during its copy is not an error but left
+    /// for the caller to retry ([`super::Syncer::take_unsettled`]): set by
+    /// the watcher, whose next event or back-off copies it once its writer
+    /// settles.
+    pub defer_changing: bool,
 }
 
 impl Options {
