@@ -37,12 +37,14 @@ host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked
 
 # The Rust lint gate: clippy (warnings are errors; the [lints] table of
-# userspace/Cargo.toml adds unsafe and docs lints), formatting, and no
-# import cycle between the modules.
+# userspace/Cargo.toml adds unsafe and docs lints), formatting, no
+# import cycle between the modules, and the size limits (files, engine
+# functions).
 lint-rust: deps
 	cd $(USERSPACE) && $(CARGO) clippy --all-targets --locked -- -D warnings
 	cd $(USERSPACE) && $(CARGO) fmt --check
 	$(USERSPACE)/tools/module-deps.sh >/dev/null
+	$(USERSPACE)/tools/size-check.sh >/dev/null
 
 qemu-test: deps
 	qemu/run-tests.sh
