@@ -8,14 +8,14 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use super::node::{DirNode, Op};
+use super::node::{DirNode, Run};
 use super::replica::{Attrs, Committed, Over, ReplicaDir};
 use crate::report::{inc, Event};
 use crate::stat::{Kind, Meta};
 use crate::sys;
 
 /// Removes DST's entry (file, link or tree). Returns false on failure.
-pub fn remove_entry(op: &Op, dir: &DirNode, name: &CStr, rel: &Path) -> bool {
+pub fn remove_entry(op: &Run, dir: &DirNode, name: &CStr, rel: &Path) -> bool {
     let p = op.dst_path(rel);
     if op.sh.opts.dry_run {
         inc(&op.counters.deleted, 1);
@@ -39,7 +39,14 @@ pub fn remove_entry(op: &Op, dir: &DirNode, name: &CStr, rel: &Path) -> bool {
 }
 
 /// Applies mode and mtime of a SRC entry to DST's entry of the same type.
-pub fn fix_attrs(op: &Op, dst: Option<&dyn ReplicaDir>, name: &CStr, rel: &Path, s: Meta, d: Meta) {
+pub fn fix_attrs(
+    op: &Run,
+    dst: Option<&dyn ReplicaDir>,
+    name: &CStr,
+    rel: &Path,
+    s: Meta,
+    d: Meta,
+) {
     let attrs = Attrs::diff(&s, Some(&d));
     if attrs.is_empty() {
         return;
@@ -57,7 +64,7 @@ pub fn fix_attrs(op: &Op, dst: Option<&dyn ReplicaDir>, name: &CStr, rel: &Path,
 }
 
 /// Makes DST's `name` a symlink with the target SRC's has.
-pub fn sync_symlink(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
+pub fn sync_symlink(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
     let target = match sys::readlink_at(dir.src.as_fd(), name) {
         Ok(t) => t,
         Err(e) => {
@@ -93,7 +100,7 @@ pub fn sync_symlink(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d:
 
 /// `--specials`: recreates a FIFO, socket or device node (same type, mode,
 /// device number and mtime) unless DST has the same.
-pub fn sync_special(op: &Op, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
+pub fn sync_special(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d: Option<Meta>) {
     // The device number is not part of the compared record: ask statx.
     let want = match sys::rdev_at(dir.src.as_fd(), name) {
         Ok(r) => r,
@@ -164,7 +171,7 @@ fn same_content(dir: &DirNode, name: &CStr, dst: &dyn ReplicaDir) -> bool {
 
 /// Copies SRC's regular file `w.name` over DST's, retrying while SRC
 /// changes during the copy.
-pub fn sync_file(op: &Op, dir: &DirNode, w: &FileWork) {
+pub fn sync_file(op: &Run, dir: &DirNode, w: &FileWork) {
     let (name, s, d) = (w.name.as_c_str(), w.src_meta, w.dst_meta);
     let rel = dir.child(name);
     if w.compare_first {
@@ -218,7 +225,7 @@ pub fn sync_file(op: &Op, dir: &DirNode, w: &FileWork) {
 /// first attempt trusts the walk's stat (no second stat): had the name
 /// been replaced or changed since, the check after the copy (inode, type,
 /// size, mtime) sees it and the copy is retried.
-fn open_source(op: &Op, dir: &DirNode, w: &FileWork, attempt: u32) -> Option<(OwnedFd, Meta)> {
+fn open_source(op: &Run, dir: &DirNode, w: &FileWork, attempt: u32) -> Option<(OwnedFd, Meta)> {
     let sp = || op.src_path(&dir.child(&w.name));
     let src = match sys::open_file_at(dir.src.as_fd(), &w.name) {
         Ok(f) => f,
@@ -261,7 +268,7 @@ fn changed(before: &Meta, after: &Meta, copied: u64) -> bool {
 /// One attempt of [`sync_file`]: the content goes to the replica, which
 /// keeps it unnamed until the commit; a SRC that changed meanwhile is
 /// discarded (dropped) and copied again.
-fn copy_once(op: &Op, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attempt: u32) -> Attempt {
+fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attempt: u32) -> Attempt {
     let sp = || op.src_path(&dir.child(&w.name));
     let Some((src, before)) = open_source(op, dir, w, attempt) else {
         return Attempt::Stop;

@@ -74,7 +74,7 @@ pub use self::replica::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDi
 pub use crate::report::{Progress, Summary};
 
 use self::local::LocalReplica;
-use self::node::{DirNode, Op, Shared};
+use self::node::{DirNode, Run, Shared};
 use self::pool::{Panicked, Pool};
 use crate::exclude::Excludes;
 use crate::report::{inc, Event, Reporter};
@@ -177,7 +177,7 @@ impl Syncer {
     }
 
     /// Runs the tasks of `op` on the pool and returns its summary.
-    fn run(&self, op: &Arc<Op>, task: pool::Task) -> Result<Summary> {
+    fn run(&self, op: &Arc<Run>, task: pool::Task) -> Result<Summary> {
         if let Err(Panicked) = self.pool.run(vec![task]) {
             return Err(Error::Panicked);
         }
@@ -185,7 +185,7 @@ impl Syncer {
     }
 
     /// The node of the roots.
-    fn root_node(&self, op: &Arc<Op>) -> Result<DirNode> {
+    fn root_node(&self, op: &Arc<Run>) -> Result<DirNode> {
         let (sr, dr) = (&self.sh.src_root, &self.sh.dst_root);
         // A new open of ".", not a dup: see `Replica::root`.
         let src = sys::open_dir_at(self.src_fd.as_fd(), c".")
@@ -208,7 +208,7 @@ impl Syncer {
 
     /// Makes the whole of DST equal to SRC.
     pub fn sync_all(&self) -> Result<Summary> {
-        let op = Op::new(self.sh.clone());
+        let op = Run::new(self.sh.clone());
         let root = self.root_node(&op)?;
         self.run(&op, walk::contents_task(Arc::new(root)))
     }
@@ -217,7 +217,7 @@ impl Syncer {
     /// on the way to a path of `sync_path`.
     fn make_dir_on_the_way(
         &self,
-        op: &Op,
+        op: &Run,
         node: &DirNode,
         name: &CString,
         d: Option<Meta>,
@@ -246,7 +246,7 @@ impl Syncer {
     /// name, or, when SRC lacks one of the parents, the deepest existing
     /// pair and the first missing name, so converging that entry removes
     /// what DST has there.
-    fn walk_to_parent(&self, op: &Arc<Op>, comps: &[CString]) -> Result<(Arc<DirNode>, CString)> {
+    fn walk_to_parent(&self, op: &Arc<Run>, comps: &[CString]) -> Result<(Arc<DirNode>, CString)> {
         let mut node = Arc::new(self.root_node(op)?);
         let (last, rest) = comps.split_last().expect("comps is not empty");
         for name in rest {
@@ -317,7 +317,7 @@ impl Syncer {
         if self.left_alone(&comps) {
             return Ok(Summary::default());
         }
-        let op = Op::new(self.sh.clone());
+        let op = Run::new(self.sh.clone());
         let (parent, name) = self.walk_to_parent(&op, &comps)?;
         self.run(&op, walk::entry_task(parent, name))
     }
@@ -326,7 +326,7 @@ impl Syncer {
     pub fn sync_attrs(&self, rel: &Path) -> Result<Summary> {
         let comps = components(rel)?;
         let Some((name, parents)) = comps.split_last() else {
-            let op = Op::new(self.sh.clone());
+            let op = Run::new(self.sh.clone());
             let root = self.root_node(&op)?;
             root.touch();
             drop(root);
@@ -357,7 +357,7 @@ impl Syncer {
         if changed_type || (s.kind == Kind::File && s.size != d.size) {
             return self.sync_path(rel);
         }
-        let op = Op::new(self.sh.clone());
+        let op = Run::new(self.sh.clone());
         let child = sys::join(
             &rel.parent().map(Path::to_path_buf).unwrap_or_default(),
             name,

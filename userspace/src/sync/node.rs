@@ -1,5 +1,5 @@
 //! The state of a run: what all operations share ([`Shared`]), one
-//! operation ([`Op`]: counters, abort flag), and a directory being synced
+//! operation ([`Run`]: counters, abort flag), and a directory being synced
 //! ([`DirNode`]: its SRC descriptor, its DST handle, and the attributes to
 //! apply once every child is done).
 
@@ -49,7 +49,7 @@ impl Shared {
 
 /// One operation (`sync_all`, `sync_path`, ...): its counters and abort
 /// flag.
-pub struct Op {
+pub struct Run {
     pub sh: Arc<Shared>,
     pub counters: Counters,
     fatal: Mutex<Option<Error>>,
@@ -64,9 +64,9 @@ fn rooted(root: &Path, rel: &Path) -> PathBuf {
     }
 }
 
-impl Op {
-    pub fn new(sh: Arc<Shared>) -> Arc<Op> {
-        Arc::new(Op {
+impl Run {
+    pub fn new(sh: Arc<Shared>) -> Arc<Run> {
+        Arc::new(Run {
             sh,
             counters: Counters::default(),
             fatal: Mutex::new(None),
@@ -115,7 +115,7 @@ impl Op {
 /// A directory being synced: its two sides and what to apply to the DST
 /// side once all children are done (on drop).
 pub struct DirNode {
-    pub op: Arc<Op>,
+    pub op: Arc<Run>,
     pub src: OwnedFd,
     /// `None` only in a dry run when the DST directory does not exist.
     pub dst: Option<Box<dyn ReplicaDir>>,
@@ -137,7 +137,7 @@ pub struct DirNode {
 impl DirNode {
     /// The node of a directory pair; `parent` is finished after it.
     pub fn new(
-        op: &Arc<Op>,
+        op: &Arc<Run>,
         src: OwnedFd,
         dst: Option<Box<dyn ReplicaDir>>,
         rel: PathBuf,

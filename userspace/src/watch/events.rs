@@ -4,12 +4,12 @@
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use inotify::EventMask;
 
-use super::map::{join, ROOT};
+use super::map::{join, NodeId, ROOT};
 use super::queue::Urgency;
 use super::watcher::{PendingMove, Watcher};
 use crate::report::Event as Ev;
@@ -125,6 +125,57 @@ impl Watcher {
         ));
     }
 
+    /// `IN_Q_OVERFLOW`: events were lost; the map is rebuilt and SRC
+    /// rescanned once the queue is drained.
+    fn overflowed(&mut self) {
+        self.overflows += 1;
+        let limit = self
+            .queue_limit
+            .map_or_else(|| "?".to_string(), |v| v.to_string());
+        let msg = format!(
+            "inotify event queue overflow #{} (fs.inotify.max_queued_events = {limit}): \
+             rescanning {}",
+            self.overflows,
+            self.src.display()
+        );
+        self.reporter.event(&Ev::Warning {
+            path: &self.src,
+            message: &msg,
+        });
+        self.rebuild = true;
+    }
+
+    /// A watch went away (`IN_IGNORED`); SRC's own is fatal.
+    fn watch_ignored(&mut self, wd: i32) {
+        if Some(wd) == self.map.wd(ROOT) && self.fatal.is_none() {
+            self.fatal = Some(format!(
+                "source directory {} is no longer watched (deleted or unmounted); stopping",
+                self.src.display()
+            ));
+        }
+        for w in self.map.forget_wd(wd) {
+            notify::rm_watch(self.inotify.as_fd(), w);
+        }
+    }
+
+    /// An event on a watched directory itself; its parent reports the same
+    /// change by name, except for SRC.
+    fn on_self(&mut self, node: NodeId, mask: EventMask, now: Instant) {
+        if node != ROOT {
+            return;
+        }
+        if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
+            self.source_gone(mask, mask.contains(EventMask::DELETE_SELF));
+        } else if mask.contains(EventMask::ATTRIB) {
+            self.reporter.event(&Ev::Notify {
+                kind: "attrib",
+                path: &self.src,
+            });
+            self.queue.push_attrs(Path::new(""), now);
+        }
+    }
+
+    /// One inotify event.
     pub(super) fn handle(
         &mut self,
         wd: i32,
@@ -134,22 +185,7 @@ impl Watcher {
         now: Instant,
     ) {
         if mask.contains(EventMask::Q_OVERFLOW) {
-            self.overflows += 1;
-            let limit = self
-                .queue_limit
-                .map_or_else(|| "?".to_string(), |v| v.to_string());
-            let msg = format!(
-                "inotify event queue overflow #{} (fs.inotify.max_queued_events = {limit}): \
-                 rescanning {}",
-                self.overflows,
-                self.src.display()
-            );
-            self.reporter.event(&Ev::Warning {
-                path: &self.src,
-                message: &msg,
-            });
-            self.rebuild = true;
-            return;
+            return self.overflowed();
         }
         if let Some((pwd, pname)) = &self.parent_wd {
             if *pwd == wd {
@@ -159,18 +195,8 @@ impl Watcher {
                 return;
             }
         }
-        let root_wd = self.map.wd(ROOT);
         if mask.contains(EventMask::IGNORED) {
-            if Some(wd) == root_wd && self.fatal.is_none() {
-                self.fatal = Some(format!(
-                    "source directory {} is no longer watched (deleted or unmounted); stopping",
-                    self.src.display()
-                ));
-            }
-            for w in self.map.forget_wd(wd) {
-                notify::rm_watch(self.inotify.as_fd(), w);
-            }
-            return;
+            return self.watch_ignored(wd);
         }
         let Some(node) = self.map.node_of_wd(wd) else {
             // A watch already dropped (moved out, deleted).
@@ -180,30 +206,20 @@ impl Watcher {
             return;
         };
         let Some(name) = name else {
-            // An event on the watched directory itself; its parent reports
-            // the same change by name, except for SRC.
-            if node == ROOT {
-                if mask.intersects(EventMask::DELETE_SELF | EventMask::MOVE_SELF) {
-                    self.source_gone(mask, mask.contains(EventMask::DELETE_SELF));
-                } else if mask.contains(EventMask::ATTRIB) {
-                    self.reporter.event(&Ev::Notify {
-                        kind: "attrib",
-                        path: &self.src,
-                    });
-                    self.queue.push_attrs(Path::new(""), now);
-                }
-            }
-            return;
+            return self.on_self(node, mask, now);
         };
         let rel = join(&dir_rel, name);
+        let full = self.src.join(&rel);
+        self.reporter.event(&Ev::Notify {
+            kind: kind_name(mask),
+            path: &full,
+        });
+        self.on_entry(rel, mask, cookie, now);
+    }
+
+    /// An event on the entry `rel` of a watched directory.
+    fn on_entry(&mut self, rel: PathBuf, mask: EventMask, cookie: u32, now: Instant) {
         let is_dir = mask.contains(EventMask::ISDIR);
-        {
-            let full = self.src.join(&rel);
-            self.reporter.event(&Ev::Notify {
-                kind: kind_name(mask),
-                path: &full,
-            });
-        }
         if mask.contains(EventMask::CREATE) {
             if is_dir {
                 if self.config.recursive {
@@ -234,41 +250,46 @@ impl Watcher {
             } else {
                 None
             };
+            let deadline = now + self.config.pair_window;
+            let from = rel;
             self.moves.insert(
                 cookie,
                 PendingMove {
-                    from: rel,
+                    from,
                     node,
-                    deadline: now + self.config.pair_window,
+                    deadline,
                 },
             );
         } else if mask.contains(EventMask::MOVED_TO) {
-            match self.moves.remove(&cookie) {
-                Some(m) => {
-                    if is_dir && self.config.recursive {
-                        match self.map.rename(&m.from, &rel) {
-                            Some((_, dropped)) => {
-                                for w in dropped {
-                                    notify::rm_watch(self.inotify.as_fd(), w);
-                                }
-                            }
-                            // Not in the map (lost events): watch it anew.
-                            None => {
-                                let _ = self.watch_tree(&rel, now, false);
-                            }
-                        }
+            self.moved_to(rel, is_dir, cookie, now);
+        }
+    }
+
+    /// `IN_MOVED_TO`: the end of a rename inside SRC (paired by cookie), or
+    /// a move in from outside.
+    fn moved_to(&mut self, rel: PathBuf, is_dir: bool, cookie: u32, now: Instant) {
+        let Some(m) = self.moves.remove(&cookie) else {
+            // Moved in from outside SRC.
+            if is_dir && self.config.recursive {
+                let _ = self.watch_tree(&rel, now, false);
+            }
+            self.queue.push_sync(&rel, Urgency::Soon, now);
+            return;
+        };
+        if is_dir && self.config.recursive {
+            match self.map.rename(&m.from, &rel) {
+                Some((_, dropped)) => {
+                    for w in dropped {
+                        notify::rm_watch(self.inotify.as_fd(), w);
                     }
-                    self.queue.push_rename(&m.from, &rel, now);
                 }
+                // Not in the map (lost events): watch it anew.
                 None => {
-                    // Moved in from outside SRC.
-                    if is_dir && self.config.recursive {
-                        let _ = self.watch_tree(&rel, now, false);
-                    }
-                    self.queue.push_sync(&rel, Urgency::Soon, now);
+                    let _ = self.watch_tree(&rel, now, false);
                 }
             }
         }
+        self.queue.push_rename(&m.from, &rel, now);
     }
 
     /// Unpaired `IN_MOVED_FROM`s whose window is over: moved out of SRC.
