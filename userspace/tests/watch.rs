@@ -1103,10 +1103,10 @@ fn tarball_style_extraction_converges_without_errors() {
         for i in 0..100 {
             let p = dir.join(format!("f{i:03}.c"));
             let mut f = fs::File::create(&p).unwrap();
-            // Every 50th file is big (4 MiB, written 64 KiB at a time):
+            // Every 50th file is big (1 MiB, written 64 KiB at a time):
             // the directory's sync copies it while it is written.
             let big = i % 50 == 0;
-            let chunks = if big { 64 } else { 1 + rng.below(3) as usize };
+            let chunks = if big { 16 } else { 1 + rng.below(3) as usize };
             for _ in 0..chunks {
                 f.write_all(&chunk[..if big { chunk.len() } else { 4096 }])
                     .unwrap();
