@@ -27,6 +27,17 @@
 //! the directories left unwatched are rescanned (and their watch retried)
 //! every [`Config::rescan_interval`].
 //!
+//! A file still being written when it is copied (its size or mtime moved
+//! during the copy, four times in a row: `tar x` sets each mtime after
+//! closing the file) is not an error here: the engine hands it back
+//! ([`Engine::take_unsettled`]) and it is copied again after a back-off
+//! ([`backoff`]) or on its next event; only one that keeps changing for
+//! [`GIVE_UP_AFTER`] is reported, as a warning.
+//!
+//! Parts: [`config`], [`engine`] (what the workers call), `watcher` (state
+//! and watches), `events` (inotify events to operations), [`queue`],
+//! [`map`], `run` (the event loop and the copy workers).
+//!
 //! On SIGINT or SIGTERM the watcher stops taking new work, waits for the
 //! operations in hand (the engine copies through temporary files renamed
 //! into place, so none is left behind) and returns [`ExitStatus::Ok`].

@@ -4,8 +4,8 @@
 //! Installing: a new regular file is an unnamed `O_TMPFILE` linked into
 //! place once complete; a replacement (and every symlink or special file)
 //! is made under a temporary name and renamed over the old entry by
-//! [`LocalDir::install_over`], the one place that removes what is in the
-//! way. Attributes are applied by [`set_attrs`], the one place that does.
+//! `LocalDir::install_over`, the one place that removes what is in the
+//! way. Attributes are applied by `set_attrs`, the one place that does.
 
 use std::ffi::{CStr, CString};
 use std::io;

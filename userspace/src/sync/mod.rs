@@ -20,16 +20,16 @@
 //!
 //! # How it works
 //!
-//! A run is a set of tasks on the LIFO queue of a persistent [pool] of
+//! A run is a set of tasks on the LIFO queue of a persistent `pool` of
 //! threads (`-j`, default one per core) shared by every operation of the
-//! syncer: "sync this directory" ([walk]: list both sides, one stat per
-//! entry relative to the directory handles, [decide], act with
-//! [install]) and "copy/compare these files". Every directory being worked
-//! on is a `DirNode` ([node]) holding its SRC descriptor and its DST
+//! syncer: "sync this directory" (`walk`: list both sides, one stat per
+//! entry relative to the directory handles, [`decide`], act with
+//! `install`) and "copy/compare these files". Every directory being worked
+//! on is a `DirNode` (`node`) holding its SRC descriptor and its DST
 //! handle; children hold a reference to their parent, and when the last
 //! reference goes away the directory's mode and mtime are applied:
 //! directories get their attributes after all their children, in
-//! parallel, with no second pass. [roots] validates SRC and DST.
+//! parallel, with no second pass. `roots` validates SRC and DST.
 //!
 //! # The seam: DST is a [`Replica`]
 //!

@@ -1,6 +1,6 @@
 //! THE SEAM: everything the engine does to the destination tree.
 //!
-//! The planner ([`super::walk`], [`super::decide`], [`super::install`])
+//! The planner (`walk`, [`super::decide`], `install`)
 //! reads SRC itself (local descriptors) but reaches DST only through the
 //! two traits of this module:
 //!
