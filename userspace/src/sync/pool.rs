@@ -183,10 +183,19 @@ impl Pool {
     /// `Err` when one of them panicked (the others still ran).
     pub fn run(&self, tasks: Vec<Task>) -> Result<(), Panicked> {
         let group = Arc::new(Group::default());
-        for t in tasks {
-            self.shared.push(&group, t);
-        }
         let sh = &self.shared;
+        let mut tasks = tasks.into_iter();
+        let first = tasks.next();
+        for t in tasks {
+            sh.push(&group, t);
+        }
+        // The caller starts with the first task itself: an operation that
+        // queues nothing more (one file) wakes no worker.
+        if let Some(task) = first {
+            *sh.lock().pending_mut(&group) += 1;
+            let group = group.clone();
+            sh.run(Queued { group, task });
+        }
         let mut st = sh.lock();
         while st.pending(&group) > 0 {
             let mine = st.tasks.iter().rposition(|q| Arc::ptr_eq(&q.group, &group));

@@ -42,6 +42,18 @@ impl FileBatch {
         }
     }
 
+    /// Copies what is waiting here, in the current task (one entry of
+    /// `sync_path`: no other thread to wake for it).
+    fn run_here(&mut self, dir: &DirNode) {
+        for f in std::mem::take(&mut self.files) {
+            if dir.op.aborted() {
+                return;
+            }
+            install::sync_file(&dir.op, dir, &f);
+        }
+        self.bytes = 0;
+    }
+
     /// Queues what is waiting.
     pub fn flush(&mut self, sp: &Spawner<'_>, dir: &Arc<DirNode>) {
         if !self.files.is_empty() {
@@ -360,6 +372,6 @@ pub fn entry_task(dir: Arc<DirNode>, name: CString) -> super::pool::Task {
         }
         let mut batch = FileBatch::default();
         converge(sp, &mut batch, &dir, &name, s, d);
-        batch.flush(sp, &dir);
+        batch.run_here(&dir);
     })
 }
