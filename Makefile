@@ -9,8 +9,8 @@ SHELL := /bin/bash
 CARGO ?= cargo
 USERSPACE := userspace
 
-.PHONY: all deps kernel kernel-kasan patches check-patches lint-shell userspace \
-	host-test qemu-test test demo bench clean
+.PHONY: all deps kernel kernel-kasan patches check-patches lint-shell lint-rust \
+	userspace host-test qemu-test test demo bench clean
 
 all: userspace kernel
 
@@ -44,12 +44,22 @@ userspace: deps
 host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked
 
+# The Rust lint gate: clippy (warnings are errors; the [lints] table of
+# userspace/Cargo.toml adds unsafe and docs lints), formatting, no
+# import cycle between the modules, and the size limits (files, engine
+# functions).
+lint-rust: deps
+	cd $(USERSPACE) && $(CARGO) clippy --all-targets --locked -- -D warnings
+	cd $(USERSPACE) && $(CARGO) fmt --check
+	$(USERSPACE)/tools/module-deps.sh >/dev/null
+	$(USERSPACE)/tools/size-check.sh >/dev/null
+
 # Boots the default test kernel (every guest test, then the syscall
 # microbenchmark) and the KASAN + UBSAN kernel (every guest test).
 qemu-test: deps
 	qemu/run-tests.sh
 
-test: deps lint-shell check-patches host-test qemu-test
+test: deps lint-shell lint-rust check-patches host-test qemu-test
 
 demo: deps
 	qemu/run-demo.sh

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::output::Verbosity;
-use crate::stat::BackendChoice;
-use crate::sync::Options;
+use dirsync::stat::BackendChoice;
+use dirsync::sync::Options;
 
 /// The exit codes, shown after `--help` and in the man page.
 pub const EXIT_CODES: &str = "\
@@ -96,6 +96,9 @@ pub struct SyncArgs {
     /// Never show the progress line (shown on a terminal for long runs)
     #[arg(long)]
     pub no_progress: bool,
+    /// Threads working on the sync (default: one per core)
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: Option<u16>,
 }
 
 impl SyncArgs {
@@ -111,6 +114,8 @@ impl SyncArgs {
             fsync: self.fsync,
             stat_backend: self.stat_backend.into(),
             specials: self.specials,
+            jobs: self.jobs.map_or(0, usize::from),
+            defer_changing: false,
         }
     }
 

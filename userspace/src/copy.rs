@@ -1,10 +1,10 @@
 //! Moving bytes: file content copy (`copy_file_range` with a read/write
-//! fallback), content comparison (`--checksum`), temporary names, and tree
-//! removal. All relative to directory descriptors.
+//! fallback), content comparison (`--checksum`) and temporary names. All
+//! relative to directory descriptors.
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::sys;
@@ -25,7 +25,7 @@ pub fn temp_name() -> CString {
 }
 
 /// Creates a new temporary file in `dir`, retrying on name collisions.
-pub fn create_temp(dir: RawFd) -> io::Result<(CString, OwnedFd)> {
+pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(CString, OwnedFd)> {
     loop {
         let name = temp_name();
         match sys::create_excl_at(dir, &name, 0o600) {
@@ -36,99 +36,33 @@ pub fn create_temp(dir: RawFd) -> io::Result<(CString, OwnedFd)> {
     }
 }
 
-/// Opens an unnamed temporary file (`O_TMPFILE`) in `dir`: it gets a name
-/// only through [`link_tmpfile`], once complete.
-pub fn open_tmpfile(dir: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: "." is NUL-terminated; O_TMPFILE needs a mode argument.
-    let fd = unsafe {
-        libc::openat(
-            dir,
-            c".".as_ptr(),
-            libc::O_TMPFILE | libc::O_WRONLY | libc::O_CLOEXEC,
-            0o600 as libc::c_uint,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fresh descriptor owned by nobody else.
-    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
-}
-
-/// Gives the `O_TMPFILE` file `fd` the name `name` in `dir` (fails with
-/// `EEXIST` if the name exists): `linkat(AT_EMPTY_PATH)`, or through
-/// `/proc/self/fd` where that needs a capability we lack.
-pub fn link_tmpfile(fd: RawFd, dir: RawFd, name: &CStr) -> io::Result<()> {
-    // SAFETY: empty NUL-terminated path with AT_EMPTY_PATH names `fd`.
-    let r = unsafe { libc::linkat(fd, c"".as_ptr(), dir, name.as_ptr(), libc::AT_EMPTY_PATH) };
-    if r == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if !matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EPERM)) {
-        return Err(e);
-    }
-    let proc_path = CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL");
-    // SAFETY: NUL-terminated paths; the magic link resolves to `fd`'s file.
-    let r = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            proc_path.as_ptr(),
-            dir,
-            name.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Copies exactly `len` bytes (or until EOF, if the file shrank) from
 /// `src` to `dst`, both at their current offsets (a fresh open: 0). Uses
 /// `copy_file_range`, falls back to read/write where the kernel or file
 /// system cannot do it. Returns the bytes copied.
-pub fn copy_data(src: RawFd, dst: RawFd, len: u64) -> io::Result<u64> {
+pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
     let mut done: u64 = 0;
     let mut use_cfr = true;
     let mut buf: Vec<u8> = Vec::new();
     while done < len {
         let want = (len - done).min(1 << 30) as usize;
         if use_cfr {
-            // SAFETY: null offsets mean "use and advance the file
-            // positions"; both descriptors are open.
-            let n = unsafe {
-                libc::copy_file_range(
-                    src,
-                    std::ptr::null_mut(),
-                    dst,
-                    std::ptr::null_mut(),
-                    want,
-                    0,
-                )
-            };
-            if n >= 0 {
-                if n == 0 {
-                    break;
-                }
-                done += n as u64;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EXDEV)
-                | Some(libc::EINVAL)
-                | Some(libc::ENOSYS)
-                | Some(libc::EOPNOTSUPP)
-                | Some(libc::EBADF)
-                | Some(libc::EPERM) => {
-                    use_cfr = false;
+            match sys::copy_file_range(src, dst, want) {
+                Ok(0) => break,
+                Ok(n) => {
+                    done += n as u64;
                     continue;
                 }
-                Some(libc::EINTR) => continue,
-                _ => return Err(e),
+                Err(e) => match e.raw_os_error() {
+                    Some(libc::EXDEV)
+                    | Some(libc::EINVAL)
+                    | Some(libc::ENOSYS)
+                    | Some(libc::EOPNOTSUPP)
+                    | Some(libc::EBADF)
+                    | Some(libc::EPERM) => use_cfr = false,
+                    Some(libc::EINTR) => continue,
+                    _ => return Err(e),
+                },
             }
         }
         if buf.is_empty() {
@@ -145,38 +79,22 @@ pub fn copy_data(src: RawFd, dst: RawFd, len: u64) -> io::Result<u64> {
     Ok(done)
 }
 
-fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        // SAFETY: `data` is valid for `data.len()` bytes of reads.
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        data = &data[n as usize..];
+        let n = sys::write(fd, data)?;
+        data = &data[n..];
     }
     Ok(())
 }
 
-fn read_full(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+fn read_full(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     while got < buf.len() {
-        // SAFETY: the tail of `buf` is valid for writes.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = sys::read(fd, &mut buf[got..])?;
         if n == 0 {
             break;
         }
-        got += n as usize;
+        got += n;
     }
     Ok(got)
 }
@@ -184,7 +102,7 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
 /// Whether two open files have the same content (`--checksum`): compared
 /// block by block, which is exact (no hash collisions) and reads each file
 /// once, like hashing both would.
-pub fn same_content(a: RawFd, b: RawFd) -> io::Result<bool> {
+pub fn same_content(a: BorrowedFd<'_>, b: BorrowedFd<'_>) -> io::Result<bool> {
     let mut x = vec![0u8; 128 * 1024];
     let mut y = vec![0u8; 128 * 1024];
     loop {
@@ -199,70 +117,11 @@ pub fn same_content(a: RawFd, b: RawFd) -> io::Result<bool> {
     }
 }
 
-/// Removes `name` in `dir` and, if it is a directory, everything below it,
-/// without following any symlink (iterative: any depth). Returns how many
-/// entries were removed. When not root, directories are made writable
-/// first (they belong to us).
-pub fn remove_tree(dir: RawFd, name: &CStr, is_root: bool) -> io::Result<u64> {
-    match sys::unlink_at(dir, name) {
-        Ok(()) => return Ok(1),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            // Linux unlink() of a directory gives EISDIR; be lenient.
-        }
-        Err(e) => return Err(e),
-    }
-    struct Level {
-        fd: OwnedFd,
-        entries: Vec<sys::DirEntry>,
-        name: CString,
-    }
-    let open_level = |parent: RawFd, name: &CStr| -> io::Result<Level> {
-        let fd = sys::open_dir_at(parent, name)?;
-        if !is_root {
-            // We are about to delete it; make sure we may.
-            let _ = sys::chmod_fd(fd.as_raw_fd(), 0o700);
-        }
-        let entries = sys::read_dir(fd.as_raw_fd())?;
-        Ok(Level {
-            fd,
-            entries,
-            name: name.to_owned(),
-        })
-    };
-    let mut count = 0u64;
-    let mut stack = vec![open_level(dir, name)?];
-    while let Some(top) = stack.last_mut() {
-        if let Some(ent) = top.entries.pop() {
-            let fd = top.fd.as_raw_fd();
-            if ent.d_type != libc::DT_DIR {
-                match sys::unlink_at(fd, &ent.name) {
-                    Ok(()) => {
-                        count += 1;
-                        continue;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let lvl = open_level(fd, &ent.name)?;
-            stack.push(lvl);
-        } else {
-            let done = stack.pop().expect("non-empty");
-            let parent = stack.last().map(|l| l.fd.as_raw_fd()).unwrap_or(dir);
-            drop(done.fd);
-            sys::rmdir_at(parent, &done.name)?;
-            count += 1;
-        }
-    }
-    Ok(count)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
-    use std::os::fd::{AsRawFd, FromRawFd};
+    use std::os::fd::{AsFd, FromRawFd};
 
     fn pattern(n: usize) -> Vec<u8> {
         (0..n).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -275,7 +134,7 @@ mod tests {
         src.write_all(&data).unwrap();
         src.rewind().unwrap();
         let mut dst = tempfile::tempfile().unwrap();
-        let n = copy_data(src.as_raw_fd(), dst.as_raw_fd(), data.len() as u64).unwrap();
+        let n = copy_data(src.as_fd(), dst.as_fd(), data.len() as u64).unwrap();
         assert_eq!(n, data.len() as u64);
         let mut got = Vec::new();
         dst.rewind().unwrap();
@@ -301,7 +160,7 @@ mod tests {
             })
         };
         let mut dst = tempfile::tempfile().unwrap();
-        let n = copy_data(r.as_raw_fd(), dst.as_raw_fd(), data.len() as u64).unwrap();
+        let n = copy_data(r.as_fd(), dst.as_fd(), data.len() as u64).unwrap();
         writer.join().unwrap();
         assert_eq!(n, data.len() as u64);
         let mut got = Vec::new();

@@ -1,8 +1,11 @@
-//! Errors with context, and the documented process exit codes.
+//! The library's errors (one enum, [`Error`]), and the documented process
+//! exit codes.
 
-use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use crate::exclude::PatternError;
+use crate::stat::SelectError;
 
 /// Process exit codes, documented in `--help` and the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,51 +21,94 @@ pub enum ExitStatus {
     Fatal = 3,
 }
 
-/// An I/O failure together with what was being done and to which path.
-#[derive(Debug)]
-pub struct Error {
-    /// What was being attempted, e.g. "copying".
-    pub what: String,
-    /// The path concerned, if any.
-    pub path: Option<PathBuf>,
-    /// The underlying error.
-    pub source: io::Error,
+/// Why an operation stopped as a whole (per-entry failures are events).
+///
+/// `Display` says what failed; the cause is the `source()` chain:
+/// [`chain`] (or anyhow's `{:#}`) shows both, e.g. `cannot open /a: Permission denied (os error 13)`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A system call failed while doing `what` on `path`.
+    #[error("{what} {}", path.display())]
+    Io {
+        /// What was being attempted, e.g. "cannot open".
+        what: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A system call failed while doing `what` (no particular path).
+    #[error("{what}")]
+    System {
+        /// What was being attempted.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// `path` cannot be used: e.g. "source directory X: does not exist".
+    #[error("{what} {}: {why}", path.display())]
+    Invalid {
+        /// The role of the path or what was refused.
+        what: &'static str,
+        /// The path concerned.
+        path: PathBuf,
+        /// Why.
+        why: &'static str,
+    },
+    /// A `--exclude` pattern does not compile.
+    #[error("bad --exclude pattern")]
+    Exclude(#[from] PatternError),
+    /// `--stat-backend syscall` on a kernel that cannot do it.
+    #[error("--stat-backend syscall")]
+    Backend(#[from] SelectError),
+    /// A bug: a thread of the engine panicked.
+    #[error("internal error (panic) in the sync engine")]
+    Panicked,
 }
 
 impl Error {
-    /// An error while doing `what` on `path`.
-    pub fn at(what: impl Into<String>, path: impl AsRef<Path>, source: io::Error) -> Self {
-        Error {
-            what: what.into(),
-            path: Some(path.as_ref().to_path_buf()),
+    /// A system call failed while doing `what` on `path`.
+    pub fn at(what: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+        Error::Io {
+            what,
+            path: path.as_ref().to_path_buf(),
             source,
         }
     }
 
-    /// An error with no particular path.
-    pub fn new(what: impl Into<String>, source: io::Error) -> Self {
-        Error {
-            what: what.into(),
-            path: None,
-            source,
+    /// A system call failed while doing `what`.
+    pub fn new(what: &'static str, source: io::Error) -> Self {
+        Error::System { what, source }
+    }
+
+    /// `path` cannot be used as `what`, because `why`.
+    pub fn invalid(what: &'static str, path: impl AsRef<Path>, why: &'static str) -> Self {
+        Error::Invalid {
+            what,
+            path: path.as_ref().to_path_buf(),
+            why,
         }
     }
 }
 
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.path {
-            Some(p) => write!(f, "{} {}: {}", self.what, p.display(), self.source),
-            None => write!(f, "{}: {}", self.what, self.source),
-        }
+/// An error and its causes on one line, joined by `: `.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
     }
-}
-
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.source)
-    }
+    s
 }
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Errors that stop a whole operation: out of space or quota.
+pub fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}

@@ -47,7 +47,15 @@ pub struct Excludes {
     patterns: Vec<Pattern>,
 }
 
-fn compile(pat: &[u8]) -> Result<Pattern, String> {
+/// A pattern that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("empty exclude pattern {:?}", String::from_utf8_lossy(.pattern))]
+pub struct PatternError {
+    /// The pattern as given.
+    pub pattern: Vec<u8>,
+}
+
+fn compile(pat: &[u8]) -> Result<Pattern, PatternError> {
     let mut p = pat;
     let mut negated = false;
     if let Some(rest) = p.strip_prefix(b"!") {
@@ -62,10 +70,9 @@ fn compile(pat: &[u8]) -> Result<Pattern, String> {
     let anchored = p.contains(&b'/');
     let p = p.strip_prefix(b"/").unwrap_or(p);
     if p.is_empty() {
-        return Err(format!(
-            "empty exclude pattern {:?}",
-            String::from_utf8_lossy(pat)
-        ));
+        return Err(PatternError {
+            pattern: pat.to_vec(),
+        });
     }
     let mut toks = Vec::new();
     let mut i = 0;
@@ -231,7 +238,7 @@ fn closure(toks: &[Tok], states: &mut [bool]) {
 
 impl Excludes {
     /// Compiles `patterns` (in order; the last match decides).
-    pub fn new(patterns: &[OsString]) -> Result<Excludes, String> {
+    pub fn new(patterns: &[OsString]) -> Result<Excludes, PatternError> {
         let patterns = patterns
             .iter()
             .map(|p| compile(p.as_bytes()))

@@ -4,21 +4,22 @@
 //! Metadata comes from the `dirsync_stat` system call when the running
 //! kernel provides it (see [`stat`]) and from `statx` otherwise.
 //!
-//! Modules, by what they do:
-//! * [`cli`]: the command line (clap), shared by `dirsync` and `dirsync watch`;
-//! * [`sync`]: the engine (walk, compare, act, in parallel);
-//! * [`stat`]: metadata backends (`dirsync_stat` syscall, `statx`) and discovery;
-//! * [`copy`]: file content copy, content comparison, tree removal;
-//! * [`exclude`]: gitignore-style `--exclude` patterns;
-//! * [`sys`]: dirfd-relative system call wrappers;
-//! * [`report`], [`output`], [`progress`]: events and how they are shown.
+//! Layers, each using only those above it in this list (no cycle):
+//! * [`report`], [`error`]: events, counters and errors (the bottom);
+//! * [`sys`], [`uapi`]: dirfd-relative system calls, the kernel ABI;
+//! * [`stat`]: metadata backends (`dirsync_stat` syscall, `statx`);
+//! * [`copy`], [`exclude`]: file content copy and comparison,
+//!   gitignore-style `--exclude` patterns;
+//! * [`sync`]: the engine (walk, decide, install, in parallel), which
+//!   reaches DST only through [`sync::Replica`];
+//! * [`watch`]: `dirsync watch` on top of the engine.
+//!
+//! The command line and all printing live in the binary (`src/main.rs`,
+//! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
 
-pub mod cli;
 pub mod copy;
 pub mod error;
 pub mod exclude;
-pub mod output;
-pub mod progress;
 pub mod report;
 pub mod stat;
 pub mod sync;

@@ -1,5 +1,11 @@
-//! The `dirsync` binary: parses the command line and hands over to the
-//! library (`dirsync::sync`, `dirsync::watch`).
+//! The `dirsync` binary: parses the command line, hands over to the
+//! library (`dirsync::sync`, `dirsync::watch`) and prints what it reports.
+//! `main` → [`run`] → `Result<ExitCode>`: an error that stops the run is
+//! printed once, here, with its context.
+
+mod cli;
+mod output;
+mod progress;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -7,59 +13,84 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{CommandFactory, Parser};
 
-use dirsync::cli::{Cli, Command, SyncArgs, SHORT_USAGE};
-use dirsync::output::{self, HumanReporter, JsonReporter};
-use dirsync::progress::{self, ProgressLine};
-use dirsync::report::Reporter;
+use cli::{Cli, Command, SyncArgs, SHORT_USAGE};
+use dirsync::report::{Reporter, Summary};
 use dirsync::sync::Syncer;
 use dirsync::ExitStatus;
+use output::{HumanReporter, JsonReporter};
+use progress::ProgressLine;
 
 fn exit(s: ExitStatus) -> ExitCode {
     ExitCode::from(s as u8)
 }
 
 fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("dirsync: {e:#}");
+            exit(ExitStatus::Fatal)
+        }
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit: the parallel
+/// walk keeps a few descriptors per directory in flight.
+fn raise_nofile_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut lim = getrlimit(Resource::Nofile);
+    if lim.current < lim.maximum {
+        lim.current = lim.maximum;
+        // Best effort: the defaults work for all but very wide trees.
+        let _ = setrlimit(Resource::Nofile, lim);
+    }
+}
+
+fn usage_hint() -> ExitCode {
+    eprintln!("{SHORT_USAGE}\nTry 'dirsync --help' for more information.");
+    exit(ExitStatus::Usage)
+}
+
+fn run() -> anyhow::Result<ExitCode> {
     if std::env::args_os().len() <= 1 {
-        eprintln!("{SHORT_USAGE}\nTry 'dirsync --help' for more information.");
-        return exit(ExitStatus::Usage);
+        return Ok(usage_hint());
     }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return match e.kind() {
+            return Ok(match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     exit(ExitStatus::Ok)
                 }
                 _ => exit(ExitStatus::Usage),
-            };
+            });
         }
     };
+    raise_nofile_limit();
     match cli.command {
         Some(Command::Completions { shell }) => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "dirsync", &mut std::io::stdout());
-            exit(ExitStatus::Ok)
+            Ok(exit(ExitStatus::Ok))
         }
         Some(Command::Man) => {
-            let man = clap_mangen::Man::new(Cli::command());
             let mut out = Vec::new();
-            if let Err(e) = man.render(&mut out) {
-                eprintln!("dirsync: cannot render the man page: {e}");
-                return exit(ExitStatus::Fatal);
-            }
-            let _ = std::io::stdout().write_all(&out);
-            exit(ExitStatus::Ok)
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            std::io::stdout()
+                .write_all(&out)
+                .context("cannot write the man page")?;
+            Ok(exit(ExitStatus::Ok))
         }
         Some(Command::Watch { src, dst, args }) => run_watch(&src, &dst, &args),
         None => match (cli.src, cli.dst) {
             (Some(src), Some(dst)) => run_once(&src, &dst, &cli.args),
-            _ => {
-                eprintln!("{SHORT_USAGE}\nTry 'dirsync --help' for more information.");
-                exit(ExitStatus::Usage)
-            }
+            _ => Ok(usage_hint()),
         },
     }
 }
@@ -79,19 +110,24 @@ fn reporter(args: &SyncArgs) -> (Arc<dyn Reporter>, Option<Arc<ProgressLine>>) {
     )
 }
 
-fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
+/// Prints the closing summary the arguments ask for.
+fn print_summary(args: &SyncArgs, summary: &Summary, status: ExitStatus) {
+    if args.json {
+        println!("{}", output::json_summary(summary, status as i32));
+    } else if args.verbose {
+        println!("{summary}");
+    }
+}
+
+fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     let (rep, line) = reporter(args);
     let syncer = match Syncer::new(src, dst, args.options(), rep) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("dirsync: {e}");
             if args.json {
-                println!(
-                    "{}",
-                    output::json_summary(&Default::default(), ExitStatus::Fatal as i32)
-                );
+                print_summary(args, &Summary::default(), ExitStatus::Fatal);
             }
-            return exit(ExitStatus::Fatal);
+            return Err(e.into());
         }
     };
     if args.verbose {
@@ -103,40 +139,38 @@ fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
         }),
         None => syncer.sync_all(),
     };
-    let (status, summary) = match result {
-        Ok(s) if s.errors > 0 => (ExitStatus::Partial, s),
-        Ok(s) => (ExitStatus::Ok, s),
+    let summary = match result {
+        Ok(s) => s,
         Err(e) => {
-            eprintln!("dirsync: {e}");
-            (ExitStatus::Fatal, Default::default())
+            print_summary(args, &Summary::default(), ExitStatus::Fatal);
+            return Err(e).with_context(|| {
+                format!("sync of {} to {} stopped", src.display(), dst.display())
+            });
         }
     };
-    if args.json {
-        println!("{}", output::json_summary(&summary, status as i32));
-    } else if args.verbose {
-        println!("{}", output::human_summary(&summary));
-    }
+    let status = if summary.errors > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Ok
+    };
+    print_summary(args, &summary, status);
     if status == ExitStatus::Partial && !args.json {
         eprintln!(
             "dirsync: {} entries could not be synced (see above); everything else was",
             summary.errors
         );
     }
-    exit(status)
+    Ok(exit(status))
 }
 
-fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> ExitCode {
+fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {
     // No progress line: a watcher runs for ever.
     let rep: Arc<dyn Reporter> = if args.json {
         Arc::new(JsonReporter)
     } else {
         Arc::new(HumanReporter::new(args.verbosity(), None))
     };
-    match dirsync::watch::run(src, dst, args.options(), rep) {
-        Ok(status) => exit(status),
-        Err(e) => {
-            eprintln!("dirsync: {e}");
-            exit(ExitStatus::Fatal)
-        }
-    }
+    let status = dirsync::watch::run(src, dst, args.options(), rep)
+        .with_context(|| format!("watching {}", src.display()))?;
+    Ok(exit(status))
 }

@@ -1,5 +1,5 @@
-//! The CLI's reporters: human lines (`-v`), JSON lines (`--json`), and the
-//! formatting of byte paths for both.
+//! The CLI's reporters: human lines (`-v`, the `Display` of
+//! [`Event`]) and JSON lines (`--json`). This is where output is printed.
 //!
 //! Human output prints names as UTF-8; bytes that are not valid UTF-8 and
 //! control characters (newline, tab, ...) are shown as `\xHH`.
@@ -12,72 +12,10 @@
 
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 
-use crate::report::{Event, Reporter};
-use crate::sync::Summary;
+use dirsync::report::{Event, Reporter, Summary};
 
-/// Appends `bytes` for humans: UTF-8 as is, control characters and invalid
-/// bytes as `\xHH`.
-pub fn push_human(out: &mut String, bytes: &[u8]) {
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if c.is_control() {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("\\x{b:02x}"));
-                }
-            } else {
-                out.push(c);
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-}
-
-fn human_path(p: &Path) -> String {
-    let mut s = String::new();
-    push_human(&mut s, p.as_os_str().as_bytes());
-    s
-}
-
-/// The `-v` line of an event (no trailing newline), e.g.
-/// `Copied: src/a -> dst/a`.
-pub fn human_line(event: &Event<'_>) -> String {
-    match *event {
-        Event::Copied { src, dst } => {
-            format!("Copied: {} -> {}", human_path(src), human_path(dst))
-        }
-        Event::CreatedDir { path } => format!("Created directory: {}", human_path(path)),
-        Event::Linked { path, target } => {
-            let mut t = String::new();
-            push_human(&mut t, target);
-            format!("Linked: {} -> {}", human_path(path), t)
-        }
-        Event::Deleted { path } => format!("Deleted: {}", human_path(path)),
-        Event::Attrs { path } => format!("Updated attributes: {}", human_path(path)),
-        Event::Renamed { from, to } => {
-            format!("Renamed: {} -> {}", human_path(from), human_path(to))
-        }
-        Event::Special { path, kind } => format!("Created {}: {}", kind, human_path(path)),
-        Event::Skipped { path, message } => {
-            format!("Skipped: {}: {}", human_path(path), message)
-        }
-        Event::Warning { path, message } => {
-            format!("warning: {}: {}", human_path(path), message)
-        }
-        Event::Error { path, message } => format!("error: {}: {}", human_path(path), message),
-        Event::Watching { dir } => format!("Watching: {}", human_path(dir)),
-        Event::Notify { kind, path } => format!("Event: {} {}", kind, human_path(path)),
-        Event::Rescan {
-            reason,
-            path,
-            count,
-        } => format!("Rescan: {} {} (#{})", reason, human_path(path), count),
-    }
-}
+use crate::progress::ProgressLine;
 
 /// Appends a JSON string literal (with quotes) for `bytes`; invalid UTF-8
 /// bytes become `\udcHH`.
@@ -166,30 +104,15 @@ pub fn json_line(event: &Event<'_>) -> String {
     o
 }
 
-/// The final `--json` object: `{"action":"summary",...,"exit":N}`.
+/// The final `--json` object: `{"action":"summary",...,"exit":N}`, one
+/// field per counter of [`Summary`].
 pub fn json_summary(s: &Summary, exit: i32) -> String {
-    format!(
-        "{{\"action\":\"summary\",\"copied\":{},\"bytes\":{},\"dirs_created\":{},\"links\":{},\"deleted\":{},\"attrs\":{},\"renamed\":{},\"skipped\":{},\"specials\":{},\"errors\":{},\"exit\":{}}}",
-        s.copied,
-        s.bytes,
-        s.dirs_created,
-        s.links,
-        s.deleted,
-        s.attrs,
-        s.renamed,
-        s.skipped,
-        s.specials,
-        s.errors,
-        exit
-    )
-}
-
-/// The `-v` closing line.
-pub fn human_summary(s: &Summary) -> String {
-    format!(
-        "Summary: {} copied ({} bytes), {} directories created, {} links, {} deleted, {} attributes updated, {} special files, {} skipped, {} errors",
-        s.copied, s.bytes, s.dirs_created, s.links, s.deleted, s.attrs, s.specials, s.skipped, s.errors
-    )
+    let mut o = String::from("{\"action\":\"summary\"");
+    for (name, value) in s.fields() {
+        o.push_str(&format!(",\"{name}\":{value}"));
+    }
+    o.push_str(&format!(",\"exit\":{exit}}}"));
+    o
 }
 
 /// How chatty the human reporter is.
@@ -207,15 +130,12 @@ pub enum Verbosity {
 #[derive(Debug)]
 pub struct HumanReporter {
     verbosity: Verbosity,
-    progress: Option<std::sync::Arc<crate::progress::ProgressLine>>,
+    progress: Option<std::sync::Arc<ProgressLine>>,
 }
 
 impl HumanReporter {
     /// A reporter at `verbosity`, clearing `progress` before each line.
-    pub fn new(
-        verbosity: Verbosity,
-        progress: Option<std::sync::Arc<crate::progress::ProgressLine>>,
-    ) -> Self {
+    pub fn new(verbosity: Verbosity, progress: Option<std::sync::Arc<ProgressLine>>) -> Self {
         HumanReporter {
             verbosity,
             progress,
@@ -240,7 +160,7 @@ impl Reporter for HumanReporter {
                 false
             }
         };
-        let mut line = human_line(event);
+        let mut line = event.to_string();
         line.push('\n');
         if let Some(p) = &self.progress {
             p.clear();
@@ -269,6 +189,7 @@ impl Reporter for JsonReporter {
 mod tests {
     use super::*;
     use std::ffi::OsStr;
+    use std::path::Path;
 
     fn p(b: &[u8]) -> &Path {
         Path::new(OsStr::from_bytes(b))
@@ -299,18 +220,5 @@ mod tests {
             json_line(&e),
             "{\"action\":\"error\",\"path\":\"a\",\"message\":\"Permission denied\"}"
         );
-    }
-
-    #[test]
-    fn human_lines_escape_control_and_invalid_bytes() {
-        let e = Event::Deleted {
-            path: p(b"d/new\nline\xff"),
-        };
-        assert_eq!(human_line(&e), "Deleted: d/new\\x0aline\\xff");
-        let e = Event::Copied {
-            src: p(b"a"),
-            dst: p(b"b"),
-        };
-        assert_eq!(human_line(&e), "Copied: a -> b");
     }
 }

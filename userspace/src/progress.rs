@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::sync::Progress;
+use dirsync::report::Progress;
 
 /// The progress line: drawn by a ticker thread, cleared before any other
 /// output line so the two never interleave.

@@ -1,11 +1,18 @@
-//! Output of actions: human lines (`-v`), JSON lines (`--json`), or nothing.
+//! The bottom layer: what the engine and the watcher tell their caller.
 //!
-//! The sync engine and the watcher describe what they do as [`Event`]s; a
-//! [`Reporter`] turns them into output ([`crate::output`] has the CLI's
-//! reporters). Paths in events are the user-visible paths (the SRC or DST
-//! root joined with the relative path), as bytes.
+//! They describe what they do as [`Event`]s handed to a [`Reporter`] (the
+//! library never prints: the binary's reporters do), count it in a
+//! [`Summary`], and keep live [`Progress`] counters. `Display` gives the
+//! human form of each (`-v` lines, the summary line). Paths in events are
+//! the user-visible paths (the SRC or DST root joined with the relative
+//! path), as bytes.
+//!
+//! This module depends on nothing else in the crate.
 
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// Something worth telling the user.
@@ -130,6 +137,68 @@ impl Event<'_> {
     }
 }
 
+/// Writes `bytes` for humans: UTF-8 as is, control characters and bytes
+/// that are not valid UTF-8 as `\xHH`.
+pub fn write_human(f: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    write!(f, "\\x{b:02x}")?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        for b in chunk.invalid() {
+            write!(f, "\\x{b:02x}")?;
+        }
+    }
+    Ok(())
+}
+
+/// A path shown with [`write_human`].
+struct Human<'a>(&'a [u8]);
+
+impl fmt::Display for Human<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_human(f, self.0)
+    }
+}
+
+fn h(p: &Path) -> Human<'_> {
+    Human(p.as_os_str().as_bytes())
+}
+
+/// The `-v` line of an event (no trailing newline), e.g.
+/// `Copied: src/a -> dst/a`.
+impl fmt::Display for Event<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Event::Copied { src, dst } => write!(f, "Copied: {} -> {}", h(src), h(dst)),
+            Event::CreatedDir { path } => write!(f, "Created directory: {}", h(path)),
+            Event::Linked { path, target } => {
+                write!(f, "Linked: {} -> {}", h(path), Human(target))
+            }
+            Event::Deleted { path } => write!(f, "Deleted: {}", h(path)),
+            Event::Attrs { path } => write!(f, "Updated attributes: {}", h(path)),
+            Event::Renamed { from, to } => write!(f, "Renamed: {} -> {}", h(from), h(to)),
+            Event::Special { path, kind } => write!(f, "Created {}: {}", kind, h(path)),
+            Event::Skipped { path, message } => write!(f, "Skipped: {}: {}", h(path), message),
+            Event::Warning { path, message } => write!(f, "warning: {}: {}", h(path), message),
+            Event::Error { path, message } => write!(f, "error: {}: {}", h(path), message),
+            Event::Watching { dir } => write!(f, "Watching: {}", h(dir)),
+            Event::Notify { kind, path } => write!(f, "Event: {} {}", kind, h(path)),
+            Event::Rescan {
+                reason,
+                path,
+                count,
+            } => write!(f, "Rescan: {} {} (#{})", reason, h(path), count),
+        }
+    }
+}
+
 /// Receives events; shared between threads.
 pub trait Reporter: Send + Sync {
     /// Handles one event.
@@ -163,10 +232,150 @@ impl CollectReporter {
 
 impl Reporter for CollectReporter {
     fn event(&self, event: &Event<'_>) {
-        let line = crate::output::human_line(event);
+        let line = event.to_string();
         match self.lines.lock() {
             Ok(mut l) => l.push(line),
             Err(p) => p.into_inner().push(line),
         }
+    }
+}
+
+/// Generates [`Summary`] and its live twin `Counters` from ONE list of
+/// counters: name, whether it counts a change (see [`Summary::actions`]),
+/// and its words in the human summary line.
+macro_rules! counters {
+    ($( $(#[$doc:meta])* $name:ident, $action:literal, $human:literal; )*) => {
+        /// Counts of what an operation did.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct Summary {
+            $( $(#[$doc])* pub $name: u64, )*
+        }
+
+        impl Summary {
+            /// Every counter as (JSON name, value), in the documented order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$( (stringify!($name), self.$name) ),*]
+            }
+
+            /// Adds another summary's counts to this one.
+            pub fn add(&mut self, o: &Summary) {
+                $( self.$name += o.$name; )*
+            }
+
+            /// Number of changes made (or, in a dry run, that would be made).
+            pub fn actions(&self) -> u64 {
+                0 $( + if $action { self.$name } else { 0 } )*
+            }
+        }
+
+        /// The `-v` closing line: `Summary: 2 copied, 10 bytes, ...`.
+        impl fmt::Display for Summary {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("Summary:")?;
+                let mut sep = " ";
+                $(
+                    write!(f, "{sep}{} {}", self.$name, $human)?;
+                    sep = ", ";
+                )*
+                let _ = sep;
+                Ok(())
+            }
+        }
+
+        /// The live, shared form of a [`Summary`] (one atomic per counter).
+        #[derive(Debug, Default)]
+        pub struct Counters {
+            $( $(#[$doc])* pub $name: AtomicU64, )*
+        }
+
+        impl Counters {
+            /// A snapshot.
+            pub fn summary(&self) -> Summary {
+                Summary {
+                    $( $name: self.$name.load(Ordering::Relaxed), )*
+                }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Regular files copied (new or changed).
+    copied, true, "copied";
+    /// Bytes of file content copied.
+    bytes, false, "bytes";
+    /// Directories created.
+    dirs_created, true, "directories created";
+    /// Symlinks created or replaced.
+    links, true, "links";
+    /// Entries removed from DST (a removed tree counts once per entry).
+    deleted, true, "deleted";
+    /// Entries whose mode/mtime alone were fixed.
+    attrs, true, "attributes updated";
+    /// Entries renamed inside DST.
+    renamed, true, "renamed";
+    /// Special files skipped.
+    skipped, false, "skipped";
+    /// Special files (FIFOs, sockets, devices) recreated (`--specials`).
+    specials, true, "special files";
+    /// Entries that failed (reported, the rest went on).
+    errors, false, "errors";
+}
+
+/// Adds `n` to a live counter.
+pub fn inc(a: &AtomicU64, n: u64) {
+    a.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Live counters of the whole life of a syncer (for a progress bar).
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Entries looked at in SRC.
+    pub scanned: AtomicU64,
+    /// Files copied.
+    pub copied: AtomicU64,
+    /// Bytes copied.
+    pub bytes: AtomicU64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn p(b: &[u8]) -> &Path {
+        Path::new(OsStr::from_bytes(b))
+    }
+
+    #[test]
+    fn human_lines_escape_control_and_invalid_bytes() {
+        let e = Event::Deleted {
+            path: p(b"d/new\nline\xff"),
+        };
+        assert_eq!(e.to_string(), "Deleted: d/new\\x0aline\\xff");
+        let e = Event::Copied {
+            src: p(b"a"),
+            dst: p(b"b"),
+        };
+        assert_eq!(e.to_string(), "Copied: a -> b");
+    }
+
+    #[test]
+    fn summary_lists_every_counter_once() {
+        let s = Summary {
+            copied: 2,
+            bytes: 10,
+            renamed: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.to_string(),
+            "Summary: 2 copied, 10 bytes, 0 directories created, 0 links, 0 deleted, \
+             0 attributes updated, 1 renamed, 0 skipped, 0 special files, 0 errors"
+        );
+        let names: Vec<_> = s.fields().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 10);
+        assert!(names.contains(&"renamed"));
+        assert_eq!(s.actions(), 3);
     }
 }

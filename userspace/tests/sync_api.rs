@@ -70,8 +70,7 @@ fn sync_path_converges_one_entry_and_its_parent() {
 
 #[test]
 fn sync_attrs_and_rename() {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (_t, src, dst) = pair();
     build_sample_tree(&src);
     let s = syncer(&src, &dst);
     s.sync_all().unwrap();

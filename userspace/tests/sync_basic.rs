@@ -5,8 +5,7 @@ use common::*;
 
 #[test]
 fn sample_tree_is_replicated_exactly() {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (_t, src, dst) = pair();
     build_sample_tree(&src);
     sync_ok(&src, &dst, &[]);
     assert_trees_equal(&src, &dst);
@@ -14,15 +13,17 @@ fn sample_tree_is_replicated_exactly() {
 
 #[test]
 fn second_run_does_nothing_and_touches_nothing() {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (_t, src, dst) = pair();
     build_sample_tree(&src);
     sync_ok(&src, &dst, &[]);
     let before = snapshot(&dst);
     let out = sync_ok(&src, &dst, &["--json"]);
-    let lines: Vec<&str> = out.lines().collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 1, "expected only the summary, got:\n{out}");
-    assert!(lines[0].starts_with("{\"action\":\"summary\",\"copied\":0,\"bytes\":0,\"dirs_created\":0,\"links\":0,\"deleted\":0,\"attrs\":0,"), "{out}");
+    let summary = json_summary(&out);
+    assert_eq!(actions(&summary), 0, "{out}");
+    assert_eq!(counter(&summary, "bytes"), 0, "{out}");
+    assert_eq!(summary["exit"], 0, "{out}");
     let after = snapshot(&dst);
     assert_eq!(
         before, after,

@@ -13,7 +13,7 @@ fn comparator_sees_every_difference() {
     // Same construction, different mtimes on the fresh entries: align them
     // by copying (the comparator must agree once dirsync made them equal).
     sync_ok(&a, &b, &[]);
-    assert!(tree_diff(&a, &b).is_empty());
+    assert!(tree_diff(&a, &b).unwrap().is_empty());
 
     type Mutation = (&'static str, fn(&Dir), &'static str);
     let mutations: [Mutation; 9] = [
@@ -70,7 +70,7 @@ fn comparator_sees_every_difference() {
     ];
     for (what, mutate, needle) in mutations {
         mutate(&Dir::open(&b));
-        let d = tree_diff(&a, &b);
+        let d = tree_diff(&a, &b).unwrap();
         assert!(
             d.iter().any(|l| l.contains(needle)),
             "{what}: not detected: {d:?}"
@@ -78,8 +78,20 @@ fn comparator_sees_every_difference() {
         // (Same size and mtime: only --checksum sees the content change.)
         sync_ok(&a, &b, &["--checksum"]);
         assert!(
-            tree_diff(&a, &b).is_empty(),
+            tree_diff(&a, &b).unwrap().is_empty(),
             "{what}: dirsync did not repair it"
         );
     }
+}
+
+/// A tree that cannot be read whole is an error, not a difference and
+/// not a panic.
+#[test]
+fn comparator_reports_unreadable_trees_as_errors() {
+    let t = tempdir();
+    let a = t.path().join("a");
+    build_sample_tree(&a);
+    let err = tree_diff(&a, &t.path().join("missing")).unwrap_err();
+    assert!(err.to_string().contains("missing"), "{err}");
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
 }

@@ -5,15 +5,8 @@ mod common;
 use common::*;
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
-    std::fs::create_dir(&src).unwrap();
-    (t, src, dst)
-}
 
 fn no_temp_files(root: &Path) {
     for k in snapshot(root).keys() {
@@ -125,10 +118,8 @@ fn trees_deeper_than_path_max() {
         }
         let c = std::ffi::CString::new(name).unwrap();
         // SAFETY: NUL-terminated name relative to a valid descriptor.
-        assert_eq!(
-            unsafe { libc::unlinkat(d.0, c.as_ptr(), libc::AT_REMOVEDIR) },
-            0
-        );
+        let r = unsafe { libc::unlinkat(d.0, c.as_ptr(), libc::AT_REMOVEDIR) };
+        assert_eq!(r, 0);
     }
     rm(&top, &[b'd'; 200]);
     sync_ok(&src, &dst, &[]);
@@ -155,19 +146,14 @@ fn chown_tree(base: &Path, uid: u32) {
         let p = bpath(base, k);
         let cp = std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap();
         // SAFETY: NUL-terminated path; lchown does not follow links.
-        assert_eq!(
-            unsafe { libc::lchown(cp.as_ptr(), uid, uid) },
-            0,
-            "{}",
-            p.display()
-        );
+        let r = unsafe { libc::lchown(cp.as_ptr(), uid, uid) };
+        assert_eq!(r, 0, "{}", p.display());
     }
 }
 
 #[test]
 fn unreadable_entries_are_reported_and_skipped_the_rest_is_synced() {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    let (t, src, dst) = pair();
     build_sample_tree(&src);
     let s = Dir::open(&src);
     s.write(b"unreadable-file", b"no");
@@ -213,7 +199,7 @@ fn unreadable_entries_are_reported_and_skipped_the_rest_is_synced() {
     s.chmod(b"unreadable-dir", 0o755);
     s.chmod(b"unreadable-new-dir", 0o755);
     s.chmod(b"unreadable-dir-over-file", 0o755);
-    let diffs = tree_diff(&src, &dst);
+    let diffs = tree_diff(&src, &dst).unwrap();
     for d in &diffs {
         assert!(
             d.contains("unreadable") || d.starts_with("<root>"),

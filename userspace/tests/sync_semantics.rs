@@ -5,14 +5,7 @@ mod common;
 use common::*;
 
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
-
-fn pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let t = tempdir();
-    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
-    std::fs::create_dir(&src).unwrap();
-    (t, src, dst)
-}
+use std::path::Path;
 
 fn json(src: &Path, dst: &Path, extra: &[&str]) -> String {
     let mut a: Vec<&str> = vec!["--json"];
@@ -20,19 +13,10 @@ fn json(src: &Path, dst: &Path, extra: &[&str]) -> String {
     sync_ok(src, dst, &a)
 }
 
+/// A counter of the `--json` summary in `out`.
+#[track_caller]
 fn summary_field(out: &str, field: &str) -> u64 {
-    let last = out.lines().last().expect("summary line");
-    let key = format!("\"{field}\":");
-    let at = last
-        .find(&key)
-        .unwrap_or_else(|| panic!("{field} not in {last}"))
-        + key.len();
-    last[at..]
-        .split([',', '}'])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
+    counter(&json_summary(out), field)
 }
 
 #[test]
@@ -313,12 +297,14 @@ fn special_files_are_skipped_with_a_warning() {
     let o = cmd(["--json"]).arg(&src).arg(&dst).output().unwrap();
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
+    let lines = json_lines(&out);
     for (name, message) in &expected {
-        let line = format!(
-            "{{\"action\":\"skipped\",\"path\":\"{}/{name}\",\"message\":\"{message}\"}}",
-            src.display()
-        );
-        assert!(out.lines().any(|l| l == line), "missing {line} in:\n{out}");
+        let want = serde_json::json!({
+            "action": "skipped",
+            "path": format!("{}/{name}", src.display()),
+            "message": message,
+        });
+        assert!(lines.contains(&want), "missing {want} in:\n{out}");
         assert!(
             std::fs::symlink_metadata(dst.join(name)).is_err(),
             "{name} in DST"
@@ -469,7 +455,10 @@ fn specials_option_recreates_fifos_sockets_and_devices() {
     let out = json(&src, &dst, &["--specials"]);
     assert_eq!(summary_field(&out, "specials"), expected, "{out}");
     assert_eq!(summary_field(&out, "skipped"), 0, "{out}");
-    assert!(out.contains("\"action\":\"special\""), "{out}");
+    assert!(
+        json_lines(&out).iter().any(|l| l["action"] == "special"),
+        "{out}"
+    );
     assert_trees_equal(&src, &dst);
     // Idempotent; a changed device number is fixed.
     let out = json(&src, &dst, &["--specials"]);

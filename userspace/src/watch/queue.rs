@@ -213,6 +213,23 @@ impl Queue {
         });
     }
 
+    /// Asks for `Sync(path)` again in `after` (a file that was still
+    /// changing); a pending operation on `path` already covers it, and an
+    /// event can only make it due sooner.
+    pub fn push_retry(&mut self, path: &Path, after: Duration, now: Instant) {
+        if let Some(&id) = self.index.get(path) {
+            if self.pending.contains_key(&id) {
+                return;
+            }
+        }
+        self.insert_state(Entry {
+            op: Op::Sync(path.to_path_buf()),
+            deadline: now + after,
+            first: now,
+            closed: true,
+        });
+    }
+
     /// Asks for `Attrs(path)` (a pending `Sync(path)` already covers it).
     pub fn push_attrs(&mut self, path: &Path, now: Instant) {
         let d = self.delays;

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt::Write as _;
+use std::os::fd::FromRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -171,9 +172,30 @@ fn check(r: libc::c_int, what: &str) -> libc::c_int {
     r
 }
 
+/// `r` or the last OS error, prefixed with `what`.
+fn cvt(r: libc::c_int, what: impl std::fmt::Display) -> std::io::Result<libc::c_int> {
+    if r < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("{what}: {e}")));
+    }
+    Ok(r)
+}
+
+/// Panics with the error's message (the building blocks of test trees
+/// must work).
+#[track_caller]
+fn must<T>(r: std::io::Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl Dir {
     /// Opens a directory by path (a root).
     pub fn open(p: &Path) -> Dir {
+        must(Dir::try_open(p))
+    }
+
+    /// Opens a directory by path, or says why not.
+    pub fn try_open(p: &Path) -> std::io::Result<Dir> {
         let cp = c(p.as_os_str().as_bytes());
         // SAFETY: NUL-terminated path.
         let fd = unsafe {
@@ -182,11 +204,16 @@ impl Dir {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
             )
         };
-        Dir(check(fd, &format!("open {}", p.display())))
+        Ok(Dir(cvt(fd, format_args!("open {}", p.display()))?))
     }
 
     /// Opens the subdirectory `name`, not following symlinks.
     pub fn sub(&self, name: &[u8]) -> Dir {
+        must(self.try_sub(name))
+    }
+
+    /// Opens the subdirectory `name`, or says why not.
+    pub fn try_sub(&self, name: &[u8]) -> std::io::Result<Dir> {
         let n = c(name);
         // SAFETY: NUL-terminated name.
         let fd = unsafe {
@@ -196,14 +223,12 @@ impl Dir {
                 libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             )
         };
-        Dir(check(
-            fd,
-            &format!("openat {:?}", String::from_utf8_lossy(name)),
-        ))
+        let what = format_args!("openat {:?}", String::from_utf8_lossy(name));
+        Ok(Dir(cvt(fd, what)?))
     }
 
     /// Opens the subdirectory `name` if it is one (no symlinks).
-    pub fn try_sub(&self, name: &[u8]) -> Option<Dir> {
+    pub fn sub_if_dir(&self, name: &[u8]) -> Option<Dir> {
         let n = c(name);
         // SAFETY: NUL-terminated name.
         let fd = unsafe {
@@ -304,6 +329,11 @@ impl Dir {
 
     /// `lstat` of `name`, `None` when missing.
     pub fn stat(&self, name: &[u8]) -> Option<libc::stat> {
+        must(self.try_stat(name))
+    }
+
+    /// `lstat` of `name`, `None` when missing, or why it failed.
+    pub fn try_stat(&self, name: &[u8]) -> std::io::Result<Option<libc::stat>> {
         let n = c(name);
         // SAFETY: zeroed stat is a valid out-buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
@@ -312,37 +342,50 @@ impl Dir {
         if r < 0 {
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() == Some(libc::ENOENT) {
-                return None;
+                return Ok(None);
             }
-            panic!("fstatat {:?}: {e}", String::from_utf8_lossy(name));
+            let what = format!("fstatat {:?}: {e}", String::from_utf8_lossy(name));
+            return Err(std::io::Error::new(e.kind(), what));
         }
-        Some(st)
+        Ok(Some(st))
     }
 
     /// `fstat` of the directory itself.
     pub fn stat_self(&self) -> libc::stat {
+        must(self.try_stat_self())
+    }
+
+    /// `fstat` of the directory itself, or why it failed.
+    pub fn try_stat_self(&self) -> std::io::Result<libc::stat> {
         // SAFETY: zeroed stat is a valid out-buffer.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: valid descriptor and out-pointer.
-        check(unsafe { libc::fstat(self.0, &mut st) }, "fstat");
-        st
+        cvt(unsafe { libc::fstat(self.0, &mut st) }, "fstat")?;
+        Ok(st)
     }
 
     /// Names in the directory (without `.` and `..`), sorted.
     pub fn names(&self) -> Vec<Vec<u8>> {
+        must(self.try_names())
+    }
+
+    /// Names in the directory (without `.` and `..`), sorted, or why they
+    /// could not be read.
+    pub fn try_names(&self) -> std::io::Result<Vec<Vec<u8>>> {
         // fdopendir takes ownership: give it a duplicate.
         // SAFETY: dup of a valid descriptor.
-        let fd = check(
+        let fd = cvt(
             unsafe { libc::fcntl(self.0, libc::F_DUPFD_CLOEXEC, 0) },
             "dup",
-        );
+        )?;
         // SAFETY: `fd` is a valid directory descriptor we own.
         let dirp = unsafe { libc::fdopendir(fd) };
-        assert!(
-            !dirp.is_null(),
-            "fdopendir: {}",
-            std::io::Error::last_os_error()
-        );
+        if dirp.is_null() {
+            let e = std::io::Error::last_os_error();
+            // SAFETY: fdopendir failed, so `fd` is still ours to close.
+            unsafe { libc::close(fd) };
+            return Err(std::io::Error::new(e.kind(), format!("fdopendir: {e}")));
+        }
         // SAFETY: `dirp` is valid; rewind to read from the start.
         unsafe { libc::rewinddir(dirp) };
         let mut out = Vec::new();
@@ -363,11 +406,16 @@ impl Dir {
         // SAFETY: closes `dirp` and `fd`.
         unsafe { libc::closedir(dirp) };
         out.sort();
-        out
+        Ok(out)
     }
 
     /// Content of the regular file `name`.
     pub fn read(&self, name: &[u8]) -> Vec<u8> {
+        must(self.try_read(name))
+    }
+
+    /// Content of the regular file `name`, or why it could not be read.
+    pub fn try_read(&self, name: &[u8]) -> std::io::Result<Vec<u8>> {
         let n = c(name);
         // SAFETY: NUL-terminated name.
         let fd = unsafe {
@@ -377,39 +425,32 @@ impl Dir {
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
             )
         };
-        check(
-            fd,
-            &format!("open {:?} for reading", String::from_utf8_lossy(name)),
-        );
+        let what = format_args!("open {:?} for reading", String::from_utf8_lossy(name));
+        // SAFETY: `fd` is a fresh descriptor owned by nobody else; the File
+        // closes it.
+        let mut f = unsafe { std::fs::File::from_raw_fd(cvt(fd, what)?) };
         let mut out = Vec::new();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            // SAFETY: buffer valid for writes.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                // SAFETY: our descriptor.
-                unsafe { libc::close(fd) };
-                panic!("read: {}", std::io::Error::last_os_error());
-            }
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n as usize]);
-        }
-        // SAFETY: our descriptor.
-        unsafe { libc::close(fd) };
-        out
+        std::io::Read::read_to_end(&mut f, &mut out)?;
+        Ok(out)
     }
 
     /// Target of the symlink `name`.
     pub fn readlink(&self, name: &[u8]) -> Vec<u8> {
+        must(self.try_readlink(name))
+    }
+
+    /// Target of the symlink `name`, or why it could not be read.
+    pub fn try_readlink(&self, name: &[u8]) -> std::io::Result<Vec<u8>> {
         let n = c(name);
         let mut buf = vec![0u8; 8192];
-        // SAFETY: buffer valid for writes.
+        // SAFETY: buffer valid for writes of buf.len() bytes.
         let r = unsafe { libc::readlinkat(self.0, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        assert!(r >= 0, "readlinkat: {}", std::io::Error::last_os_error());
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(e.kind(), format!("readlinkat: {e}")));
+        }
         buf.truncate(r as usize);
-        buf
+        Ok(buf)
     }
 }
 
@@ -436,14 +477,14 @@ pub struct EntryInfo {
     pub data: Vec<u8>,
 }
 
-fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> EntryInfo {
+fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> std::io::Result<EntryInfo> {
     let kind = st.st_mode & libc::S_IFMT;
     let data = match kind {
-        libc::S_IFREG => dir.read(name),
-        libc::S_IFLNK => dir.readlink(name),
+        libc::S_IFREG => dir.try_read(name)?,
+        libc::S_IFLNK => dir.try_readlink(name)?,
         _ => Vec::new(),
     };
-    EntryInfo {
+    Ok(EntryInfo {
         kind,
         perm: st.st_mode & 0o7777,
         size: if kind == libc::S_IFDIR {
@@ -456,15 +497,21 @@ fn info_of(dir: &Dir, name: &[u8], st: &libc::stat) -> EntryInfo {
         ctime: (st.st_ctime, st.st_ctime_nsec),
         rdev: st.st_rdev,
         data,
-    }
+    })
 }
 
 /// Every entry below `root` (and `root` itself as the empty path), by
 /// relative byte path. Works on trees deeper than PATH_MAX.
 pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, EntryInfo> {
+    must(try_snapshot(root))
+}
+
+/// [`snapshot`], or the first error met (an entry that vanished while it
+/// was read, a tree that does not exist yet, ...).
+pub fn try_snapshot(root: &Path) -> std::io::Result<BTreeMap<Vec<u8>, EntryInfo>> {
     let mut out = BTreeMap::new();
-    let top = Dir::open(root);
-    let st = top.stat_self();
+    let top = Dir::try_open(root)?;
+    let st = top.try_stat_self()?;
     out.insert(
         Vec::new(),
         EntryInfo {
@@ -481,22 +528,24 @@ pub fn snapshot(root: &Path) -> BTreeMap<Vec<u8>, EntryInfo> {
     // Iterative walk: (dir, relative path).
     let mut stack = vec![(top, Vec::<u8>::new())];
     while let Some((dir, rel)) = stack.pop() {
-        for name in dir.names() {
-            let Some(st) = dir.stat(&name) else { continue };
+        for name in dir.try_names()? {
+            let Some(st) = dir.try_stat(&name)? else {
+                continue;
+            };
             let mut path = rel.clone();
             if !path.is_empty() {
                 path.push(b'/');
             }
             path.extend_from_slice(&name);
-            let info = info_of(&dir, &name, &st);
+            let info = info_of(&dir, &name, &st)?;
             let is_dir = info.kind == libc::S_IFDIR;
             out.insert(path.clone(), info);
             if is_dir {
-                stack.push((dir.sub(&name), path));
+                stack.push((dir.try_sub(&name)?, path));
             }
         }
     }
-    out
+    Ok(out)
 }
 
 fn show(p: &[u8]) -> String {
@@ -510,9 +559,9 @@ fn show(p: &[u8]) -> String {
 /// Differences between two trees (type, content, size, mtime to the ns,
 /// permission bits, symlink target; recursively; byte names), as
 /// human-readable lines; empty when equal. The roots' own mode and mtime
-/// are compared too.
-pub fn tree_diff(a: &Path, b: &Path) -> Vec<String> {
-    let (sa, sb) = (snapshot(a), snapshot(b));
+/// are compared too. An error when a tree could not be read whole.
+pub fn tree_diff(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
+    let (sa, sb) = (try_snapshot(a)?, try_snapshot(b)?);
     let mut diffs = Vec::new();
     for (p, ea) in &sa {
         match sb.get(p) {
@@ -554,13 +603,13 @@ pub fn tree_diff(a: &Path, b: &Path) -> Vec<String> {
             diffs.push(format!("only in {}: {}", b.display(), show(p)));
         }
     }
-    diffs
+    Ok(diffs)
 }
 
 /// Panics with the list of differences unless the trees are equal.
 #[track_caller]
 pub fn assert_trees_equal(a: &Path, b: &Path) {
-    let d = tree_diff(a, b);
+    let d = must(tree_diff(a, b));
     if !d.is_empty() {
         let n = d.len();
         let shown: Vec<_> = d.into_iter().take(40).collect();
@@ -668,4 +717,64 @@ impl Rng {
             }
         }
     }
+}
+
+/// A temporary directory with an empty `src` in it and the path of a `dst`
+/// not created yet.
+pub fn pair() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    (t, src, dst)
+}
+
+/// Every line of `--json` output, parsed (a line that is not one JSON
+/// object fails the test).
+#[track_caller]
+pub fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+            assert!(v.is_object(), "not an object: {l}");
+            v
+        })
+        .collect()
+}
+
+/// The closing `{"action":"summary",...}` object of `--json` output.
+#[track_caller]
+pub fn json_summary(out: &str) -> serde_json::Value {
+    let last = json_lines(out).pop().expect("no output");
+    assert_eq!(
+        last["action"], "summary",
+        "last line is not the summary: {out}"
+    );
+    last
+}
+
+/// A counter of a summary object.
+#[track_caller]
+pub fn counter(summary: &serde_json::Value, field: &str) -> u64 {
+    summary[field]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {field:?} in {summary}"))
+}
+
+/// The changes a summary object counts (everything but bytes, skipped and
+/// errors).
+#[track_caller]
+pub fn actions(summary: &serde_json::Value) -> u64 {
+    [
+        "copied",
+        "dirs_created",
+        "links",
+        "deleted",
+        "attrs",
+        "renamed",
+        "specials",
+    ]
+    .iter()
+    .map(|f| counter(summary, f))
+    .sum()
 }

@@ -1,6 +1,8 @@
 //! Metadata backends: the `dirsync_stat` system call, or `statx`.
 //!
-//! Both implement [`StatBackend`] and return the same [`Meta`] record. The
+//! Both implement [`StatBackend`] and return the same [`Meta`] record:
+//! [`statx`](Statx) in `stat/statx.rs`, the syscall ([`DirsyncSyscall`],
+//! the only code that knows `struct dirsync_info`) in `stat/syscall.rs`. The
 //! syscall is used only when the running kernel is verified to provide it
 //! ([`discover`]): `/sys/kernel/dirsync/syscall_nr` and `abi_version` must
 //! exist, the ABI must equal [`crate::uapi::DIRSYNC_ABI_VERSION`] and the
@@ -8,12 +10,18 @@
 //! Linux 6.13+ without the patch series, 463 is `setxattrat`).
 
 use std::ffi::CStr;
-use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
 use std::path::{Path, PathBuf};
 
 use crate::uapi;
+
+mod meta;
+mod statx;
+mod syscall;
+
+pub use self::meta::{Kind, Meta, StatBackend};
+pub use self::statx::Statx;
+pub use self::syscall::DirsyncSyscall;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -27,211 +35,6 @@ pub enum BackendChoice {
     Statx,
 }
 
-impl std::str::FromStr for BackendChoice {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "auto" => Ok(BackendChoice::Auto),
-            "syscall" => Ok(BackendChoice::Syscall),
-            "statx" => Ok(BackendChoice::Statx),
-            other => Err(format!(
-                "unknown stat backend '{other}' (expected auto, syscall or statx)"
-            )),
-        }
-    }
-}
-
-/// The type of a file system object.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// Regular file.
-    File,
-    /// Directory.
-    Dir,
-    /// Symbolic link.
-    Symlink,
-    /// FIFO, socket, character or block device (the `S_IFMT` bits).
-    Special(u32),
-}
-
-impl Kind {
-    /// From the `S_IFMT` bits of a mode.
-    pub fn from_mode(mode: u32) -> Kind {
-        match mode & libc::S_IFMT {
-            libc::S_IFREG => Kind::File,
-            libc::S_IFDIR => Kind::Dir,
-            libc::S_IFLNK => Kind::Symlink,
-            other => Kind::Special(other),
-        }
-    }
-
-    /// A word for messages.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Kind::File => "file",
-            Kind::Dir => "directory",
-            Kind::Symlink => "symlink",
-            Kind::Special(libc::S_IFIFO) => "fifo",
-            Kind::Special(libc::S_IFSOCK) => "socket",
-            Kind::Special(libc::S_IFCHR) => "character device",
-            Kind::Special(libc::S_IFBLK) => "block device",
-            Kind::Special(_) => "special file",
-        }
-    }
-}
-
-/// The metadata the engine compares: the same record from either backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Meta {
-    /// Object type.
-    pub kind: Kind,
-    /// Permission bits (`0o7777`).
-    pub perm: u32,
-    /// Size in bytes (symlink: target length).
-    pub size: u64,
-    /// mtime seconds.
-    pub mtime: i64,
-    /// mtime nanoseconds.
-    pub mtime_nsec: u32,
-    /// Inode number.
-    pub ino: u64,
-    /// Device (major, minor).
-    pub dev: (u32, u32),
-}
-
-impl Meta {
-    /// Same mtime to the nanosecond.
-    pub fn same_mtime(&self, other: &Meta) -> bool {
-        self.mtime == other.mtime && self.mtime_nsec == other.mtime_nsec
-    }
-}
-
-/// A source of [`Meta`] for a name relative to a directory descriptor.
-pub trait StatBackend: Send + Sync {
-    /// Metadata of `name` in `dir`, not following a final symlink;
-    /// `Ok(None)` when there is no such entry.
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>>;
-    /// Metadata of an open descriptor.
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta>;
-    /// One line for `-v`: which backend this is.
-    fn describe(&self) -> String;
-}
-
-/// `statx(2)`.
-#[derive(Debug, Default)]
-pub struct Statx;
-
-const STATX_MASK: u32 =
-    libc::STATX_TYPE | libc::STATX_MODE | libc::STATX_SIZE | libc::STATX_MTIME | libc::STATX_INO;
-
-fn statx_raw(dir: RawFd, name: &CStr, flags: i32) -> io::Result<Meta> {
-    // SAFETY: statx is plain old data; all-zero is a valid value.
-    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is NUL-terminated and `stx` is a valid out-pointer.
-    let r = unsafe { libc::statx(dir, name.as_ptr(), flags, STATX_MASK, &mut stx) };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mode = stx.stx_mode as u32;
-    Ok(Meta {
-        kind: Kind::from_mode(mode),
-        perm: mode & 0o7777,
-        size: stx.stx_size,
-        mtime: stx.stx_mtime.tv_sec,
-        mtime_nsec: stx.stx_mtime.tv_nsec,
-        ino: stx.stx_ino,
-        dev: (stx.stx_dev_major, stx.stx_dev_minor),
-    })
-}
-
-impl StatBackend for Statx {
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
-        match statx_raw(
-            dir,
-            name,
-            libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
-        ) {
-            Ok(m) => Ok(Some(m)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
-        statx_raw(fd, c"", libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW)
-    }
-    fn describe(&self) -> String {
-        "statx".to_string()
-    }
-}
-
-/// The `dirsync_stat(2)` system call, verified present by [`discover`].
-#[derive(Debug)]
-pub struct DirsyncSyscall {
-    nr: libc::c_long,
-    abi: u32,
-}
-
-impl DirsyncSyscall {
-    /// The verified syscall number.
-    pub fn nr(&self) -> i64 {
-        self.nr
-    }
-
-    fn call(&self, dir: RawFd, name: &CStr, flags: i32) -> io::Result<uapi::dirsync_info> {
-        let mut info = uapi::dirsync_info::default();
-        // SAFETY: only constructed by `SyscallInfo::backend` after
-        // `discover` verified that this kernel implements dirsync_stat with
-        // our ABI under this number: dirsync_stat(int dfd, const char *path,
-        // struct dirsync_info *info, unsigned int flags). `name` is
-        // NUL-terminated and `info` is a valid, writable dirsync_info.
-        let r = unsafe {
-            libc::syscall(
-                self.nr,
-                dir as libc::c_long,
-                name.as_ptr(),
-                &mut info as *mut uapi::dirsync_info,
-                flags as libc::c_uint,
-            )
-        };
-        if r != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(info)
-    }
-}
-
-fn meta_from_info(info: &uapi::dirsync_info) -> Meta {
-    Meta {
-        kind: Kind::from_mode(info.mode),
-        perm: info.mode & 0o7777,
-        size: info.size,
-        mtime: info.mtime,
-        mtime_nsec: info.mtime_nsec,
-        ino: info.ino,
-        dev: (info.dev_major, info.dev_minor),
-    }
-}
-
-impl StatBackend for DirsyncSyscall {
-    fn stat_at(&self, dir: RawFd, name: &CStr) -> io::Result<Option<Meta>> {
-        let info = self.call(dir, name, libc::AT_SYMLINK_NOFOLLOW)?;
-        if info.exists == 0 {
-            return Ok(None);
-        }
-        Ok(Some(meta_from_info(&info)))
-    }
-    fn stat_fd(&self, fd: RawFd) -> io::Result<Meta> {
-        let info = self.call(fd, c"", libc::AT_EMPTY_PATH)?;
-        if info.exists == 0 {
-            return Err(io::Error::from_raw_os_error(libc::ENOENT));
-        }
-        Ok(meta_from_info(&info))
-    }
-    fn describe(&self) -> String {
-        format!("dirsync_stat (syscall {}, ABI {})", self.nr, self.abi)
-    }
-}
-
 /// What [`discover`] found in the sysfs directory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SyscallInfo {
@@ -242,13 +45,16 @@ pub struct SyscallInfo {
 }
 
 /// Why the syscall cannot be used.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Unavailable {
     /// No sysfs directory or file: the kernel lacks the call.
+    #[error("the running kernel does not provide dirsync_stat ({} is missing)", .0.display())]
     Missing(PathBuf),
     /// A sysfs file could not be read or parsed.
+    #[error("cannot use dirsync_stat: {}: {}", .0.display(), .1)]
     Malformed(PathBuf, String),
     /// The kernel speaks another ABI version.
+    #[error("the kernel's dirsync_stat speaks ABI {kernel}, this program needs ABI {ours}")]
     AbiMismatch {
         /// What the kernel announced.
         kernel: u32,
@@ -256,29 +62,8 @@ pub enum Unavailable {
         ours: u32,
     },
     /// This architecture is not supported by the syscall backend.
+    #[error("the dirsync_stat backend supports x86_64 only, not {0}")]
     Arch(&'static str),
-}
-
-impl fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Unavailable::Missing(p) => write!(
-                f,
-                "the running kernel does not provide dirsync_stat ({} is missing)",
-                p.display()
-            ),
-            Unavailable::Malformed(p, why) => {
-                write!(f, "cannot use dirsync_stat: {}: {why}", p.display())
-            }
-            Unavailable::AbiMismatch { kernel, ours } => write!(
-                f,
-                "the kernel's dirsync_stat speaks ABI {kernel}, this program needs ABI {ours}"
-            ),
-            Unavailable::Arch(a) => {
-                write!(f, "the dirsync_stat backend supports x86_64 only, not {a}")
-            }
-        }
-    }
 }
 
 fn read_decimal(path: &Path) -> Result<u32, Unavailable> {
@@ -336,44 +121,70 @@ pub fn sysfs_dir() -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Why [`select`] cannot give the syscall backend.
+#[derive(Debug, thiserror::Error)]
+pub enum SelectError {
+    /// The kernel does not announce a usable `dirsync_stat`.
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    /// The probe call on `/` failed (`via`: which of the two calls).
+    #[error("{via} probe failed")]
+    Probe {
+        /// `dirsync_stat` or `statx`.
+        via: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The syscall and statx describe `/` differently.
+    #[error("dirsync_stat disagrees with statx on /: {call:?} vs {statx:?}")]
+    Disagrees {
+        /// What the syscall said.
+        call: Option<Meta>,
+        /// What statx said.
+        statx: Option<Meta>,
+    },
+}
+
 /// Picks the backend for `choice`, discovering the syscall in `sysfs_dir`.
-/// `Syscall` without a verified kernel is an error (the message says why).
+/// `Syscall` without a verified kernel is an error (it says why).
 /// When the syscall is verified it is also probed once on `/` and must
 /// agree with statx.
-pub fn select(choice: BackendChoice, sysfs_dir: &Path) -> Result<Box<dyn StatBackend>, String> {
+pub fn select(
+    choice: BackendChoice,
+    sysfs_dir: &Path,
+) -> Result<Box<dyn StatBackend>, SelectError> {
     if choice == BackendChoice::Statx {
         return Ok(Box::new(Statx));
     }
     match discover(sysfs_dir, std::env::consts::ARCH) {
         Ok(info) => {
-            let b = DirsyncSyscall {
-                nr: info.nr as libc::c_long,
-                abi: info.abi,
-            };
+            // SAFETY: `discover` verified that the running kernel provides
+            // dirsync_stat with our ABI under this number.
+            let b = unsafe { DirsyncSyscall::new(info.nr, info.abi) };
             match probe(&b) {
                 Ok(()) => Ok(Box::new(b)),
                 Err(why) if choice == BackendChoice::Syscall => Err(why),
                 Err(_) => Ok(Box::new(Statx)),
             }
         }
-        Err(why) if choice == BackendChoice::Syscall => Err(why.to_string()),
+        Err(why) if choice == BackendChoice::Syscall => Err(why.into()),
         Err(_) => Ok(Box::new(Statx)),
     }
 }
 
 /// Checks that the verified syscall agrees with statx on `/`.
-fn probe(b: &DirsyncSyscall) -> Result<(), String> {
+fn probe(b: &DirsyncSyscall) -> Result<(), SelectError> {
+    let via = |via, source| SelectError::Probe { via, source };
     let via_call = b
-        .stat_at(libc::AT_FDCWD, c"/")
-        .map_err(|e| format!("dirsync_stat probe failed: {e}"))?;
+        .stat_at(rustix::fs::CWD, c"/")
+        .map_err(|e| via("dirsync_stat", e))?;
     let via_statx = Statx
-        .stat_at(libc::AT_FDCWD, c"/")
-        .map_err(|e| format!("statx probe failed: {e}"))?;
+        .stat_at(rustix::fs::CWD, c"/")
+        .map_err(|e| via("statx", e))?;
     match (via_call, via_statx) {
         (Some(a), Some(s)) if a.ino == s.ino && a.kind == s.kind && a.perm == s.perm => Ok(()),
-        (a, s) => Err(format!(
-            "dirsync_stat disagrees with statx on /: {a:?} vs {s:?}"
-        )),
+        (call, statx) => Err(SelectError::Disagrees { call, statx }),
     }
 }
 
@@ -486,12 +297,22 @@ mod tests {
         let err = select(BackendChoice::Syscall, &gone)
             .err()
             .expect("must fail");
-        assert!(err.contains("does not provide dirsync_stat"), "{err}");
+        assert!(
+            matches!(err, SelectError::Unavailable(Unavailable::Missing(_))),
+            "{err}"
+        );
+        assert!(err.to_string().contains("does not provide dirsync_stat"));
         let bad = fake(Some("7\n"), Some("463\n"));
         let err = select(BackendChoice::Syscall, bad.path())
             .err()
             .expect("must fail");
-        assert!(err.contains("ABI 7"), "{err}");
+        assert!(
+            matches!(
+                err,
+                SelectError::Unavailable(Unavailable::AbiMismatch { kernel: 7, ours: 1 })
+            ),
+            "{err}"
+        );
         assert_eq!(
             select(BackendChoice::Auto, bad.path()).unwrap().describe(),
             "statx"
@@ -509,8 +330,8 @@ mod tests {
         fs::write(d.path().join("f"), b"hello").unwrap();
         std::os::unix::fs::symlink("f", d.path().join("l")).unwrap();
         let dir = crate::sys::open_root(d.path()).unwrap();
-        use std::os::fd::AsRawFd;
-        let fd = dir.as_raw_fd();
+        use std::os::fd::AsFd;
+        let fd = dir.as_fd();
         let f = Statx.stat_at(fd, c"f").unwrap().unwrap();
         assert_eq!((f.kind, f.size), (Kind::File, 5));
         let l = Statx.stat_at(fd, c"l").unwrap().unwrap();

@@ -1,0 +1,81 @@
+//! The record both backends return ([`Meta`]) and their trait.
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::BorrowedFd;
+
+/// The type of a file system object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Regular file.
+    File,
+    /// Directory.
+    Dir,
+    /// Symbolic link.
+    Symlink,
+    /// FIFO, socket, character or block device (the `S_IFMT` bits).
+    Special(u32),
+}
+
+impl Kind {
+    /// From the `S_IFMT` bits of a mode.
+    pub fn from_mode(mode: u32) -> Kind {
+        match mode & libc::S_IFMT {
+            libc::S_IFREG => Kind::File,
+            libc::S_IFDIR => Kind::Dir,
+            libc::S_IFLNK => Kind::Symlink,
+            other => Kind::Special(other),
+        }
+    }
+
+    /// A word for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "directory",
+            Kind::Symlink => "symlink",
+            Kind::Special(libc::S_IFIFO) => "fifo",
+            Kind::Special(libc::S_IFSOCK) => "socket",
+            Kind::Special(libc::S_IFCHR) => "character device",
+            Kind::Special(libc::S_IFBLK) => "block device",
+            Kind::Special(_) => "special file",
+        }
+    }
+}
+
+/// The metadata the engine compares: the same record from either backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// Object type.
+    pub kind: Kind,
+    /// Permission bits (`0o7777`).
+    pub perm: u32,
+    /// Size in bytes (symlink: target length).
+    pub size: u64,
+    /// mtime seconds.
+    pub mtime: i64,
+    /// mtime nanoseconds.
+    pub mtime_nsec: u32,
+    /// Inode number.
+    pub ino: u64,
+    /// Device (major, minor).
+    pub dev: (u32, u32),
+}
+
+impl Meta {
+    /// Same mtime to the nanosecond.
+    pub fn same_mtime(&self, other: &Meta) -> bool {
+        self.mtime == other.mtime && self.mtime_nsec == other.mtime_nsec
+    }
+}
+
+/// A source of [`Meta`] for a name relative to a directory descriptor.
+pub trait StatBackend: Send + Sync {
+    /// Metadata of `name` in `dir`, not following a final symlink;
+    /// `Ok(None)` when there is no such entry.
+    fn stat_at(&self, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<Meta>>;
+    /// Metadata of an open descriptor.
+    fn stat_fd(&self, fd: BorrowedFd<'_>) -> io::Result<Meta>;
+    /// One line for `-v`: which backend this is.
+    fn describe(&self) -> String;
+}

@@ -1,0 +1,396 @@
+//! The local implementation of [the seam](super::replica): DST is a
+//! directory of this machine, reached with dirfd-relative system calls.
+//!
+//! Installing: a new regular file is an unnamed `O_TMPFILE` linked into
+//! place once complete; a replacement (and every symlink or special file)
+//! is made under a temporary name and renamed over the old entry by
+//! `LocalDir::install_over`, the one place that removes what is in the
+//! way. Attributes are applied by `set_attrs`, the one place that does.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use super::replica::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
+use crate::copy;
+use crate::error::is_out_of_space;
+use crate::stat::{Meta, StatBackend};
+use crate::sys::{self, DirEntry};
+
+/// Whether new files can be written as `O_TMPFILE` and linked into place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Tmpfile {
+    /// Not tried yet.
+    Unknown = 0,
+    /// Works here.
+    Works = 1,
+    /// Does not: named temporary + rename.
+    Unusable = 2,
+}
+
+/// What every directory handle of one local replica shares.
+struct Ctx {
+    backend: Arc<dyn StatBackend>,
+    is_root: bool,
+    /// A [`Tmpfile`].
+    tmpfile: AtomicU8,
+}
+
+impl Ctx {
+    fn tmpfile(&self) -> Tmpfile {
+        match self.tmpfile.load(Ordering::Relaxed) {
+            1 => Tmpfile::Works,
+            2 => Tmpfile::Unusable,
+            _ => Tmpfile::Unknown,
+        }
+    }
+    fn set_tmpfile(&self, t: Tmpfile) {
+        self.tmpfile.store(t as u8, Ordering::Relaxed);
+    }
+}
+
+/// A local destination directory.
+pub struct LocalReplica {
+    root: OwnedFd,
+    ctx: Arc<Ctx>,
+}
+
+impl LocalReplica {
+    /// The replica rooted at the open directory `root`.
+    pub fn new(root: OwnedFd, backend: Arc<dyn StatBackend>, is_root: bool) -> Self {
+        LocalReplica {
+            root,
+            ctx: Arc::new(Ctx {
+                backend,
+                is_root,
+                tmpfile: AtomicU8::new(Tmpfile::Unknown as u8),
+            }),
+        }
+    }
+
+    /// The parent directory of the path `comps`, opened from the root.
+    fn open_parent(&self, comps: &[CString]) -> io::Result<OwnedFd> {
+        let mut fd = self.root.try_clone()?;
+        for name in &comps[..comps.len() - 1] {
+            fd = sys::open_dir_at(fd.as_fd(), name)?;
+        }
+        Ok(fd)
+    }
+}
+
+impl Replica for LocalReplica {
+    fn root(&self) -> io::Result<Box<dyn ReplicaDir>> {
+        // A new open of "." rather than a dup: a dup would share the read
+        // offset, and a second listing would start at the end.
+        Ok(Box::new(LocalDir {
+            fd: sys::open_dir_at(self.root.as_fd(), c".")?,
+            ctx: self.ctx.clone(),
+        }))
+    }
+
+    fn rename(&self, from: &[CString], to: &[CString]) -> io::Result<bool> {
+        if from.is_empty() || to.is_empty() {
+            return Ok(false);
+        }
+        let (Ok(fp), Ok(tp)) = (self.open_parent(from), self.open_parent(to)) else {
+            return Ok(false);
+        };
+        let (fname, tname) = (&from[from.len() - 1], &to[to.len() - 1]);
+        let b = &self.ctx.backend;
+        match b.stat_at(fp.as_fd(), fname) {
+            Ok(Some(_)) => {}
+            _ => return Ok(false),
+        }
+        // Whatever DST has at `to` is replaced by the renamed entry; a
+        // non-empty directory there must go first.
+        if let Ok(Some(m)) = b.stat_at(tp.as_fd(), tname) {
+            if Over::of(Some(&m)) == Over::Tree {
+                let _ = remove_tree(tp.as_fd(), tname, self.ctx.is_root);
+            }
+        }
+        Ok(sys::rename_at(fp.as_fd(), fname, tp.as_fd(), tname).is_ok())
+    }
+}
+
+/// One open directory of a [`LocalReplica`].
+pub struct LocalDir {
+    fd: OwnedFd,
+    ctx: Arc<Ctx>,
+}
+
+/// Applies `attrs` to `name` in `dir` (never following a symlink), or to
+/// `dir` itself when `name` is `None`: the one way attributes are set.
+fn set_attrs(dir: BorrowedFd<'_>, name: Option<&CStr>, attrs: &Attrs) -> io::Result<()> {
+    let fd = dir;
+    if let Some(perm) = attrs.perm {
+        match name {
+            Some(n) => sys::chmod_at_nofollow(fd, n, perm)?,
+            None => sys::chmod_fd(fd, perm)?,
+        }
+    }
+    if let Some((sec, nsec)) = attrs.mtime {
+        match name {
+            Some(n) => sys::set_mtime_at(fd, n, sec, nsec)?,
+            None => sys::set_mtime_fd(fd, sec, nsec)?,
+        }
+    }
+    Ok(())
+}
+
+impl LocalDir {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Gives the complete temporary entry `tmp` the name `name`, first
+    /// removing a tree in the way: the one "install over" of the replica.
+    /// On failure `tmp` is removed. Returns the entries removed.
+    fn install_over(&self, tmp: &CStr, name: &CStr, over: Over) -> io::Result<u64> {
+        let res = (|| {
+            let removed = match over {
+                Over::Tree => remove_tree(self.fd(), name, self.ctx.is_root)?,
+                Over::Entry => 0,
+            };
+            sys::rename_at(self.fd(), tmp, self.fd(), name)?;
+            Ok(removed)
+        })();
+        if res.is_err() {
+            let _ = sys::unlink_at(self.fd(), tmp);
+        }
+        res
+    }
+}
+
+impl ReplicaDir for LocalDir {
+    fn list(&self) -> io::Result<Vec<DirEntry>> {
+        sys::read_dir(self.fd())
+    }
+    fn stat(&self, name: &CStr) -> io::Result<Option<Meta>> {
+        self.ctx.backend.stat_at(self.fd(), name)
+    }
+    fn stat_self(&self) -> io::Result<Meta> {
+        self.ctx.backend.stat_fd(self.fd())
+    }
+    fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
+        Ok(Box::new(LocalDir {
+            fd: sys::open_dir_at(self.fd(), name)?,
+            ctx: self.ctx.clone(),
+        }))
+    }
+    fn create_dir(&self, name: &CStr) -> io::Result<()> {
+        sys::mkdir_at(self.fd(), name, 0o700)
+    }
+    fn remove(&self, name: &CStr) -> io::Result<u64> {
+        remove_tree(self.fd(), name, self.ctx.is_root)
+    }
+    fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
+        sys::readlink_at(self.fd(), name)
+    }
+    fn rdev(&self, name: &CStr) -> io::Result<(u32, u32)> {
+        sys::rdev_at(self.fd(), name)
+    }
+    fn set_attrs(&self, name: Option<&CStr>, attrs: &Attrs) -> io::Result<()> {
+        set_attrs(self.fd(), name, attrs)
+    }
+    fn install_symlink(
+        &self,
+        name: &CStr,
+        target: &[u8],
+        attrs: &Attrs,
+        over: Over,
+    ) -> io::Result<u64> {
+        let tmp = copy::temp_name();
+        sys::symlink_at(target, self.fd(), &tmp)?;
+        let mtime_only = Attrs {
+            perm: None,
+            ..*attrs
+        };
+        if let Err(e) = set_attrs(self.fd(), Some(&tmp), &mtime_only) {
+            let _ = sys::unlink_at(self.fd(), &tmp);
+            return Err(e);
+        }
+        self.install_over(&tmp, name, over)
+    }
+    fn install_special(
+        &self,
+        name: &CStr,
+        fmt: u32,
+        rdev: (u32, u32),
+        attrs: &Attrs,
+        over: Over,
+    ) -> io::Result<u64> {
+        let tmp = copy::temp_name();
+        let perm = attrs.perm.unwrap_or(0o600);
+        sys::mknod_at(self.fd(), &tmp, fmt | (perm & 0o777), rdev)?;
+        if let Err(e) = set_attrs(self.fd(), Some(&tmp), attrs) {
+            let _ = sys::unlink_at(self.fd(), &tmp);
+            return Err(e);
+        }
+        self.install_over(&tmp, name, over)
+    }
+    fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
+        let mine = sys::open_file_at(self.fd(), name)?;
+        copy::same_content(src, mine.as_fd())
+    }
+    fn receive_file<'a>(
+        &'a self,
+        name: &CStr,
+        fresh: bool,
+    ) -> io::Result<Box<dyn IncomingFile + 'a>> {
+        let named = || copy::create_temp(self.fd()).map(|(t, fd)| (Some(t), fd));
+        let (tmp, out) = if fresh && self.ctx.tmpfile() != Tmpfile::Unusable {
+            match sys::open_tmpfile(self.fd()) {
+                Ok(fd) => (None, fd),
+                Err(e) if is_out_of_space(&e) => return Err(e),
+                Err(_) => {
+                    self.ctx.set_tmpfile(Tmpfile::Unusable);
+                    named()?
+                }
+            }
+        } else {
+            named()?
+        };
+        Ok(Box::new(LocalIncoming {
+            dir: self,
+            name: name.to_owned(),
+            tmp,
+            out: Some(out),
+        }))
+    }
+}
+
+/// A file being written into a [`LocalDir`]: unnamed (`tmp` is `None`) or
+/// under a temporary name.
+struct LocalIncoming<'a> {
+    dir: &'a LocalDir,
+    name: CString,
+    tmp: Option<CString>,
+    /// `None` once committed or discarded.
+    out: Option<OwnedFd>,
+}
+
+impl LocalIncoming<'_> {
+    /// Links the complete unnamed file into place.
+    fn link_unnamed(&self, out: BorrowedFd<'_>) -> io::Result<Committed> {
+        let (dir, ctx) = (self.dir.fd(), &self.dir.ctx);
+        match sys::link_tmpfile(out, dir, &self.name) {
+            Ok(()) => {
+                ctx.set_tmpfile(Tmpfile::Works);
+                Ok(Committed::Done { deleted: 0 })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // The name appeared meanwhile: replace it atomically.
+                let t = copy::temp_name();
+                sys::link_tmpfile(out, dir, &t)?;
+                self.dir.install_over(&t, &self.name, Over::Entry)?;
+                Ok(Committed::Done { deleted: 0 })
+            }
+            Err(e) if !is_out_of_space(&e) && ctx.tmpfile() == Tmpfile::Unknown => {
+                // Unnamed files cannot be linked here (no /proc, no
+                // capability): send it again for a named temporary.
+                ctx.set_tmpfile(Tmpfile::Unusable);
+                Ok(Committed::Retry)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl IncomingFile for LocalIncoming<'_> {
+    fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+        let out = self.out.as_ref().expect("not committed yet");
+        copy::copy_data(src, out.as_fd(), len)
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        attrs: &Attrs,
+        fsync: bool,
+        over: Over,
+    ) -> io::Result<Committed> {
+        let out = self.out.take().expect("committed once");
+        set_attrs(out.as_fd(), None, attrs)?;
+        if fsync {
+            sys::fsync(out.as_fd())?;
+        }
+        match self.tmp.take() {
+            Some(t) => {
+                drop(out);
+                let deleted = self.dir.install_over(&t, &self.name, over)?;
+                Ok(Committed::Done { deleted })
+            }
+            None => self.link_unnamed(out.as_fd()),
+        }
+    }
+}
+
+impl Drop for LocalIncoming<'_> {
+    fn drop(&mut self) {
+        drop(self.out.take());
+        if let Some(t) = self.tmp.take() {
+            let _ = sys::unlink_at(self.dir.fd(), &t);
+        }
+    }
+}
+
+/// Removes `name` in `dir` and, if it is a directory, everything below it,
+/// without following any symlink (iterative: any depth). Returns how many
+/// entries were removed. When not root, directories are made writable
+/// first (they belong to us).
+pub fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, is_root: bool) -> io::Result<u64> {
+    match sys::unlink_at(dir, name) {
+        Ok(()) => return Ok(1),
+        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            // Linux unlink() of a directory gives EISDIR; be lenient.
+        }
+        Err(e) => return Err(e),
+    }
+    struct Level {
+        fd: OwnedFd,
+        entries: Vec<DirEntry>,
+        name: CString,
+    }
+    let open_level = |parent: BorrowedFd<'_>, name: &CStr| -> io::Result<Level> {
+        let fd = sys::open_dir_at(parent, name)?;
+        if !is_root {
+            // We are about to delete it; make sure we may.
+            let _ = sys::chmod_fd(fd.as_fd(), 0o700);
+        }
+        let entries = sys::read_dir(fd.as_fd())?;
+        Ok(Level {
+            fd,
+            entries,
+            name: name.to_owned(),
+        })
+    };
+    let mut count = 0u64;
+    let mut stack = vec![open_level(dir, name)?];
+    while let Some(top) = stack.last_mut() {
+        if let Some(ent) = top.entries.pop() {
+            let fd = top.fd.as_fd();
+            if ent.d_type != libc::DT_DIR {
+                match sys::unlink_at(fd, &ent.name) {
+                    Ok(()) => {
+                        count += 1;
+                        continue;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let lvl = open_level(fd, &ent.name)?;
+            stack.push(lvl);
+        } else {
+            let done = stack.pop().expect("non-empty");
+            let parent = stack.last().map(|l| l.fd.as_fd()).unwrap_or(dir);
+            drop(done.fd);
+            sys::rmdir_at(parent, &done.name)?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}

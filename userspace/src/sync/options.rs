@@ -1,0 +1,45 @@
+//! What a run does and how it compares ([`Options`]).
+
+use crate::stat::BackendChoice;
+
+/// What a run does and how it decides that two entries differ.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Print what would be done, change nothing.
+    pub dry_run: bool,
+    /// Keep DST entries that SRC lacks.
+    pub no_delete: bool,
+    /// Compare regular files by size only.
+    pub size_only: bool,
+    /// Only the top level of SRC (the report's phase 1).
+    pub no_recursive: bool,
+    /// Compare regular files of equal size by content (block by block).
+    pub checksum: bool,
+    /// gitignore-style patterns, matched against names relative to SRC.
+    pub excludes: Vec<std::ffi::OsString>,
+    /// fsync each copied file before renaming it into place.
+    pub fsync: bool,
+    /// Which metadata backend to use.
+    pub stat_backend: BackendChoice,
+    /// Recreate FIFOs, sockets and device nodes in DST (devices need root)
+    /// instead of skipping them.
+    pub specials: bool,
+    /// Threads working on a run (`-j`); 0: one per core.
+    pub jobs: usize,
+    /// A file that keeps changing during its copy is not an error but left
+    /// for the caller to retry ([`super::Syncer::take_unsettled`]): set by
+    /// the watcher, whose next event or back-off copies it once its writer
+    /// settles.
+    pub defer_changing: bool,
+}
+
+impl Options {
+    /// The number of threads `jobs` asks for (0: one per core), 1 to 64.
+    pub fn threads(&self) -> usize {
+        let n = match self.jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        n.clamp(1, 64)
+    }
+}
