@@ -7,6 +7,7 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::meta::{Kind, Meta, StatBackend};
+use super::statx::Statx;
 use crate::uapi;
 
 /// The `dirsync_stat(2)` system call, verified present by
@@ -61,8 +62,17 @@ impl DirsyncSyscall {
     }
 }
 
-fn meta_from_info(info: &uapi::dirsync_info) -> Meta {
-    Meta {
+/// The `DIRSYNC_INFO_*` fields the engine compares: all of the basic ones.
+const NEEDED: u32 = uapi::DIRSYNC_INFO_BASIC;
+
+/// The answer as a [`Meta`], or `None` when the file system left out a
+/// field the engine compares (`info.mask`, like statx's `stx_mask`); the
+/// caller then asks statx, so both backends give the same answer.
+fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
+    if info.mask & NEEDED != NEEDED {
+        return None;
+    }
+    Some(Meta {
         kind: Kind::from_mode(info.mode),
         perm: info.mode & 0o7777,
         size: info.size,
@@ -70,7 +80,7 @@ fn meta_from_info(info: &uapi::dirsync_info) -> Meta {
         mtime_nsec: info.mtime_nsec,
         ino: info.ino,
         dev: (info.dev_major, info.dev_minor),
-    }
+    })
 }
 
 impl StatBackend for DirsyncSyscall {
@@ -79,16 +89,69 @@ impl StatBackend for DirsyncSyscall {
         if info.exists == 0 {
             return Ok(None);
         }
-        Ok(Some(meta_from_info(&info)))
+        match meta_from_info(&info) {
+            Some(meta) => Ok(Some(meta)),
+            None => Statx.stat_at(dir, name),
+        }
     }
     fn stat_fd(&self, fd: BorrowedFd<'_>) -> io::Result<Meta> {
+        // AT_EMPTY_PATH alone with an empty path: the kernel describes the
+        // descriptor itself without a path walk.
         let info = self.call(fd, c"", libc::AT_EMPTY_PATH)?;
         if info.exists == 0 {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        Ok(meta_from_info(&info))
+        match meta_from_info(&info) {
+            Some(meta) => Ok(meta),
+            None => Statx.stat_fd(fd),
+        }
     }
     fn describe(&self) -> String {
         format!("dirsync_stat (syscall {}, ABI {})", self.nr, self.abi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(mask: u32) -> uapi::dirsync_info {
+        uapi::dirsync_info {
+            exists: 1,
+            mode: libc::S_IFREG | 0o640,
+            size: 12,
+            mtime: 1 << 33,
+            mtime_nsec: 7,
+            mask,
+            ino: 42,
+            dev_major: 8,
+            dev_minor: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_complete_answer_becomes_meta() {
+        let m = meta_from_info(&info(NEEDED)).expect("all basic fields");
+        assert_eq!(m.kind, Kind::File);
+        assert_eq!(m.perm, 0o640);
+        assert_eq!((m.size, m.mtime, m.mtime_nsec), (12, 1 << 33, 7));
+        assert_eq!((m.ino, m.dev), (42, (8, 1)));
+        // Bits this program does not know (a newer kernel) are ignored.
+        assert!(meta_from_info(&info(NEEDED | 0x8000_0000)).is_some());
+    }
+
+    #[test]
+    fn a_field_left_out_is_asked_of_statx() {
+        for bit in [
+            uapi::DIRSYNC_INFO_TYPE,
+            uapi::DIRSYNC_INFO_MODE,
+            uapi::DIRSYNC_INFO_SIZE,
+            uapi::DIRSYNC_INFO_MTIME,
+            uapi::DIRSYNC_INFO_INO,
+            uapi::DIRSYNC_INFO_DEV,
+        ] {
+            assert!(meta_from_info(&info(NEEDED & !bit)).is_none(), "{bit:#x}");
+        }
     }
 }
