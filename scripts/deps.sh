@@ -39,4 +39,12 @@ if ! { [ -x "$BINDGEN" ] && "$BINDGEN" --version 2>/dev/null | grep -q " $BINDGE
 	echo "deps: cargo install bindgen-cli@$BINDGEN_VERSION"
 	cargo install --locked "bindgen-cli@$BINDGEN_VERSION"
 fi
+# clippy and rustfmt for `make lint-rust` (rustup's default profile has
+# them; a minimal one does not).
+for tool in clippy rustfmt; do
+	if ! cargo "${tool/rustfmt/fmt}" --version >/dev/null 2>&1; then
+		echo "deps: rustup component add $tool"
+		rustup component add "$tool"
+	fi
+done
 echo "deps: all present"
