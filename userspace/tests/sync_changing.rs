@@ -49,31 +49,49 @@ fn keep_appending(path: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHand
 /// run must then have installed a consistent copy).
 const TRIES: usize = 5;
 
+/// Runs dirsync while the thread started by `start_writer` keeps changing
+/// SRC, up to [`TRIES`] times, until a run reports the change (exit 2);
+/// returns that run. A run that exits 0 found the writer descheduled for
+/// the whole copy: `after_clean_run` checks what it installed.
+fn sync_while_changing(
+    src: &Path,
+    dst: &Path,
+    start_writer: impl Fn(Arc<AtomicBool>) -> std::thread::JoinHandle<()>,
+    after_clean_run: impl Fn(),
+) -> std::process::Output {
+    for _ in 0..TRIES {
+        let stop = Arc::new(AtomicBool::new(false));
+        let h = start_writer(stop.clone());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let run = run1(src, dst);
+        stop.store(true, Ordering::Relaxed);
+        h.join().unwrap();
+        if run.status.code() == Some(2) {
+            return run;
+        }
+        assert_eq!(run.status.code(), Some(0));
+        after_clean_run();
+    }
+    panic!("SRC never changed during a copy in {TRIES} runs");
+}
+
 fn keeps_changing() {
     let (_t, src, dst) = pair();
     std::fs::write(src.join("busy"), vec![b'b'; 32 * 1024 * 1024]).unwrap();
     std::fs::write(src.join("calm"), b"calm").unwrap();
-    let mut o = None;
-    for _ in 0..TRIES {
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = keep_appending(src.join("busy"), stop.clone());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let run = run1(&src, &dst);
-        stop.store(true, Ordering::Relaxed);
-        h.join().unwrap();
-        if run.status.code() == Some(2) {
-            o = Some(run);
-            break;
-        }
-        // The writer never ran during a copy: what was installed is a
-        // whole snapshot (the original bytes, then some appended ones).
-        assert_eq!(run.status.code(), Some(0));
-        let got = std::fs::read(dst.join("busy")).unwrap();
-        let now = std::fs::read(src.join("busy")).unwrap();
-        assert!(now.starts_with(&got) && got.len() >= 32 * 1024 * 1024);
-        std::fs::remove_file(dst.join("busy")).unwrap();
-    }
-    let o = o.expect("the file never changed during a copy");
+    let o = sync_while_changing(
+        &src,
+        &dst,
+        |stop| keep_appending(src.join("busy"), stop),
+        || {
+            // What was installed is a whole snapshot (the original bytes,
+            // then some appended ones).
+            let got = std::fs::read(dst.join("busy")).unwrap();
+            let now = std::fs::read(src.join("busy")).unwrap();
+            assert!(now.starts_with(&got) && got.len() >= 32 * 1024 * 1024);
+            std::fs::remove_file(dst.join("busy")).unwrap();
+        },
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -91,32 +109,25 @@ fn keeps_changing() {
 fn mtime_keeps_changing() {
     let (_t, src, dst) = pair();
     std::fs::write(src.join("touched"), vec![b't'; 32 * 1024 * 1024]).unwrap();
-    let mut o = None;
-    for _ in 0..TRIES {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stop2 = stop.clone();
-        let srcdir = src.clone();
-        // Same size all along; only the mtime moves.
-        let h = std::thread::spawn(move || {
-            let d = Dir::open(&srcdir);
-            let mut i = 0i64;
-            while !stop2.load(Ordering::Relaxed) {
-                i += 1;
-                d.set_mtime(b"touched", 1_000_000 + i, 0);
-            }
-        });
-        std::thread::sleep(std::time::Duration::from_millis(20));
-        let run = run1(&src, &dst);
-        stop.store(true, Ordering::Relaxed);
-        h.join().unwrap();
-        if run.status.code() == Some(2) {
-            o = Some(run);
-            break;
-        }
-        assert_eq!(run.status.code(), Some(0));
-        let _ = std::fs::remove_file(dst.join("touched"));
-    }
-    let o = o.expect("the mtime never changed during a copy");
+    let o = sync_while_changing(
+        &src,
+        &dst,
+        |stop| {
+            let srcdir = src.clone();
+            // Same size all along; only the mtime moves.
+            std::thread::spawn(move || {
+                let d = Dir::open(&srcdir);
+                let mut i = 0i64;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    d.set_mtime(b"touched", 1_000_000 + i, 0);
+                }
+            })
+        },
+        || {
+            let _ = std::fs::remove_file(dst.join("touched"));
+        },
+    );
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("kept changing"), "{err}");
