@@ -16,7 +16,9 @@ pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success: DST is an exact replica of SRC
   1  usage error (bad or missing arguments)
-  2  partial failure: some entries could not be synced (reported), all others were
+  2  partial failure: some entries could not be synced (reported), all others were;
+     also when an attribute asked for could not be applied (-o without root:
+     one warning, everything else synced)
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
      kernel without dirsync_stat, ...)";
@@ -96,6 +98,36 @@ pub struct SyncArgs {
     /// Never show the progress line (shown on a terminal for long runs)
     #[arg(long)]
     pub no_progress: bool,
+    /// Archive: all of -H -A -X -o -g -S (an exact replica: see the README,
+    /// "What exact replica means")
+    #[arg(short = 'a', long)]
+    pub archive: bool,
+    /// Hard links: names of one SRC file become names of one DST file
+    #[arg(short = 'H', long)]
+    pub hard_links: bool,
+    /// POSIX ACLs (access ACLs, and default ACLs of directories)
+    #[arg(short = 'A', long)]
+    pub acls: bool,
+    /// Extended attributes: user.*, and as root trusted.* and security.*
+    /// (file capabilities, SELinux labels)
+    #[arg(short = 'X', long)]
+    pub xattrs: bool,
+    /// Owner (files of other users: root only; otherwise a warning, exit 2)
+    #[arg(short = 'o', long)]
+    pub owner: bool,
+    /// Group (root, or groups the caller is a member of)
+    #[arg(short = 'g', long)]
+    pub group: bool,
+    /// Owner and group by number, not mapped by user/group name
+    #[arg(long)]
+    pub numeric_ids: bool,
+    /// Sparse files: recreate holes (only data is written)
+    #[arg(short = 'S', long)]
+    pub sparse: bool,
+    /// Never clone file content (reflinks are used by default where SRC and
+    /// DST share a file system that has them: btrfs, xfs)
+    #[arg(long)]
+    pub no_reflink: bool,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -116,6 +148,14 @@ impl SyncArgs {
             specials: self.specials,
             jobs: self.jobs.map_or(0, usize::from),
             defer_changing: false,
+            hard_links: self.hard_links || self.archive,
+            acls: self.acls || self.archive,
+            xattrs: self.xattrs || self.archive,
+            owner: self.owner || self.archive,
+            group: self.group || self.archive,
+            numeric_ids: self.numeric_ids,
+            sparse: self.sparse || self.archive,
+            no_reflink: self.no_reflink,
         }
     }
 
@@ -140,7 +180,8 @@ impl SyncArgs {
     long_about = "Make DST an exact replica of SRC: regular files (content, size, \
 mtime to the nanosecond, permission bits), directories, symlinks (never followed); \
 entries DST has and SRC lacks are removed. FIFOs, sockets and devices are skipped \
-with a warning (or recreated, with --specials); hard links are copied as independent files.\n\n\
+with a warning (or recreated, with --specials). With -a (or -H -A -X -o -g -S) also \
+hard links, ACLs, extended attributes, owner, group and holes of sparse files.\n\n\
 `dirsync watch SRC DST` keeps doing it as SRC changes.",
     after_help = EXIT_CODES,
     args_conflicts_with_subcommands = true,

@@ -41,8 +41,18 @@ pub fn create_temp(dir: BorrowedFd<'_>) -> io::Result<(CString, OwnedFd)> {
 /// `copy_file_range`, falls back to read/write where the kernel or file
 /// system cannot do it. Returns the bytes copied.
 pub fn copy_data(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+    copy_with(src, dst, len, true)
+}
+
+/// As [`copy_data`] with read/write only (`--no-reflink`: a
+/// `copy_file_range` inside btrfs or xfs would share extents).
+pub fn copy_data_rw(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+    copy_with(src, dst, len, false)
+}
+
+fn copy_with(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64, cfr: bool) -> io::Result<u64> {
     let mut done: u64 = 0;
-    let mut use_cfr = true;
+    let mut use_cfr = cfr;
     let mut buf: Vec<u8> = Vec::new();
     while done < len {
         let want = (len - done).min(1 << 30) as usize;

@@ -10,6 +10,8 @@
 //! * [`stat`]: metadata backends (`dirsync_stat` syscall, `statx`);
 //! * [`copy`], [`exclude`]: file content copy and comparison,
 //!   gitignore-style `--exclude` patterns;
+//! * [`attrs`]: owner, extended attributes and ACLs, sparse and cloned
+//!   content (the system call side of `-o -g -X -A -S`, reflinks);
 //! * [`sync`]: the engine (walk, decide, install, in parallel), which
 //!   reaches DST only through [`sync::Replica`];
 //! * [`watch`]: `dirsync watch` on top of the engine.
@@ -17,6 +19,7 @@
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
 
+pub mod attrs;
 pub mod copy;
 pub mod error;
 pub mod exclude;

@@ -60,6 +60,25 @@ pub struct Meta {
     pub ino: u64,
     /// Device (major, minor).
     pub dev: (u32, u32),
+    /// Owner, group, link count and 512-byte blocks allocated: filled by
+    /// the statx backend only (zero from `dirsync_stat`, whose ABI lacks
+    /// them); the engine uses the statx backend when an option needs them
+    /// ([`crate::sync::Options::needs_ids`]).
+    pub ids: Ids,
+}
+
+/// The fields of [`Meta`] only `statx` gives: owner, group, link count,
+/// allocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ids {
+    /// Owner uid.
+    pub uid: u32,
+    /// Group gid.
+    pub gid: u32,
+    /// Number of hard links.
+    pub nlink: u32,
+    /// 512-byte blocks allocated.
+    pub blocks: u64,
 }
 
 impl Meta {

@@ -19,7 +19,7 @@ mod meta;
 mod statx;
 mod syscall;
 
-pub use self::meta::{Kind, Meta, StatBackend};
+pub use self::meta::{Ids, Kind, Meta, StatBackend};
 pub use self::statx::Statx;
 pub use self::syscall::DirsyncSyscall;
 

@@ -6,7 +6,7 @@ use std::os::fd::BorrowedFd;
 
 use rustix::fs::{AtFlags, StatxFlags};
 
-use super::meta::{Kind, Meta, StatBackend};
+use super::meta::{Ids, Kind, Meta, StatBackend};
 use crate::sys;
 
 /// `statx(2)`.
@@ -17,7 +17,11 @@ const MASK: StatxFlags = StatxFlags::TYPE
     .union(StatxFlags::MODE)
     .union(StatxFlags::SIZE)
     .union(StatxFlags::MTIME)
-    .union(StatxFlags::INO);
+    .union(StatxFlags::INO)
+    .union(StatxFlags::UID)
+    .union(StatxFlags::GID)
+    .union(StatxFlags::NLINK)
+    .union(StatxFlags::BLOCKS);
 
 fn statx(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> io::Result<Meta> {
     let stx = sys::statx(dir, name, flags, MASK)?;
@@ -30,6 +34,12 @@ fn statx(dir: BorrowedFd<'_>, name: &CStr, flags: AtFlags) -> io::Result<Meta> {
         mtime_nsec: stx.stx_mtime.tv_nsec,
         ino: stx.stx_ino,
         dev: (stx.stx_dev_major, stx.stx_dev_minor),
+        ids: Ids {
+            uid: stx.stx_uid,
+            gid: stx.stx_gid,
+            nlink: stx.stx_nlink,
+            blocks: stx.stx_blocks,
+        },
     })
 }
 

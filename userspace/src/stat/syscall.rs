@@ -80,6 +80,7 @@ fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
         mtime_nsec: info.mtime_nsec,
         ino: info.ino,
         dev: (info.dev_major, info.dev_minor),
+        ids: Default::default(),
     })
 }
 

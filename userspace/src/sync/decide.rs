@@ -95,6 +95,7 @@ mod tests {
             mtime_nsec: 0,
             ino: 1,
             dev: (0, 0),
+            ids: Default::default(),
         }
     }
 

@@ -31,9 +31,37 @@ pub struct Options {
     /// the watcher, whose next event or back-off copies it once its writer
     /// settles.
     pub defer_changing: bool,
+    /// `-H`: names of one SRC inode become names of one DST inode.
+    pub hard_links: bool,
+    /// `-A`: POSIX ACLs (`system.posix_acl_access`/`_default`).
+    pub acls: bool,
+    /// `-X`: extended attributes (every namespace the caller may use).
+    pub xattrs: bool,
+    /// `-o`: the owner (needs root for files of other users).
+    pub owner: bool,
+    /// `-g`: the group (root, or a group the caller is a member of).
+    pub group: bool,
+    /// `--numeric-ids`: owner and group by number, never by name.
+    pub numeric_ids: bool,
+    /// `-S`: holes of sparse files are recreated (only data is written).
+    pub sparse: bool,
+    /// `--no-reflink`: never clone file content (FICLONE or a
+    /// `copy_file_range` that would share extents).
+    pub no_reflink: bool,
 }
 
 impl Options {
+    /// Whether an option needs owner, group or link count (only the statx
+    /// backend has them).
+    pub fn needs_ids(&self) -> bool {
+        self.hard_links || self.owner || self.group
+    }
+
+    /// Whether extended attributes (all, or only the ACL ones) are synced.
+    pub fn any_xattrs(&self) -> bool {
+        self.xattrs || self.acls
+    }
+
     /// The number of threads `jobs` asks for (0: one per core), 1 to 64.
     pub fn threads(&self) -> usize {
         let n = match self.jobs {
