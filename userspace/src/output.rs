@@ -58,9 +58,13 @@ pub fn json_line(event: &Event<'_>) -> String {
         push_json_bytes(o, v);
     };
     match *event {
-        Event::Copied { src, dst } => {
+        Event::Copied { src, dst } | Event::Cloned { src, dst } => {
             field(&mut o, "src", src.as_os_str().as_bytes());
             field(&mut o, "dst", dst.as_os_str().as_bytes());
+        }
+        Event::HardLinked { path, target } => {
+            field(&mut o, "path", path.as_os_str().as_bytes());
+            field(&mut o, "target", target.as_os_str().as_bytes());
         }
         Event::CreatedDir { path } | Event::Deleted { path } | Event::Attrs { path } => {
             field(&mut o, "path", path.as_os_str().as_bytes());

@@ -25,6 +25,22 @@ pub enum Event<'a> {
         /// Destination path.
         dst: &'a Path,
     },
+    /// A regular file was copied as a clone sharing SRC's extents
+    /// (`Cloned: a -> b`; counted as copied).
+    Cloned {
+        /// Source path.
+        src: &'a Path,
+        /// Destination path.
+        dst: &'a Path,
+    },
+    /// A DST name was made a hard link to another DST name (`-H`;
+    /// `Hard linked: b => a`; counted in `links`).
+    HardLinked {
+        /// Destination path of the new name.
+        path: &'a Path,
+        /// Destination path it now shares its file with.
+        target: &'a Path,
+    },
     /// A directory was created in DST (`Created directory: d`).
     CreatedDir {
         /// Destination path.
@@ -121,6 +137,8 @@ impl Event<'_> {
     pub fn action(&self) -> &'static str {
         match self {
             Event::Copied { .. } => "copied",
+            Event::Cloned { .. } => "cloned",
+            Event::HardLinked { .. } => "hard_linked",
             Event::CreatedDir { .. } => "created_dir",
             Event::Linked { .. } => "linked",
             Event::Deleted { .. } => "deleted",
@@ -177,6 +195,10 @@ impl fmt::Display for Event<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Event::Copied { src, dst } => write!(f, "Copied: {} -> {}", h(src), h(dst)),
+            Event::Cloned { src, dst } => write!(f, "Cloned: {} -> {}", h(src), h(dst)),
+            Event::HardLinked { path, target } => {
+                write!(f, "Hard linked: {} => {}", h(path), h(target))
+            }
             Event::CreatedDir { path } => write!(f, "Created directory: {}", h(path)),
             Event::Linked { path, target } => {
                 write!(f, "Linked: {} -> {}", h(path), Human(target))

@@ -55,7 +55,12 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, opts: &Options) -> Action 
             remove: d.is_some() && !opts.no_delete,
         },
         (Kind::File, Some(d)) if d.kind == Kind::File => {
-            if opts.checksum {
+            if opts.hard_links && s.ids.nlink < 2 && d.ids.nlink > 1 {
+                // A link broken in SRC: a copy of its own breaks it in DST.
+                Action::Copy {
+                    compare_first: false,
+                }
+            } else if opts.checksum {
                 Action::Copy {
                     compare_first: d.size == s.size,
                 }
@@ -95,7 +100,10 @@ mod tests {
             mtime_nsec: 0,
             ino: 1,
             dev: (0, 0),
-            ids: Default::default(),
+            ids: crate::stat::Ids {
+                nlink: 1,
+                ..Default::default()
+            },
         }
     }
 
@@ -129,6 +137,12 @@ mod tests {
         let copy = Action::Copy {
             compare_first: false,
         };
+        let hard_links = Options {
+            hard_links: true,
+            ..Options::default()
+        };
+        let mut linked = file;
+        linked.ids.nlink = 2;
         #[rustfmt::skip]
         let table: &[(Option<&Meta>, Option<&Meta>, &Options, Action)] = &[
             // absent in SRC
@@ -163,6 +177,10 @@ mod tests {
             (Some(&fifo), Some(&file), &no_delete, Action::Skip { remove: false }),
             (Some(&fifo), None, &specials, Action::Special),
             (Some(&fifo), Some(&fifo), &specials, Action::Special),
+            // -H: a DST file with several names whose SRC has one name
+            (Some(&file), Some(&linked), &hard_links, copy),
+            (Some(&file), Some(&linked), &plain, Action::FixAttrs),
+            (Some(&linked), Some(&linked), &hard_links, Action::FixAttrs),
         ];
         for (i, (s, d, o, want)) in table.iter().enumerate() {
             assert_eq!(decide(*s, *d, o), *want, "row {i}: {s:?} {d:?}");

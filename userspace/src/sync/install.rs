@@ -5,9 +5,10 @@
 
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
+use super::fidelity;
 use super::node::{DirNode, Run};
 use super::replica::{Attrs, Committed, Over, ReplicaDir};
 use crate::report::{inc, Event};
@@ -38,29 +39,63 @@ pub fn remove_entry(op: &Run, dir: &DirNode, name: &CStr, rel: &Path) -> bool {
     }
 }
 
-/// Applies mode and mtime of a SRC entry to DST's entry of the same type.
+/// Applies mode and mtime of a SRC entry (in `src_dir`) to DST's entry of
+/// the same type, and with `-o -g -X -A` owner, group and attributes
+/// (owner first: a chown clears set-id bits and capabilities).
 pub fn fix_attrs(
     op: &Run,
     dst: Option<&dyn ReplicaDir>,
+    src_dir: BorrowedFd<'_>,
     name: &CStr,
     rel: &Path,
-    s: Meta,
-    d: Meta,
+    (s, d): (Meta, Meta),
 ) {
-    let attrs = Attrs::diff(&s, Some(&d));
-    if attrs.is_empty() {
-        return;
+    let Some(dst) = dst else { return };
+    let owner = fidelity::fix_owner(op, dst, Some(name), rel, &s, Some(&d));
+    let mut attrs = Attrs::diff(&s, Some(&d));
+    if owner && fidelity::chown_clears_mode(s.kind, s.perm) {
+        attrs.perm = Some(s.perm);
     }
     let p = op.dst_path(rel);
-    if !op.sh.opts.dry_run {
-        let Some(dst) = dst else { return };
+    if !attrs.is_empty() && !op.sh.opts.dry_run {
         if let Err(e) = dst.set_attrs(Some(name), &attrs) {
             op.fail("cannot set attributes", p, e);
             return;
         }
     }
+    let src = crate::attrs::xattr::Target::At(src_dir, name);
+    let xattrs = fidelity::fix_xattrs(op, dst, Some(name), src, rel);
+    if attrs.is_empty() && !owner && !xattrs {
+        return;
+    }
     inc(&op.counters.attrs, 1);
     op.event(Event::Attrs { path: &p });
+}
+
+/// Owner, group and attributes of a symlink or special file just made
+/// (they have no open descriptor to set them on before the rename); a
+/// chown clears set-id bits, so the mode follows it.
+fn fidelity_of_new(
+    op: &Run,
+    dir: &DirNode,
+    dst: &dyn ReplicaDir,
+    name: &CStr,
+    rel: &Path,
+    s: &Meta,
+) {
+    if fidelity::fix_owner(op, dst, Some(name), rel, s, None)
+        && fidelity::chown_clears_mode(s.kind, s.perm)
+    {
+        let perm = Attrs {
+            perm: Some(s.perm),
+            mtime: None,
+        };
+        if let Err(e) = dst.set_attrs(Some(name), &perm) {
+            op.fail("cannot set attributes", op.dst_path(rel), e);
+        }
+    }
+    let src = crate::attrs::xattr::Target::At(dir.src.as_fd(), name);
+    fidelity::fix_xattrs(op, dst, Some(name), src, rel);
 }
 
 /// Makes DST's `name` a symlink with the target SRC's has.
@@ -74,7 +109,7 @@ pub fn sync_symlink(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
     };
     if let (Some(dm), Some(dst)) = (d, &dir.dst) {
         if dm.kind == Kind::Symlink && dst.read_link(name).is_ok_and(|t| t == target) {
-            fix_attrs(op, Some(dst.as_ref()), name, rel, s, dm);
+            fix_attrs(op, Some(dst.as_ref()), dir.src.as_fd(), name, rel, (s, dm));
             return;
         }
     }
@@ -90,6 +125,7 @@ pub fn sync_symlink(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
                 return;
             }
         }
+        fidelity_of_new(op, dir, dst.as_ref(), name, rel, &s);
     }
     inc(&op.counters.links, 1);
     op.event(Event::Linked {
@@ -112,7 +148,7 @@ pub fn sync_special(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
     let p = op.dst_path(rel);
     if let (Some(dm), Some(dst)) = (d, &dir.dst) {
         if dm.kind == s.kind && dst.rdev(name).is_ok_and(|r| r == want) {
-            fix_attrs(op, Some(dst.as_ref()), name, rel, s, dm);
+            fix_attrs(op, Some(dst.as_ref()), dir.src.as_fd(), name, rel, (s, dm));
             return;
         }
     }
@@ -128,6 +164,7 @@ pub fn sync_special(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
                 return;
             }
         }
+        fidelity_of_new(op, dir, dst.as_ref(), name, rel, &s);
     }
     inc(&op.counters.specials, 1);
     op.event(Event::Special {
@@ -149,8 +186,8 @@ pub struct FileWork {
 
 /// How one copy attempt ended.
 enum Attempt {
-    /// Copied (bytes).
-    Copied(u64),
+    /// Copied (bytes; whether as a clone).
+    Copied(u64, bool),
     /// SRC changed during the copy: another attempt.
     Again,
     /// The replica asks for the content again (not counted as an attempt).
@@ -177,7 +214,7 @@ pub fn sync_file(op: &Run, dir: &DirNode, w: &FileWork) {
     if w.compare_first {
         if let (Some(dm), Some(dst)) = (d, &dir.dst) {
             if same_content(dir, name, dst.as_ref()) {
-                fix_attrs(op, Some(dst.as_ref()), name, &rel, s, dm);
+                fix_attrs(op, Some(dst.as_ref()), dir.src.as_fd(), name, &rel, (s, dm));
                 return;
             }
         }
@@ -193,12 +230,16 @@ pub fn sync_file(op: &Run, dir: &DirNode, w: &FileWork) {
     let mut attempt = 0;
     while attempt <= COPY_RETRIES {
         match copy_once(op, dir, dst.as_ref(), w, attempt) {
-            Attempt::Copied(n) => {
+            Attempt::Copied(n, cloned) => {
                 inc(&op.counters.copied, 1);
                 inc(&op.counters.bytes, n);
                 inc(&op.sh.progress.copied, 1);
                 inc(&op.sh.progress.bytes, n);
-                op.event(Event::Copied { src: &sp, dst: &dp });
+                if cloned {
+                    op.event(Event::Cloned { src: &sp, dst: &dp });
+                } else {
+                    op.event(Event::Copied { src: &sp, dst: &dp });
+                }
                 return;
             }
             Attempt::Again => attempt += 1,
@@ -295,6 +336,14 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
     if changed(&before, &after, n) {
         return Attempt::Again;
     }
+    fidelity::prepare_incoming(
+        op,
+        &dir.child(&w.name),
+        src.as_fd(),
+        &after,
+        incoming.as_mut(),
+    );
+    let cloned = incoming.cloned();
     let attrs = Attrs {
         perm: Some(after.perm),
         mtime: Some((before.mtime, before.mtime_nsec)),
@@ -302,7 +351,7 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
     match incoming.commit(&attrs, op.sh.opts.fsync, Over::of(w.dst_meta.as_ref())) {
         Ok(Committed::Done { deleted }) => {
             inc(&op.counters.deleted, deleted);
-            Attempt::Copied(n)
+            Attempt::Copied(n, cloned)
         }
         Ok(Committed::Retry) => Attempt::Resend,
         Err(e) => {

@@ -13,7 +13,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use super::replica::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
+use super::replica::{Attrs, Committed, IncomingFile, Linked, Over, Replica, ReplicaDir};
+use crate::attrs::content::{self, CopyMode, Made};
+use crate::attrs::owner;
+use crate::attrs::xattr::{self, Selection, Target, Xattrs};
 use crate::copy;
 use crate::error::is_out_of_space;
 use crate::stat::{Meta, StatBackend};
@@ -37,6 +40,10 @@ struct Ctx {
     is_root: bool,
     /// A [`Tmpfile`].
     tmpfile: AtomicU8,
+    /// How file content is copied (`-S`, reflinks).
+    mode: CopyMode,
+    /// A clone (`FICLONE`) has not failed here yet.
+    clone_ok: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -67,8 +74,19 @@ impl LocalReplica {
                 backend,
                 is_root,
                 tmpfile: AtomicU8::new(Tmpfile::Unknown as u8),
+                mode: CopyMode::default(),
+                clone_ok: std::sync::atomic::AtomicBool::new(true),
             }),
         }
+    }
+
+    /// The same replica copying content the way `mode` says (holes,
+    /// clones); call before the first handle is made.
+    pub fn with_copy_mode(mut self, mode: CopyMode) -> Self {
+        if let Some(ctx) = Arc::get_mut(&mut self.ctx) {
+            ctx.mode = mode;
+        }
+        self
     }
 
     /// The parent directory of the path `comps`, opened from the root.
@@ -113,6 +131,34 @@ impl Replica for LocalReplica {
         }
         Ok(sys::rename_at(fp.as_fd(), fname, tp.as_fd(), tname).is_ok())
     }
+
+    fn hard_link(&self, target: &[CString], at: &[CString]) -> io::Result<Linked> {
+        let (Some(tname), Some(aname)) = (target.last(), at.last()) else {
+            return Ok(Linked::NoTarget);
+        };
+        let (tp, ap) = match (self.open_parent(target), self.open_parent(at)) {
+            (Ok(t), Ok(a)) => (t, a),
+            (Err(e), _) | (_, Err(e)) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            _ => return Ok(Linked::NoTarget),
+        };
+        let b = &self.ctx.backend;
+        let t = match b.stat_at(tp.as_fd(), tname)? {
+            Some(m) if m.kind == crate::stat::Kind::File => m,
+            _ => return Ok(Linked::NoTarget),
+        };
+        let a = b.stat_at(ap.as_fd(), aname)?;
+        if a.is_some_and(|a| a.ino == t.ino && a.dev == t.dev) {
+            return Ok(Linked::Already);
+        }
+        let dir = LocalDir {
+            fd: ap,
+            ctx: self.ctx.clone(),
+        };
+        let tmp = copy::temp_name();
+        sys::link_at(tp.as_fd(), tname, dir.fd(), &tmp)?;
+        let deleted = dir.install_over(&tmp, aname, Over::of(a.as_ref()))?;
+        Ok(Linked::Made { deleted })
+    }
 }
 
 /// One open directory of a [`LocalReplica`].
@@ -143,6 +189,14 @@ fn set_attrs(dir: BorrowedFd<'_>, name: Option<&CStr>, attrs: &Attrs) -> io::Res
 impl LocalDir {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// `name` in this directory, or the directory itself.
+    fn target<'a>(&'a self, name: Option<&'a CStr>) -> Target<'a> {
+        match name {
+            Some(n) => Target::At(self.fd(), n),
+            None => Target::Fd(self.fd()),
+        }
     }
 
     /// Gives the complete temporary entry `tmp` the name `name`, first
@@ -231,6 +285,21 @@ impl ReplicaDir for LocalDir {
         }
         self.install_over(&tmp, name, over)
     }
+    fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        match name {
+            Some(n) => owner::chown_at(self.fd(), n, uid, gid),
+            None => owner::chown_fd(self.fd(), uid, gid),
+        }
+    }
+    fn xattr_names(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Vec<CString>> {
+        xattr::names(self.target(name), sel)
+    }
+    fn xattrs(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Xattrs> {
+        xattr::read_all(self.target(name), sel)
+    }
+    fn set_xattrs(&self, name: Option<&CStr>, set: &Xattrs, remove: &[CString]) -> io::Result<()> {
+        xattr::apply(self.target(name), set, remove)
+    }
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
         let mine = sys::open_file_at(self.fd(), name)?;
         copy::same_content(src, mine.as_fd())
@@ -258,6 +327,7 @@ impl ReplicaDir for LocalDir {
             name: name.to_owned(),
             tmp,
             out: Some(out),
+            cloned: false,
         }))
     }
 }
@@ -270,6 +340,8 @@ struct LocalIncoming<'a> {
     tmp: Option<CString>,
     /// `None` once committed or discarded.
     out: Option<OwnedFd>,
+    /// The content is a clone of SRC's.
+    cloned: bool,
 }
 
 impl LocalIncoming<'_> {
@@ -302,7 +374,38 @@ impl LocalIncoming<'_> {
 impl IncomingFile for LocalIncoming<'_> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
         let out = self.out.as_ref().expect("not committed yet");
-        copy::copy_data(src, out.as_fd(), len)
+        let ctx = &self.dir.ctx;
+        let try_clone = ctx.clone_ok.load(Ordering::Relaxed);
+        let (made, clone_works) =
+            content::copy_content(src, out.as_fd(), len, ctx.mode, try_clone)?;
+        if try_clone && !clone_works {
+            ctx.clone_ok.store(false, Ordering::Relaxed);
+        }
+        match made {
+            Made::Cloned(n) => {
+                self.cloned = true;
+                Ok(n)
+            }
+            Made::Copied(n) => Ok(n),
+        }
+    }
+
+    fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let out = self.out.as_ref().expect("not committed yet");
+        owner::chown_fd(out.as_fd(), uid, gid)
+    }
+
+    fn set_xattrs(&mut self, want: &Xattrs, sel: Selection) -> io::Result<()> {
+        let out = self.out.as_ref().expect("not committed yet");
+        let t = Target::Fd(out.as_fd());
+        // A new file may have inherited a default ACL: read what it has.
+        let have = xattr::read_all(t, sel)?;
+        let (set, remove) = xattr::diff(want, &have);
+        xattr::apply(t, &set, &remove)
+    }
+
+    fn cloned(&self) -> bool {
+        self.cloned
     }
 
     fn commit(

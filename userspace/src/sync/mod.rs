@@ -52,6 +52,8 @@
 //! redirect a read, a write or a delete, and depth is unlimited.
 
 mod decide;
+mod fidelity;
+mod hardlink;
 mod install;
 pub mod local;
 mod node;
@@ -126,7 +128,12 @@ impl Syncer {
         let mut prepared = None;
         let roots = roots::open(src, dst, options.dry_run, reporter.as_ref(), || {
             let excludes = Excludes::new(&options.excludes)?;
-            let backend = stat::select(options.stat_backend, &stat::sysfs_dir())?;
+            // Owner, group and link count are not in dirsync_stat's ABI.
+            let choice = match options.needs_ids() {
+                true => stat::BackendChoice::Statx,
+                false => options.stat_backend,
+            };
+            let backend = stat::select(choice, &stat::sysfs_dir())?;
             prepared = Some((excludes, backend));
             Ok(())
         })?;
@@ -134,19 +141,24 @@ impl Syncer {
         let backend: Arc<dyn stat::StatBackend> = Arc::from(backend);
         let is_root = sys::euid() == 0;
         let pool = Pool::new(options.threads()).map_err(|e| Error::new("starting threads", e))?;
+        let mode = crate::attrs::content::CopyMode {
+            sparse: options.sparse,
+            reflink: !options.no_reflink,
+        };
         let dst_replica = roots.dst.map(|fd| -> Box<dyn Replica> {
-            Box::new(LocalReplica::new(fd, backend.clone(), is_root))
+            Box::new(LocalReplica::new(fd, backend.clone(), is_root).with_copy_mode(mode))
         });
         let sh = Shared {
             src_root: src.to_path_buf(),
             dst_root: dst.to_path_buf(),
-            opts: options,
             excludes,
             backend,
             reporter,
             is_root,
             progress: Progress::default(),
             unsettled: std::sync::Mutex::new(Vec::new()),
+            fid: fidelity::State::new(&options),
+            opts: options,
         };
         Ok(Syncer {
             sh: Arc::new(sh),
@@ -181,7 +193,17 @@ impl Syncer {
         if let Err(Panicked) = self.pool.run(vec![task]) {
             return Err(Error::Panicked);
         }
-        op.end()
+        let again = match &self.dst {
+            Some(d) if self.sh.opts.hard_links => {
+                hardlink::finish(op, self.src_fd.as_fd(), d.as_ref())
+            }
+            _ => Vec::new(),
+        };
+        let mut summary = op.end()?;
+        for rel in again {
+            summary.add(&self.sync_path(&rel)?);
+        }
+        Ok(summary)
     }
 
     /// The node of the roots.
@@ -208,6 +230,7 @@ impl Syncer {
 
     /// Makes the whole of DST equal to SRC.
     pub fn sync_all(&self) -> Result<Summary> {
+        self.sh.fid.links.clear();
         let op = Run::new(self.sh.clone());
         let root = self.root_node(&op)?;
         self.run(&op, walk::contents_task(Arc::new(root)))
@@ -354,6 +377,12 @@ impl Syncer {
             _ => return self.sync_path(rel),
         };
         let changed_type = s.kind != d.kind || matches!(s.kind, Kind::Special(_));
+        // -H: a new or removed name of a linked file (`ln`, `rm` report the
+        // link count of the other names): the full sync relinks.
+        let links = self.sh.opts.hard_links && (s.ids.nlink > 1 || d.ids.nlink > 1);
+        if links {
+            return self.sync_path(rel);
+        }
         if changed_type || (s.kind == Kind::File && s.size != d.size) {
             return self.sync_path(rel);
         }
@@ -362,7 +391,7 @@ impl Syncer {
             &rel.parent().map(Path::to_path_buf).unwrap_or_default(),
             name,
         );
-        install::fix_attrs(&op, Some(dst.as_ref()), name, &child, s, d);
+        install::fix_attrs(&op, Some(dst.as_ref()), src.as_fd(), name, &child, (s, d));
         op.end()
     }
 

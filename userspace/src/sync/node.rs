@@ -32,6 +32,8 @@ pub struct Shared {
     /// Files left uncopied because they kept changing (`defer_changing`),
     /// relative to the roots.
     pub unsettled: Mutex<Vec<PathBuf>>,
+    /// What `-H -o -g -X -A` keep.
+    pub fid: super::fidelity::State,
 }
 
 impl Shared {
@@ -54,6 +56,9 @@ pub struct Run {
     pub counters: Counters,
     fatal: Mutex<Option<Error>>,
     aborted: AtomicBool,
+    /// `-H`: later names of linked files, linked once the walk is done
+    /// (name, first name), relative to the roots.
+    pub links: Mutex<Vec<(PathBuf, PathBuf)>>,
 }
 
 fn rooted(root: &Path, rel: &Path) -> PathBuf {
@@ -71,6 +76,7 @@ impl Run {
             counters: Counters::default(),
             fatal: Mutex::new(None),
             aborted: AtomicBool::new(false),
+            links: Mutex::new(Vec::new()),
         })
     }
     pub fn src_path(&self, rel: &Path) -> PathBuf {
@@ -252,6 +258,7 @@ impl DirNode {
             return;
         }
         let Some(dst) = &self.dst else { return };
+        let fid = self.apply_fidelity(dst.as_ref());
         let touched =
             self.dirty.load(Ordering::Relaxed) || self.made_writable.load(Ordering::Relaxed);
         if !touched && !self.differs_initially() {
@@ -261,9 +268,20 @@ impl DirNode {
             op.fail(what, op.dst_path(&self.rel), e);
             return;
         }
-        if self.dst_meta.is_some() && self.differs_initially() {
+        if self.dst_meta.is_some() && (fid || self.differs_initially()) {
             self.report_attrs();
         }
+    }
+
+    /// Owner, group and attributes of the directory (`-o -g -X -A`),
+    /// before its mode and mtime; whether something changed.
+    fn apply_fidelity(&self, dst: &dyn ReplicaDir) -> bool {
+        use super::fidelity::{fix_owner, fix_xattrs};
+        let (op, rel) = (&self.op, &self.rel);
+        let src = crate::attrs::xattr::Target::Fd(self.src.as_fd());
+        let owner = fix_owner(op, dst, None, rel, &self.src_meta, self.dst_meta.as_ref());
+        let xattrs = fix_xattrs(op, dst, None, src, rel);
+        owner || xattrs
     }
 }
 

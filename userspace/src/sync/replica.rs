@@ -28,8 +28,30 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::BorrowedFd;
 
+use crate::attrs::xattr::{Selection, Xattrs};
 use crate::stat::{Kind, Meta};
 use crate::sys::DirEntry;
+
+/// The error of a replica that does not carry an attribute (the default
+/// of the fidelity methods: a remote replica does not carry them yet).
+pub fn unsupported() -> io::Error {
+    io::Error::from_raw_os_error(libc::EOPNOTSUPP)
+}
+
+/// How [`Replica::hard_link`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Linked {
+    /// Both names already were one file.
+    Already,
+    /// The name now is a link to the target; `deleted` entries were
+    /// removed from its way.
+    Made {
+        /// Entries removed (a tree that was in the way).
+        deleted: u64,
+    },
+    /// The target (or a parent) is missing.
+    NoTarget,
+}
 
 /// Attributes to set; `None` leaves that attribute alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -99,6 +121,13 @@ pub trait Replica: Send + Sync {
     /// from the root), first removing a directory tree at `to`. `Ok(false)`
     /// when there is nothing at `from` or a parent is missing.
     fn rename(&self, from: &[CString], to: &[CString]) -> io::Result<bool>;
+    /// `-H`: makes the path `at` a hard link to the regular file at the
+    /// path `target` (components from the root), replacing what `at` is
+    /// atomically, unless both already are one file.
+    fn hard_link(&self, target: &[CString], at: &[CString]) -> io::Result<Linked> {
+        let _ = (target, at);
+        Err(unsupported())
+    }
 }
 
 /// One open directory of the destination (see the module docs).
@@ -143,6 +172,29 @@ pub trait ReplicaDir: Send + Sync {
         attrs: &Attrs,
         over: Over,
     ) -> io::Result<u64>;
+    /// `-o`/`-g`: sets owner and/or group of `name` (or of this directory,
+    /// `None`), never following a symlink.
+    fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let _ = (name, uid, gid);
+        Err(unsupported())
+    }
+    /// `-X`/`-A`: the names of the attributes of `name` (or this
+    /// directory) that `sel` wants, sorted (one `listxattr` locally).
+    fn xattr_names(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Vec<CString>> {
+        let _ = (name, sel);
+        Err(unsupported())
+    }
+    /// Names and values of those attributes, sorted by name.
+    fn xattrs(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Xattrs> {
+        let _ = (name, sel);
+        Err(unsupported())
+    }
+    /// Sets `set` (in order) and removes `remove` on `name` (or this
+    /// directory); tries all, returns the first failure.
+    fn set_xattrs(&self, name: Option<&CStr>, set: &Xattrs, remove: &[CString]) -> io::Result<()> {
+        let _ = (name, set, remove);
+        Err(unsupported())
+    }
     /// Whether the regular file `name` has the same content as `src`.
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool>;
     /// Starts receiving the content of the file `name`; `fresh` when DST
@@ -160,6 +212,22 @@ pub trait IncomingFile {
     /// Appends exactly `len` bytes (fewer if `src` ends first) read from
     /// `src` at its current offset; returns how many.
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64>;
+    /// `-o`/`-g`: sets owner and/or group, after the content and before
+    /// the extended attributes (a chown clears `security.capability`).
+    fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let _ = (uid, gid);
+        Err(unsupported())
+    }
+    /// `-X`/`-A`: makes the file's attributes (of those `sel` wants) equal
+    /// to `want`, before its name exists (inherited default ACLs included).
+    fn set_xattrs(&mut self, want: &Xattrs, sel: Selection) -> io::Result<()> {
+        let _ = (want, sel);
+        Err(unsupported())
+    }
+    /// Whether the content was cloned from SRC (shares its extents).
+    fn cloned(&self) -> bool {
+        false
+    }
     /// Sets `attrs`, syncs to disk when `fsync`, and gives the file its
     /// name, replacing what is there (see [`Over`]).
     fn commit(self: Box<Self>, attrs: &Attrs, fsync: bool, over: Over) -> io::Result<Committed>;

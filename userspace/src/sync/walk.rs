@@ -308,6 +308,9 @@ pub fn converge(
 ) {
     let op = &dir.op;
     let rel = dir.child(name);
+    if super::hardlink::defer(op, &rel, s.as_ref()) {
+        return;
+    }
     match decide(s.as_ref(), d.as_ref(), &op.sh.opts) {
         Action::Nothing => {}
         Action::Remove => {
@@ -329,7 +332,7 @@ pub fn converge(
         Action::Symlink => install::sync_symlink(op, dir, name, &rel, s.expect("in SRC"), d),
         Action::FixAttrs => {
             let (s, d) = (s.expect("in SRC"), d.expect("in DST"));
-            install::fix_attrs(op, dir.dst.as_deref(), name, &rel, s, d);
+            install::fix_attrs(op, dir.dst.as_deref(), dir.src.as_fd(), name, &rel, (s, d));
         }
         Action::Copy { compare_first } => {
             let work = FileWork {

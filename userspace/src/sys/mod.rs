@@ -114,6 +114,23 @@ pub fn link_tmpfile(fd: BorrowedFd<'_>, dir: BorrowedFd<'_>, name: &CStr) -> io:
     )?)
 }
 
+/// `linkat` of `old` in `olddir` to `new` in `newdir`, not following a
+/// symlink at `old`.
+pub fn link_at(
+    olddir: BorrowedFd<'_>,
+    old: &CStr,
+    newdir: BorrowedFd<'_>,
+    new: &CStr,
+) -> io::Result<()> {
+    Ok(rustix::fs::linkat(
+        olddir,
+        old,
+        newdir,
+        new,
+        AtFlags::empty(),
+    )?)
+}
+
 /// `mkdirat`.
 pub fn mkdir_at(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     Ok(rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(mode))?)

@@ -1,0 +1,161 @@
+//! `-H`: the names of one SRC inode become names of one DST inode.
+//!
+//! Only SRC files with `nlink > 1` are remembered ([`Map`]: (inode,
+//! device) to the first name met, relative to the roots), so memory is
+//! bounded by the linked files. The first name is synced as usual; every
+//! later name is left out of the walk and queued on its operation
+//! ([`defer`]); once the walk is done ([`finish`]) each queued name is
+//! made a link to the first one in DST (`linkat` to a temporary name,
+//! renamed over what DST has), unless both already are one file. So a
+//! resync keeps the groups, relinks a name that became a separate copy,
+//! and a name whose SRC file got a new inode (re-copied first) is linked
+//! again. A link broken in SRC (`nlink == 1` there, more in DST) is
+//! copied again ([`super::decide`]), which breaks it in DST. The map
+//! lives as long as the syncer: in watch mode `ln a b` in SRC makes `b`
+//! a `linkat` of DST's `a` (the kernel reports `a`'s new link count
+//! first, `IN_ATTRIB`, which registers `a`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::ffi::CString;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::node::Run;
+use super::replica::{Attrs, Linked, Replica};
+use crate::report::{inc, Event};
+use crate::stat::{Kind, Meta};
+use crate::sys;
+
+/// (inode, device) of a SRC file.
+type Key = (u64, (u32, u32));
+
+/// The first name of each SRC inode with several names.
+#[derive(Default)]
+pub struct Map(Mutex<HashMap<Key, PathBuf>>);
+
+impl Map {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PathBuf>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// The first name of `s`'s inode other than `rel`, registering `rel`
+    /// when it is the first.
+    fn claim(&self, s: &Meta, rel: &Path) -> Option<PathBuf> {
+        let mut m = self.lock();
+        match m.get(&(s.ino, s.dev)) {
+            Some(first) if first != rel => Some(first.clone()),
+            Some(_) => None,
+            None => {
+                m.insert((s.ino, s.dev), rel.to_path_buf());
+                None
+            }
+        }
+    }
+    /// Makes `rel` the first name of `s`'s inode.
+    fn set(&self, s: &Meta, rel: &Path) {
+        self.lock().insert((s.ino, s.dev), rel.to_path_buf());
+    }
+    /// Forgets everything (a new full sync).
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+/// With `-H`: whether SRC's `rel` (metadata `s`) is a later name of an
+/// inode met before; it is then queued on `op` and the walk leaves it.
+pub fn defer(op: &Run, rel: &Path, s: Option<&Meta>) -> bool {
+    let Some(s) = s else { return false };
+    if !op.sh.opts.hard_links || s.kind != Kind::File || s.ids.nlink < 2 {
+        return false;
+    }
+    match op.sh.fid.links.claim(s, rel) {
+        Some(first) => {
+            let mut q = op.links.lock().unwrap_or_else(|p| p.into_inner());
+            q.push((rel.to_path_buf(), first));
+            true
+        }
+        None => false,
+    }
+}
+
+fn comps(rel: &Path) -> Vec<CString> {
+    super::components(rel).unwrap_or_default()
+}
+
+/// Opens the SRC parent of `rel` and stats its entry.
+fn src_stat(op: &Run, src_root: BorrowedFd<'_>, rel: &Path) -> Option<(OwnedFd, Meta)> {
+    let c = comps(rel);
+    let (last, parents) = c.split_last()?;
+    let mut fd = sys::open_dir_at(src_root, c".").ok()?;
+    for p in parents {
+        fd = sys::open_dir_at(fd.as_fd(), p).ok()?;
+    }
+    let m = op.sh.backend.stat_at(fd.as_fd(), last).ok()??;
+    Some((fd, m))
+}
+
+/// Links every name queued on `op` (see the module docs). Returns the
+/// names to sync again as ordinary files: their first name is gone.
+pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica) -> Vec<PathBuf> {
+    let queued = std::mem::take(&mut *op.links.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut again = Vec::new();
+    let mut parents = BTreeSet::new();
+    for (rel, first) in queued {
+        let Some((_, s)) = src_stat(op, src_root, &rel) else {
+            continue;
+        };
+        let same =
+            src_stat(op, src_root, &first).is_some_and(|(_, f)| f.ino == s.ino && f.dev == s.dev);
+        if !same {
+            op.sh.fid.links.set(&s, &rel);
+            again.push(rel);
+            continue;
+        }
+        if op.sh.opts.dry_run || op.aborted() {
+            continue;
+        }
+        let (p, t) = (op.dst_path(&rel), op.dst_path(&first));
+        match dst.hard_link(&comps(&first), &comps(&rel)) {
+            Ok(Linked::Already) => {}
+            Ok(Linked::Made { deleted }) => {
+                inc(&op.counters.links, 1);
+                inc(&op.counters.deleted, deleted);
+                op.event(Event::HardLinked {
+                    path: &p,
+                    target: &t,
+                });
+                parents.insert(rel.parent().map(Path::to_path_buf).unwrap_or_default());
+            }
+            Ok(Linked::NoTarget) => {
+                op.sh.fid.links.set(&s, &rel);
+                again.push(rel);
+            }
+            Err(e) => op.fail("cannot hard link", p, e),
+        }
+    }
+    for dir in parents {
+        restore_dir_mtime(op, src_root, dst, &dir);
+    }
+    again
+}
+
+/// A link made in a DST directory changed its mtime: SRC's again.
+fn restore_dir_mtime(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, rel: &Path) {
+    let mut s = sys::open_dir_at(src_root, c".");
+    let mut d = dst.root();
+    for c in comps(rel) {
+        s = s.and_then(|fd| sys::open_dir_at(fd.as_fd(), &c));
+        d = d.and_then(|h| h.open_dir(&c));
+    }
+    let (Ok(s), Ok(d)) = (s, d) else { return };
+    let Ok(m) = op.sh.backend.stat_fd(s.as_fd()) else {
+        return;
+    };
+    let attrs = Attrs {
+        perm: None,
+        mtime: Some((m.mtime, m.mtime_nsec)),
+    };
+    if let Err(e) = d.set_attrs(None, &attrs) {
+        op.fail("cannot set directory attributes", op.dst_path(rel), e);
+    }
+}
