@@ -38,18 +38,24 @@ impl Map {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PathBuf>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-    /// The first name of `s`'s inode other than `rel`, registering `rel`
-    /// when it is the first.
-    fn claim(&self, s: &Meta, rel: &Path) -> Option<PathBuf> {
+    /// The first name of `s`'s inode other than `rel`: `Ok(None)` when
+    /// `rel` is (or, `strong`, becomes) the first, `Err(())` when nobody
+    /// is yet and `rel` is not `strong`.
+    fn claim(&self, s: &Meta, rel: &Path, strong: bool) -> Result<Option<PathBuf>, ()> {
         let mut m = self.lock();
         match m.get(&(s.ino, s.dev)) {
-            Some(first) if first != rel => Some(first.clone()),
-            Some(_) => None,
-            None => {
+            Some(first) if first != rel => Ok(Some(first.clone())),
+            Some(_) => Ok(None),
+            None if strong => {
                 m.insert((s.ino, s.dev), rel.to_path_buf());
-                None
+                Ok(None)
             }
+            None => Err(()),
         }
+    }
+    /// The first name of `s`'s inode, if any.
+    fn first(&self, s: &Meta) -> Option<PathBuf> {
+        self.lock().get(&(s.ino, s.dev)).cloned()
     }
     /// Makes `rel` the first name of `s`'s inode.
     fn set(&self, s: &Meta, rel: &Path) {
@@ -61,21 +67,23 @@ impl Map {
     }
 }
 
-/// With `-H`: whether SRC's `rel` (metadata `s`) is a later name of an
-/// inode met before; it is then queued on `op` and the walk leaves it.
-pub fn defer(op: &Run, rel: &Path, s: Option<&Meta>) -> bool {
+/// With `-H`: whether SRC's `rel` (metadata `s`) is left to [`finish`]:
+/// a later name of an inode met before, or (not `strong`: DST has nothing
+/// there in a directory that existed, so another name of the inode may
+/// have its DST file already) a name whose first name may still come.
+pub fn defer(op: &Run, rel: &Path, s: Option<&Meta>, strong: bool) -> bool {
     let Some(s) = s else { return false };
     if !op.sh.opts.hard_links || s.kind != Kind::File || s.ids.nlink < 2 {
         return false;
     }
-    match op.sh.fid.links.claim(s, rel) {
-        Some(first) => {
-            let mut q = op.links.lock().unwrap_or_else(|p| p.into_inner());
-            q.push((rel.to_path_buf(), first));
-            true
-        }
-        None => false,
-    }
+    let first = match op.sh.fid.links.claim(s, rel, strong) {
+        Ok(None) => return false,
+        Ok(Some(first)) => Some(first),
+        Err(()) => None,
+    };
+    let mut q = op.links.lock().unwrap_or_else(|p| p.into_inner());
+    q.push((rel.to_path_buf(), first));
+    true
 }
 
 fn comps(rel: &Path) -> Vec<CString> {
@@ -104,6 +112,17 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica) -> Vec<Path
         let Some((_, s)) = src_stat(op, src_root, &rel) else {
             continue;
         };
+        let Some(first) = first.or_else(|| op.sh.fid.links.first(&s)) else {
+            // No name of the inode had its DST file: this one is copied.
+            op.sh.fid.links.set(&s, &rel);
+            again.push(rel);
+            continue;
+        };
+        if again.contains(&first) {
+            // Its first name is copied below: linked by that sync.
+            again.push(rel);
+            continue;
+        }
         let same =
             src_stat(op, src_root, &first).is_some_and(|(_, f)| f.ino == s.ino && f.dev == s.dev);
         if !same {

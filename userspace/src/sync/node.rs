@@ -58,7 +58,7 @@ pub struct Run {
     aborted: AtomicBool,
     /// `-H`: later names of linked files, linked once the walk is done
     /// (name, first name), relative to the roots.
-    pub links: Mutex<Vec<(PathBuf, PathBuf)>>,
+    pub links: Mutex<Vec<(PathBuf, Option<PathBuf>)>>,
 }
 
 fn rooted(root: &Path, rel: &Path) -> PathBuf {

@@ -308,7 +308,8 @@ pub fn converge(
 ) {
     let op = &dir.op;
     let rel = dir.child(name);
-    if super::hardlink::defer(op, &rel, s.as_ref()) {
+    let strong = d.is_some() || dir.dst_meta.is_none();
+    if super::hardlink::defer(op, &rel, s.as_ref(), strong) {
         return;
     }
     match decide(s.as_ref(), d.as_ref(), &op.sh.opts) {

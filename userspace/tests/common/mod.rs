@@ -6,6 +6,8 @@
 //! with whole paths, so trees deeper than PATH_MAX compare fine.
 #![allow(dead_code)]
 
+pub mod exact;
+
 use std::collections::BTreeMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fmt::Write as _;
