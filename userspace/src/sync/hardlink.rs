@@ -102,9 +102,45 @@ fn src_stat(op: &Run, src_root: BorrowedFd<'_>, rel: &Path) -> Option<(OwnedFd, 
     Some((fd, m))
 }
 
-/// Links every name queued on `op` (see the module docs). Returns the
-/// names to sync again as ordinary files: their first name is gone.
-pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica) -> Vec<PathBuf> {
+/// Another SRC name of `s`'s inode than `rel`, found by a walk of SRC
+/// comparing the inode numbers `getdents` gives (no stat but for a
+/// match): how an operation on one path (watch mode: `ln a b`, where `a`
+/// had one name until now) finds the file `b` must share.
+fn find_other_name(op: &Run, src_root: BorrowedFd<'_>, rel: &Path, s: &Meta) -> Option<PathBuf> {
+    use std::mem::MaybeUninit;
+    let mut stack = vec![(sys::open_dir_at(src_root, c".").ok()?, PathBuf::new())];
+    let mut buf = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+    while let Some((fd, dir_rel)) = stack.pop() {
+        let mut dir = rustix::fs::RawDir::new(fd.as_fd(), &mut buf);
+        let mut subdirs = Vec::new();
+        while let Some(Ok(e)) = dir.next() {
+            let name = e.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let here = sys::join(&dir_rel, name);
+            if e.file_type() == rustix::fs::FileType::Directory {
+                subdirs.push((name.to_owned(), here));
+            } else if e.ino() == s.ino && here != rel {
+                let m = op.sh.backend.stat_at(fd.as_fd(), name).ok()??;
+                if m.ino == s.ino && m.dev == s.dev && !op.sh.excluded(&here, false) {
+                    return Some(here);
+                }
+            }
+        }
+        for (name, here) in subdirs {
+            if let Ok(sub) = sys::open_dir_at(fd.as_fd(), &name) {
+                stack.push((sub, here));
+            }
+        }
+    }
+    None
+}
+
+/// Links every name queued on `op` (see the module docs); `search`: an
+/// operation on one path, which looks for the other names of an inode
+/// it has not met. Returns the names to sync again as ordinary files.
+pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: bool) -> Vec<PathBuf> {
     let queued = std::mem::take(&mut *op.links.lock().unwrap_or_else(|p| p.into_inner()));
     let mut again = Vec::new();
     let mut parents = BTreeSet::new();
@@ -112,7 +148,12 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica) -> Vec<Path
         let Some((_, s)) = src_stat(op, src_root, &rel) else {
             continue;
         };
-        let Some(first) = first.or_else(|| op.sh.fid.links.first(&s)) else {
+        let first = first.or_else(|| op.sh.fid.links.first(&s)).or_else(|| {
+            let other = find_other_name(op, src_root, &rel, &s).filter(|_| search)?;
+            op.sh.fid.links.set(&s, &other);
+            Some(other)
+        });
+        let Some(first) = first else {
             // No name of the inode had its DST file: this one is copied.
             op.sh.fid.links.set(&s, &rel);
             again.push(rel);

@@ -189,13 +189,13 @@ impl Syncer {
     }
 
     /// Runs the tasks of `op` on the pool and returns its summary.
-    fn run(&self, op: &Arc<Run>, task: pool::Task) -> Result<Summary> {
+    fn run(&self, op: &Arc<Run>, task: pool::Task, whole: bool) -> Result<Summary> {
         if let Err(Panicked) = self.pool.run(vec![task]) {
             return Err(Error::Panicked);
         }
         let again = match &self.dst {
             Some(d) if self.sh.opts.hard_links => {
-                hardlink::finish(op, self.src_fd.as_fd(), d.as_ref())
+                hardlink::finish(op, self.src_fd.as_fd(), d.as_ref(), !whole)
             }
             _ => Vec::new(),
         };
@@ -233,7 +233,7 @@ impl Syncer {
         self.sh.fid.links.clear();
         let op = Run::new(self.sh.clone());
         let root = self.root_node(&op)?;
-        self.run(&op, walk::contents_task(Arc::new(root)))
+        self.run(&op, walk::contents_task(Arc::new(root)), true)
     }
 
     /// Creates the DST directory `name` in `node` (removing what is there)
@@ -342,7 +342,7 @@ impl Syncer {
         }
         let op = Run::new(self.sh.clone());
         let (parent, name) = self.walk_to_parent(&op, &comps)?;
-        self.run(&op, walk::entry_task(parent, name))
+        self.run(&op, walk::entry_task(parent, name), false)
     }
 
     /// Re-applies mode and mtime of `SRC/rel` to `DST/rel`.
