@@ -140,9 +140,9 @@ pub enum SelectError {
     #[error("dirsync_stat disagrees with statx on /: {call:?} vs {statx:?}")]
     Disagrees {
         /// What the syscall said.
-        call: Option<Meta>,
+        call: Box<Option<Meta>>,
         /// What statx said.
-        statx: Option<Meta>,
+        statx: Box<Option<Meta>>,
     },
 }
 
@@ -184,7 +184,10 @@ fn probe(b: &DirsyncSyscall) -> Result<(), SelectError> {
         .map_err(|e| via("statx", e))?;
     match (via_call, via_statx) {
         (Some(a), Some(s)) if a.ino == s.ino && a.kind == s.kind && a.perm == s.perm => Ok(()),
-        (call, statx) => Err(SelectError::Disagrees { call, statx }),
+        (call, statx) => Err(SelectError::Disagrees {
+            call: Box::new(call),
+            statx: Box::new(statx),
+        }),
     }
 }
 

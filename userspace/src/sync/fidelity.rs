@@ -17,37 +17,13 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use super::hardlink;
-use super::node::Run;
+use super::node::{DirNode, Run};
 use super::options::Options;
 use super::replica::{IncomingFile, ReplicaDir};
-use crate::attrs::owner::IdMap;
 use crate::attrs::xattr::{self, Selection, Target};
 use crate::report::{inc, Event};
 use crate::stat::{Kind, Meta};
-
-/// What the fidelity options keep over the life of a syncer.
-pub struct State {
-    /// SRC ids to DST ids.
-    pub ids: IdMap,
-    /// `-H`: the first DST name of each SRC inode with several names.
-    pub links: hardlink::Map,
-    /// The kinds of failure already warned about.
-    warned: Mutex<Vec<&'static str>>,
-}
-
-impl State {
-    /// For a run with `opts`.
-    pub fn new(opts: &Options) -> State {
-        State {
-            ids: IdMap::new(opts.numeric_ids),
-            links: hardlink::Map::default(),
-            warned: Mutex::new(Vec::new()),
-        }
-    }
-}
 
 /// The attribute names `opts` syncs.
 pub fn selection(opts: &Options) -> Selection {
@@ -137,8 +113,8 @@ pub fn fix_owner(
     d: Option<&Meta>,
 ) -> bool {
     let (uid, gid) = wanted_ids(op, s);
-    let uid = uid.filter(|u| d.is_none_or(|d| d.ids.uid != *u));
-    let gid = gid.filter(|g| d.is_none_or(|d| d.ids.gid != *g));
+    let uid = uid.filter(|u| d.map_or(true, |d| d.ids.uid != *u));
+    let gid = gid.filter(|g| d.map_or(true, |d| d.ids.gid != *g));
     if uid.is_none() && gid.is_none() {
         return false;
     }
@@ -203,4 +179,16 @@ pub fn fix_xattrs(
 /// non-directories on chown).
 pub fn chown_clears_mode(k: Kind, perm: u32) -> bool {
     k != Kind::Dir && k != Kind::Symlink && perm & 0o6000 != 0
+}
+
+/// Owner, group and attributes of a directory (`-o -g -X -A`), before
+/// its mode and mtime (the node's finishing hook, [`super::node::Shared`]);
+/// whether something changed.
+pub fn dir_attrs(node: &DirNode, dst: &dyn ReplicaDir) -> bool {
+    use std::os::fd::AsFd;
+    let (op, rel) = (&node.op, &node.rel);
+    let src = Target::Fd(node.src.as_fd());
+    let owner = fix_owner(op, dst, None, rel, &node.src_meta, node.dst_meta.as_ref());
+    let xattrs = fix_xattrs(op, dst, None, src, rel);
+    owner || xattrs
 }

@@ -1,6 +1,6 @@
 //! `-H`: the names of one SRC inode become names of one DST inode.
 //!
-//! Only SRC files with `nlink > 1` are remembered ([`Map`]: (inode,
+//! Only SRC files with `nlink > 1` are remembered (`fidstate::LinkMap`: (inode,
 //! device) to the first name met, relative to the roots), so memory is
 //! bounded by the linked files. The first name is synced as usual; every
 //! later name is left out of the walk and queued on its operation
@@ -15,57 +15,16 @@
 //! a `linkat` of DST's `a` (the kernel reports `a`'s new link count
 //! first, `IN_ATTRIB`, which registers `a`).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::node::Run;
 use super::replica::{Attrs, Linked, Replica};
 use crate::report::{inc, Event};
 use crate::stat::{Kind, Meta};
 use crate::sys;
-
-/// (inode, device) of a SRC file.
-type Key = (u64, (u32, u32));
-
-/// The first name of each SRC inode with several names.
-#[derive(Default)]
-pub struct Map(Mutex<HashMap<Key, PathBuf>>);
-
-impl Map {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PathBuf>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-    /// The first name of `s`'s inode other than `rel`: `Ok(None)` when
-    /// `rel` is (or, `strong`, becomes) the first, `Err(())` when nobody
-    /// is yet and `rel` is not `strong`.
-    fn claim(&self, s: &Meta, rel: &Path, strong: bool) -> Result<Option<PathBuf>, ()> {
-        let mut m = self.lock();
-        match m.get(&(s.ino, s.dev)) {
-            Some(first) if first != rel => Ok(Some(first.clone())),
-            Some(_) => Ok(None),
-            None if strong => {
-                m.insert((s.ino, s.dev), rel.to_path_buf());
-                Ok(None)
-            }
-            None => Err(()),
-        }
-    }
-    /// The first name of `s`'s inode, if any.
-    fn first(&self, s: &Meta) -> Option<PathBuf> {
-        self.lock().get(&(s.ino, s.dev)).cloned()
-    }
-    /// Makes `rel` the first name of `s`'s inode.
-    fn set(&self, s: &Meta, rel: &Path) {
-        self.lock().insert((s.ino, s.dev), rel.to_path_buf());
-    }
-    /// Forgets everything (a new full sync).
-    pub fn clear(&self) {
-        self.lock().clear();
-    }
-}
 
 /// With `-H`: whether SRC's `rel` (metadata `s`) is left to [`finish`]:
 /// a later name of an inode met before, or (not `strong`: DST has nothing
@@ -86,8 +45,12 @@ pub fn defer(op: &Run, rel: &Path, s: Option<&Meta>, strong: bool) -> bool {
     true
 }
 
+/// The components of a path the walk made (relative, no `..`, no NUL).
 fn comps(rel: &Path) -> Vec<CString> {
-    super::components(rel).unwrap_or_default()
+    use std::os::unix::ffi::OsStrExt;
+    rel.iter()
+        .filter_map(|c| CString::new(c.as_bytes()).ok())
+        .collect()
 }
 
 /// Opens the SRC parent of `rel` and stats its entry.

@@ -53,6 +53,7 @@
 
 mod decide;
 mod fidelity;
+mod fidstate;
 mod hardlink;
 mod install;
 pub mod local;
@@ -157,7 +158,8 @@ impl Syncer {
             is_root,
             progress: Progress::default(),
             unsettled: std::sync::Mutex::new(Vec::new()),
-            fid: fidelity::State::new(&options),
+            fid: fidstate::State::new(options.numeric_ids),
+            dir_attrs: fidelity::dir_attrs,
             opts: options,
         };
         Ok(Syncer {

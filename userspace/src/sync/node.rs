@@ -33,8 +33,14 @@ pub struct Shared {
     /// relative to the roots.
     pub unsettled: Mutex<Vec<PathBuf>>,
     /// What `-H -o -g -X -A` keep.
-    pub fid: super::fidelity::State,
+    pub fid: super::fidstate::State,
+    /// Applies owner, group and attributes to a finished directory
+    /// (`fidelity::dir_attrs`); whether something changed.
+    pub dir_attrs: DirAttrs,
 }
+
+/// See [`Shared::dir_attrs`].
+pub type DirAttrs = fn(&DirNode, &dyn ReplicaDir) -> bool;
 
 impl Shared {
     /// Whether `rel` (a directory when `is_dir`) matches `--exclude`.
@@ -258,7 +264,7 @@ impl DirNode {
             return;
         }
         let Some(dst) = &self.dst else { return };
-        let fid = self.apply_fidelity(dst.as_ref());
+        let fid = (op.sh.dir_attrs)(self, dst.as_ref());
         let touched =
             self.dirty.load(Ordering::Relaxed) || self.made_writable.load(Ordering::Relaxed);
         if !touched && !self.differs_initially() {
@@ -271,17 +277,6 @@ impl DirNode {
         if self.dst_meta.is_some() && (fid || self.differs_initially()) {
             self.report_attrs();
         }
-    }
-
-    /// Owner, group and attributes of the directory (`-o -g -X -A`),
-    /// before its mode and mtime; whether something changed.
-    fn apply_fidelity(&self, dst: &dyn ReplicaDir) -> bool {
-        use super::fidelity::{fix_owner, fix_xattrs};
-        let (op, rel) = (&self.op, &self.rel);
-        let src = crate::attrs::xattr::Target::Fd(self.src.as_fd());
-        let owner = fix_owner(op, dst, None, rel, &self.src_meta, self.dst_meta.as_ref());
-        let xattrs = fix_xattrs(op, dst, None, src, rel);
-        owner || xattrs
     }
 }
 
