@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the watch
+# `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the exact
+# replica benchmark (scripts/bench-fidelity.sh), the watch
 # benchmark (scripts/bench-watch.sh) when there is one, then the syscall
 # microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bench-sync.sh "$@"
+echo
+scripts/bench-fidelity.sh "$@"
 if [ -x scripts/bench-watch.sh ]; then
 	echo
 	scripts/bench-watch.sh "$@"

@@ -4,12 +4,16 @@
 # 2,000-file tree in /dev/shm, with the statx backend. With two binaries,
 # a before/after table of the file-system calls.
 #
-#   userspace/tools/syscall-counts.sh BIN [BIN2]
+#   userspace/tools/syscall-counts.sh BIN [BIN2 [ARG...]]
+#
+# ARGs are extra options of the second binary's runs (e.g. BIN BIN -a: the
+# cost of -a).
 set -euo pipefail
 command -v strace >/dev/null || { echo "syscall-counts: strace is missing" >&2; exit 1; }
 
-count() { # bin outdir
+count() { # bin outdir [arg...]
 	local bin=$1 out=$2 w
+	shift 2
 	w=$(mktemp -d /dev/shm/syscall-counts.XXXXXX)
 	python3 - "$w/src" <<'PY'
 import os, random, sys
@@ -20,22 +24,22 @@ for i in range(2000):
     with open(os.path.join(d, "f%04d" % i), "wb") as f:
         f.write(os.urandom(random.randint(0, 4096)))
 PY
-	strace -c -f -o "$out/a" "$bin" --stat-backend statx "$w/src" "$w/dst" >/dev/null
-	strace -c -f -o "$out/b" "$bin" --stat-backend statx "$w/src" "$w/dst" >/dev/null
+	strace -c -f -o "$out/a" "$bin" --stat-backend statx "$@" "$w/src" "$w/dst" >/dev/null
+	strace -c -f -o "$out/b" "$bin" --stat-backend statx "$@" "$w/src" "$w/dst" >/dev/null
 	python3 - "$w/src" <<'PY'
 import os, sys
 fs = sorted(os.path.join(d, f) for d, _, n in os.walk(sys.argv[1]) for f in n)
 for p in fs[::100]:
     with open(p, "ab") as f: f.write(b"x")
 PY
-	strace -c -f -o "$out/c" "$bin" --stat-backend statx "$w/src" "$w/dst" >/dev/null
+	strace -c -f -o "$out/c" "$bin" --stat-backend statx "$@" "$w/src" "$w/dst" >/dev/null
 	rm -rf "$w"
 }
 
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 mkdir "$T/1" "$T/2"
 count "$1" "$T/1"
-if [ $# -ge 2 ]; then count "$2" "$T/2"; else cp "$T"/1/* "$T/2/"; fi
+if [ $# -ge 2 ]; then count "$2" "$T/2" "${@:3}"; else cp "$T"/1/* "$T/2/"; fi
 python3 - "$T/1" "$T/2" <<'PY'
 import os, sys
 def parse(p):

@@ -109,6 +109,10 @@ pub struct IdMap {
     numeric: bool,
     users: Mutex<HashMap<u32, u32>>,
     groups: Mutex<HashMap<u32, u32>>,
+    /// The last mapping of each database (SRC id << 32 | DST id; 0 for
+    /// none yet: 0 maps to 0 anyway), read without a lock: most entries
+    /// of a tree share an owner.
+    last: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl IdMap {
@@ -121,16 +125,25 @@ impl IdMap {
     }
 
     fn map(&self, db: Db, id: u32) -> u32 {
-        if self.numeric {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.numeric || id == 0 {
             return id;
+        }
+        let last = &self.last[db as usize];
+        let l = last.load(Relaxed);
+        if (l >> 32) as u32 == id {
+            return l as u32;
         }
         let cache = match db {
             Db::User => &self.users,
             Db::Group => &self.groups,
         };
         let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
-        *c.entry(id)
-            .or_insert_with(|| name_of(db, id).and_then(|n| id_of(db, &n)).unwrap_or(id))
+        let mapped = *c
+            .entry(id)
+            .or_insert_with(|| name_of(db, id).and_then(|n| id_of(db, &n)).unwrap_or(id));
+        last.store((u64::from(id) << 32) | u64::from(mapped), Relaxed);
+        mapped
     }
 
     /// The DST uid for SRC's `uid`.

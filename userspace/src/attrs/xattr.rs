@@ -2,16 +2,19 @@
 //! `system.posix_acl_access` / `system.posix_acl_default` attributes, copied
 //! raw, which Linux accepts as is).
 //!
-//! An entry is named by a directory descriptor and ONE component: the
-//! `l*xattr` calls get the path `/proc/self/fd/<dir>/<name>`, so the last
-//! component is never followed and nothing else is resolved inside the
-//! trees (Linux 6.12 has no `*xattrat` calls). An open file uses the
-//! `f*xattr` calls.
+//! An entry is named by a directory descriptor and ONE component, so the
+//! last component is never followed and nothing else is resolved inside
+//! the trees: the listing uses `listxattrat(dir, name,
+//! AT_SYMLINK_NOFOLLOW)` where the kernel has it (Linux 6.13+, see
+//! [`listxattrat`]), else `llistxattr` of the path
+//! `/proc/self/fd/<dir>/<name>` (about four times the cost: the magic
+//! link is resolved on every call); the rare value reads and writes use
+//! that path. An open file uses the `f*xattr` calls.
 //!
-//! Cost on an unchanged tree: one `listxattr` per entry and side. Values
-//! are read only when a name list is not empty (most files have none);
-//! then each value is read with one `getxattr` into a buffer (no size
-//! query first).
+//! Cost on an unchanged tree: one listing per entry and side. Values are
+//! read only when a name list is not empty (most files have none); then
+//! each value is read with one `getxattr` into a buffer (no size query
+//! first).
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -64,22 +67,90 @@ fn proc_path(dir: BorrowedFd<'_>, name: &CStr) -> CString {
     CString::new(p).expect("no NUL in a CStr")
 }
 
+/// `listxattrat(2)` (x86-64 number 465 since Linux 6.13), used only when
+/// it is known to be that call: the kernel's release is 6.13 or later
+/// and it is not a dirsync kernel (no `/sys/kernel/dirsync`: a kernel with
+/// the dirsync series numbers its own calls from 463). `None`: not
+/// available (then also after an `ENOSYS` or a seccomp `EPERM`).
+fn listxattrat(dir: BorrowedFd<'_>, name: &CStr, buf: &mut [u8]) -> Option<io::Result<usize>> {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static STATE: AtomicU8 = AtomicU8::new(0); // 0 unknown, 1 yes, 2 no
+    if STATE.load(Ordering::Relaxed) == 0 {
+        STATE.store(if listxattrat_known() { 1 } else { 2 }, Ordering::Relaxed);
+    }
+    if STATE.load(Ordering::Relaxed) != 1 {
+        return None;
+    }
+    // SAFETY: `listxattrat_known` verified that 465 is listxattrat(int
+    // dfd, const char *path, unsigned int at_flags, char *list, size_t
+    // size): it reads the NUL-terminated `name` (alive for the call) and
+    // writes at most `buf.len()` bytes into `buf`, a valid exclusive
+    // borrow; `dir` is a descriptor borrowed for the call.
+    let r = unsafe {
+        libc::syscall(
+            465,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW as libc::c_uint,
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
+    if r >= 0 {
+        return Some(Ok(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) {
+        STATE.store(2, Ordering::Relaxed);
+        return None;
+    }
+    Some(Err(e))
+}
+
+/// Whether system call 465 is `listxattrat` here (see [`listxattrat`]).
+fn listxattrat_known() -> bool {
+    if !cfg!(target_arch = "x86_64") || std::path::Path::new("/sys/kernel/dirsync").exists() {
+        return false;
+    }
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+        return false;
+    };
+    let mut parts = release
+        .trim()
+        .split(['.', '-'])
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 13)
+}
+
 /// The names of `t`'s attributes that `sel` wants, sorted.
 pub fn names(t: Target<'_>, sel: Selection) -> io::Result<Vec<CString>> {
-    let mut buf = vec![0u8; 1024];
+    // The usual answer (no names, or a few) fits on the stack.
+    let mut small = [0u8; 512];
+    let mut big = Vec::new();
     let n = loop {
+        let buf: &mut [u8] = if big.is_empty() { &mut small } else { &mut big };
         let r = match t {
-            Target::Fd(fd) => rustix::fs::flistxattr(fd, &mut buf[..]),
-            Target::At(dir, name) => rustix::fs::llistxattr(&*proc_path(dir, name), &mut buf[..]),
+            Target::Fd(fd) => rustix::fs::flistxattr(fd, &mut *buf),
+            Target::At(dir, name) => match listxattrat(dir, name, buf) {
+                Some(r) => r.map_err(|e| {
+                    rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO)
+                }),
+                None => rustix::fs::llistxattr(&*proc_path(dir, name), &mut *buf),
+            },
         };
         match r {
             Ok(n) => break n,
-            Err(rustix::io::Errno::RANGE) => buf.resize(buf.len() * 4, 0),
+            Err(rustix::io::Errno::RANGE) => big.resize((big.len() * 4).max(4096), 0),
             // No attribute support on this file system: none.
             Err(rustix::io::Errno::OPNOTSUPP) => break 0,
             Err(e) => return Err(e.into()),
         }
     };
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let buf: &[u8] = if big.is_empty() { &small } else { &big };
     let mut out: Vec<CString> = buf[..n]
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty() && sel.wants(s))

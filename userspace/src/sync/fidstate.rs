@@ -29,27 +29,104 @@ impl State {
     }
 }
 
-/// (inode, device) of a SRC file.
-type Key = (u64, (u32, u32));
+/// (inode, device) of a file.
+pub type Key = (u64, (u32, u32));
+
+/// The key of `m`.
+pub fn key(m: &Meta) -> Key {
+    (m.ino, m.dev)
+}
+
+/// The first name of a SRC inode with several names.
+#[derive(Clone, Debug)]
+struct First {
+    rel: PathBuf,
+    /// The operation that registered it ([`Pending::generation`]).
+    generation: u64,
+    /// Its DST file, once known final in that operation (not copied).
+    dst: Option<Key>,
+}
+
+/// One later name queued by the walk (see `hardlink`).
+#[derive(Clone, Debug)]
+pub struct Queued {
+    /// The name, relative to the roots.
+    pub rel: PathBuf,
+    /// The first name of its inode when it was queued.
+    pub first: Option<PathBuf>,
+    /// Its SRC metadata.
+    pub src: Meta,
+    /// Its DST file, if any.
+    pub dst: Option<Key>,
+}
+
+/// The later names one operation queued.
+pub struct Pending {
+    /// Unique per operation.
+    pub generation: u64,
+    /// The names.
+    pub queue: Mutex<Vec<Queued>>,
+}
+
+impl Default for Pending {
+    fn default() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Pending {
+            generation: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            queue: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl Pending {
+    /// Queues `q`.
+    pub fn push(&self, q: Queued) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(q);
+    }
+    /// Takes everything queued.
+    pub fn take(&self) -> Vec<Queued> {
+        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
 
 /// The first name of each SRC inode with several names.
 #[derive(Default)]
-pub struct LinkMap(Mutex<HashMap<Key, PathBuf>>);
+pub struct LinkMap(Mutex<HashMap<Key, First>>);
 
 impl LinkMap {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, PathBuf>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, First>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
     /// The first name of `s`'s inode other than `rel`: `Ok(None)` when
     /// `rel` is (or, `strong`, becomes) the first, `Err(())` when nobody
-    /// is yet and `rel` is not `strong`.
-    pub fn claim(&self, s: &Meta, rel: &Path, strong: bool) -> Result<Option<PathBuf>, ()> {
+    /// is yet and `rel` is not `strong`. `generation`: the operation's.
+    pub fn claim(
+        &self,
+        s: &Meta,
+        rel: &Path,
+        strong: bool,
+        generation: u64,
+    ) -> Result<Option<PathBuf>, ()> {
         let mut m = self.lock();
-        match m.get(&(s.ino, s.dev)) {
-            Some(first) if first != rel => Ok(Some(first.clone())),
-            Some(_) => Ok(None),
+        match m.get_mut(&key(s)) {
+            Some(f) if f.rel != rel => Ok(Some(f.rel.clone())),
+            Some(f) => {
+                if f.generation != generation {
+                    *f = First {
+                        rel: rel.to_path_buf(),
+                        generation,
+                        dst: None,
+                    };
+                }
+                Ok(None)
+            }
             None if strong => {
-                m.insert((s.ino, s.dev), rel.to_path_buf());
+                let f = First {
+                    rel: rel.to_path_buf(),
+                    generation,
+                    dst: None,
+                };
+                m.insert(key(s), f);
                 Ok(None)
             }
             None => Err(()),
@@ -57,11 +134,38 @@ impl LinkMap {
     }
     /// The first name of `s`'s inode, if any.
     pub fn first(&self, s: &Meta) -> Option<PathBuf> {
-        self.lock().get(&(s.ino, s.dev)).cloned()
+        self.lock().get(&key(s)).map(|f| f.rel.clone())
     }
-    /// Makes `rel` the first name of `s`'s inode.
+    /// Makes `rel` the first name of `s`'s inode (its DST file unknown).
     pub fn set(&self, s: &Meta, rel: &Path) {
-        self.lock().insert((s.ino, s.dev), rel.to_path_buf());
+        let f = First {
+            rel: rel.to_path_buf(),
+            generation: 0,
+            dst: None,
+        };
+        self.lock().insert(key(s), f);
+    }
+    /// The first name `rel` of `s`'s inode keeps its DST file `dst` in the
+    /// operation `generation`.
+    pub fn settled(&self, s: &Meta, rel: &Path, dst: Key, generation: u64) {
+        if let Some(f) = self.lock().get_mut(&key(s)) {
+            if f.rel == rel && f.generation == generation {
+                f.dst = Some(dst);
+            }
+        }
+    }
+    /// Whether `q` already is a name of its first name's DST file, known
+    /// without a system call: the first was met in the same operation
+    /// (`generation`) and kept its DST file, which is `q`'s.
+    pub fn already_linked(&self, q: &Queued, generation: u64) -> bool {
+        let m = self.lock();
+        let Some(f) = m.get(&key(&q.src)) else {
+            return false;
+        };
+        f.generation == generation
+            && f.dst.is_some()
+            && f.dst == q.dst
+            && q.first.as_ref() == Some(&f.rel)
     }
     /// Forgets everything (a new full sync).
     pub fn clear(&self) {

@@ -20,6 +20,7 @@ use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use super::fidstate::{key, Queued};
 use super::node::Run;
 use super::replica::{Attrs, Linked, Replica};
 use crate::report::{inc, Event};
@@ -30,19 +31,33 @@ use crate::sys;
 /// a later name of an inode met before, or (not `strong`: DST has nothing
 /// there in a directory that existed, so another name of the inode may
 /// have its DST file already) a name whose first name may still come.
-pub fn defer(op: &Run, rel: &Path, s: Option<&Meta>, strong: bool) -> bool {
+pub fn defer(op: &Run, rel: &Path, (s, d): (Option<&Meta>, Option<&Meta>), strong: bool) -> bool {
     let Some(s) = s else { return false };
     if !op.sh.opts.hard_links || s.kind != Kind::File || s.ids.nlink < 2 {
         return false;
     }
-    let first = match op.sh.fid.links.claim(s, rel, strong) {
+    let first = match op.sh.fid.links.claim(s, rel, strong, op.links.generation) {
         Ok(None) => return false,
         Ok(Some(first)) => Some(first),
         Err(()) => None,
     };
-    let mut q = op.links.lock().unwrap_or_else(|p| p.into_inner());
-    q.push((rel.to_path_buf(), first));
+    op.links.push(Queued {
+        rel: rel.to_path_buf(),
+        first,
+        src: *s,
+        dst: d.filter(|d| d.kind == Kind::File).map(key),
+    });
     true
+}
+
+/// With `-H`: the first name `rel` of a linked SRC file keeps its DST
+/// file `d` (attributes fixed at most): later names already linked to it
+/// need no system call in [`finish`].
+pub fn settled(op: &Run, rel: &Path, s: &Meta, d: &Meta) {
+    if op.sh.opts.hard_links && s.ids.nlink > 1 && d.kind == Kind::File {
+        let g = op.links.generation;
+        op.sh.fid.links.settled(s, rel, key(d), g);
+    }
 }
 
 /// The components of a path the walk made (relative, no `..`, no NUL).
@@ -104,14 +119,19 @@ fn find_other_name(op: &Run, src_root: BorrowedFd<'_>, rel: &Path, s: &Meta) -> 
 /// operation on one path, which looks for the other names of an inode
 /// it has not met. Returns the names to sync again as ordinary files.
 pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: bool) -> Vec<PathBuf> {
-    let queued = std::mem::take(&mut *op.links.lock().unwrap_or_else(|p| p.into_inner()));
+    let generation = op.links.generation;
+    let queued = op.links.take();
     let mut again = Vec::new();
     let mut parents = BTreeSet::new();
-    for (rel, first) in queued {
+    for q in queued {
+        if op.sh.fid.links.already_linked(&q, generation) {
+            continue;
+        }
+        let rel = q.rel;
         let Some((_, s)) = src_stat(op, src_root, &rel) else {
             continue;
         };
-        let first = first.or_else(|| op.sh.fid.links.first(&s)).or_else(|| {
+        let first = q.first.or_else(|| op.sh.fid.links.first(&s)).or_else(|| {
             let other = find_other_name(op, src_root, &rel, &s).filter(|_| search)?;
             op.sh.fid.links.set(&s, &other);
             Some(other)

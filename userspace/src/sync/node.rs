@@ -64,7 +64,7 @@ pub struct Run {
     aborted: AtomicBool,
     /// `-H`: later names of linked files, linked once the walk is done
     /// (name, first name), relative to the roots.
-    pub links: Mutex<Vec<(PathBuf, Option<PathBuf>)>>,
+    pub links: super::fidstate::Pending,
 }
 
 fn rooted(root: &Path, rel: &Path) -> PathBuf {
@@ -82,7 +82,7 @@ impl Run {
             counters: Counters::default(),
             fatal: Mutex::new(None),
             aborted: AtomicBool::new(false),
-            links: Mutex::new(Vec::new()),
+            links: Default::default(),
         })
     }
     pub fn src_path(&self, rel: &Path) -> PathBuf {

@@ -309,7 +309,7 @@ pub fn converge(
     let op = &dir.op;
     let rel = dir.child(name);
     let strong = d.is_some() || dir.dst_meta.is_none();
-    if super::hardlink::defer(op, &rel, s.as_ref(), strong) {
+    if super::hardlink::defer(op, &rel, (s.as_ref(), d.as_ref()), strong) {
         return;
     }
     match decide(s.as_ref(), d.as_ref(), &op.sh.opts) {
@@ -333,6 +333,7 @@ pub fn converge(
         Action::Symlink => install::sync_symlink(op, dir, name, &rel, s.expect("in SRC"), d),
         Action::FixAttrs => {
             let (s, d) = (s.expect("in SRC"), d.expect("in DST"));
+            super::hardlink::settled(op, &rel, &s, &d);
             install::fix_attrs(op, dir.dst.as_deref(), dir.src.as_fd(), name, &rel, (s, d));
         }
         Action::Copy { compare_first } => {
