@@ -167,6 +167,14 @@ impl LinkMap {
             && f.dst == q.dst
             && q.first.as_ref() == Some(&f.rel)
     }
+    /// Whether `q`'s first name was met in the operation `generation`.
+    pub fn met_in(&self, q: &Queued, generation: u64) -> bool {
+        let m = self.lock();
+        let Some(f) = m.get(&key(&q.src)) else {
+            return false;
+        };
+        f.generation == generation && q.first.as_ref() == Some(&f.rel)
+    }
     /// Forgets everything (a new full sync).
     pub fn clear(&self) {
         self.lock().clear();

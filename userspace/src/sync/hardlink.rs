@@ -127,9 +127,16 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: boo
         if op.sh.fid.links.already_linked(&q, generation) {
             continue;
         }
+        // Both names met in this walk under one key are one SRC inode;
+        // a first name from an earlier operation is checked again.
+        let fresh = op.sh.fid.links.met_in(&q, generation);
         let rel = q.rel;
-        let Some((_, s)) = src_stat(op, src_root, &rel) else {
-            continue;
+        let s = match fresh {
+            true => q.src,
+            false => match src_stat(op, src_root, &rel) {
+                Some((_, s)) => s,
+                None => continue,
+            },
         };
         let first = q.first.or_else(|| op.sh.fid.links.first(&s)).or_else(|| {
             let other = find_other_name(op, src_root, &rel, &s).filter(|_| search)?;
@@ -147,8 +154,9 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: boo
             again.push(rel);
             continue;
         }
-        let same =
-            src_stat(op, src_root, &first).is_some_and(|(_, f)| f.ino == s.ino && f.dev == s.dev);
+        let same = fresh
+            || src_stat(op, src_root, &first)
+                .is_some_and(|(_, f)| f.ino == s.ino && f.dev == s.dev);
         if !same {
             op.sh.fid.links.set(&s, &rel);
             again.push(rel);

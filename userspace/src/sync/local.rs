@@ -154,6 +154,13 @@ impl Replica for LocalReplica {
             fd: ap,
             ctx: self.ctx.clone(),
         };
+        if a.is_none() {
+            match sys::link_at(tp.as_fd(), tname, dir.fd(), aname) {
+                Ok(()) => return Ok(Linked::Made { deleted: 0 }),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let tmp = copy::temp_name();
         sys::link_at(tp.as_fd(), tname, dir.fd(), &tmp)?;
         let deleted = dir.install_over(&tmp, aname, Over::of(a.as_ref()))?;
