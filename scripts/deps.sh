@@ -10,6 +10,7 @@ PKGS=(
 	flex bison bc libelf-dev libssl-dev
 	make gcc libc6-dev xz-utils python3 git patch perl
 	rsync lsyncd shellcheck
+	acl attr btrfs-progs xfsprogs e2fsprogs strace
 )
 BINDGEN_VERSION=0.69.5
 

@@ -2,72 +2,86 @@
 //! tmpfs and on a loop-mounted btrfs, as root and (owner) as uid 65534.
 
 mod common;
-use common::exact::{assert_exact, exact_diff, xattrs_of};
+use common::exact::*;
 use common::*;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{chown, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A v2 `security.capability` value: cap_net_raw, effective.
-const CAP: &str = "0x0100000200200000000000000000000000000000";
-
-fn sh(script: &str) {
-    let out = Command::new("bash")
-        .arg("-ec")
-        .arg(script)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn q(p: &Path) -> String {
-    format!("'{}'", p.display())
-}
-
-/// A directory on tmpfs.
-fn shm() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("dirsync-fid-")
-        .tempdir_in("/dev/shm")
-        .unwrap()
-}
 
 fn meta(p: &Path) -> std::fs::Metadata {
     std::fs::symlink_metadata(p).unwrap()
-}
-
-/// A SRC with every attribute `-a` replicates; the sparse file has
-/// `sparse_len` bytes with three 4 KiB extents.
-fn build(src: &Path, sparse_len: u64) {
-    sh(&format!(
-        "cd {s}; mkdir -p d1 d2 acl; echo one >d1/a; ln d1/a d2/b; ln d1/a top
-         echo two >d1/x; setfattr -n user.color -v blue d1/x
-         echo three >acl/f; setfacl -m u:nobody:rw acl/f; setfacl -d -m u:nobody:rx acl
-         echo four >owned; chown 65534:65534 owned
-         echo five >grouped; chgrp 65534 grouped
-         printf '#!/bin/sh\\n' >capped; chmod 755 capped
-         setfattr -n security.capability -v {CAP} capped
-         truncate -s {sparse_len} sparse
-         for off in 0 $(({sparse_len} / 2)) $(({sparse_len} - 4096)); do
-           dd if=/dev/urandom of=sparse bs=4096 count=1 seek=$((off / 4096)) conv=notrunc status=none
-         done",
-        s = q(src)
-    ));
 }
 
 fn ino(p: &Path) -> u64 {
     meta(p).ino()
 }
 
+fn write(p: &Path, data: &str) {
+    std::fs::write(p, data).unwrap();
+}
+
+/// A SRC with every attribute `-a` replicates; `sparse` has `sparse_len`
+/// bytes with three 4 KiB extents.
+fn build(src: &Path, sparse_len: u64) {
+    for d in ["d1", "d2", "acl"] {
+        std::fs::create_dir_all(src.join(d)).unwrap();
+    }
+    write(&src.join("d1/a"), "one\n");
+    std::fs::hard_link(src.join("d1/a"), src.join("d2/b")).unwrap();
+    std::fs::hard_link(src.join("d1/a"), src.join("top")).unwrap();
+    write(&src.join("d1/x"), "two\n");
+    set_xattr(&src.join("d1/x"), "user.color", b"blue");
+    write(&src.join("acl/f"), "three\n");
+    set_xattr(
+        &src.join("acl/f"),
+        "system.posix_acl_access",
+        &acl_for_user(65534, 6),
+    );
+    set_xattr(
+        &src.join("acl"),
+        "system.posix_acl_default",
+        &acl_for_user(65534, 5),
+    );
+    write(&src.join("owned"), "four\n");
+    chown(src.join("owned"), Some(65534), Some(65534)).unwrap();
+    write(&src.join("grouped"), "five\n");
+    chown(src.join("grouped"), None, Some(65534)).unwrap();
+    write(&src.join("capped"), "#!/bin/sh\n");
+    std::fs::set_permissions(
+        src.join("capped"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    set_xattr(&src.join("capped"), "security.capability", &CAP_NET_RAW);
+    write_sparse(&src.join("sparse"), sparse_len);
+}
+
+/// Replaces `p` by a copy of itself (same content, mode, mtime and owner;
+/// a new inode): a link broken in place.
+fn break_link(p: &Path) {
+    let m = meta(p);
+    let tmp = p.with_extension("new");
+    std::fs::copy(p, &tmp).unwrap();
+    chown(&tmp, Some(m.uid()), Some(m.gid())).unwrap();
+    let mt = filetime_of(&m);
+    set_mtime(&tmp, mt);
+    std::fs::rename(&tmp, p).unwrap();
+}
+
+fn filetime_of(m: &std::fs::Metadata) -> (i64, i64) {
+    (m.mtime(), m.mtime_nsec())
+}
+
+fn set_mtime(p: &Path, (s, ns): (i64, i64)) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    let t = std::time::UNIX_EPOCH + std::time::Duration::new(s as u64, ns as u32);
+    f.set_modified(t).unwrap();
+}
+
 #[test]
 fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
     assert!(is_root(), "the fidelity tests run as root (CI does)");
-    let t = shm();
+    let t = tmpfs_dir();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     std::fs::create_dir(&src).unwrap();
     build(&src, 64 << 20);
@@ -79,25 +93,36 @@ fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
         0
     );
 
-    // Attributes only: fixed without a copy (same DST inode).
-    let owned = ino(&dst.join("owned"));
-    sh(&format!(
-        "cd {s}; chown 1:1 owned; setfattr -n user.color -v red d1/x
-         setfattr -n user.new -v 1 d1/a; setfacl -m u:daemon:r acl/f; setfacl -d -m u:daemon:r acl
-         setfattr -x security.capability capped; setfattr -n security.capability -v {CAP} capped",
-        s = q(&src)
-    ));
+    // Attributes only: fixed without a copy (same DST inodes).
+    let inodes = |d: &Path| ["owned", "d1/x", "d1/a", "acl/f", "capped"].map(|f| ino(&d.join(f)));
+    let before = inodes(&dst);
+    chown(src.join("owned"), Some(1), Some(1)).unwrap();
+    set_xattr(&src.join("d1/x"), "user.color", b"red");
+    set_xattr(&src.join("d1/a"), "user.new", b"1");
+    set_xattr(
+        &src.join("acl/f"),
+        "system.posix_acl_access",
+        &acl_for_user(1, 4),
+    );
+    set_xattr(
+        &src.join("acl"),
+        "system.posix_acl_default",
+        &acl_for_user(1, 7),
+    );
+    chown(dst.join("capped"), Some(1), None).unwrap(); // the kernel drops the capability
     let s = json_summary(&sync_ok(&src, &dst, &["-a", "--json"]));
     assert_eq!(counter(&s, "copied"), 0, "{s}");
-    assert_eq!(ino(&dst.join("owned")), owned);
+    assert_eq!(inodes(&dst), before);
     assert_exact(&src, &dst);
 
     // Links added and broken, a new hole at the end.
-    sh(&format!(
-        "cd {s}; ln d1/x d2/x-link; cp -p d2/b d2/b.new; mv d2/b.new d2/b
-         truncate -s $((128 << 20)) sparse",
-        s = q(&src)
-    ));
+    std::fs::hard_link(src.join("d1/x"), src.join("d2/x-link")).unwrap();
+    break_link(&src.join("d2/b"));
+    let f = std::fs::File::options()
+        .write(true)
+        .open(src.join("sparse"))
+        .unwrap();
+    f.set_len(128 << 20).unwrap();
     let x = ino(&dst.join("d1/x"));
     let out = sync_ok(&src, &dst, &["-a", "-v"]);
     assert!(out.contains("Hard linked:"), "{out}");
@@ -117,7 +142,7 @@ fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
 /// Each option alone replicates its attribute and leaves the others.
 #[test]
 fn each_option_alone() {
-    let t = shm();
+    let t = tmpfs_dir();
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
     build(&src, 64 << 20);
@@ -196,26 +221,27 @@ fn each_option_alone() {
 /// synced, exit 2; without `-o -g` the same run exits 0.
 #[test]
 fn non_root_owner_is_one_warning_and_exit_2() {
-    let t = shm();
+    use std::os::unix::fs::PermissionsExt;
+    let t = tmpfs_dir();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     std::fs::create_dir(&src).unwrap();
-    sh(&format!(
-        "chmod 755 {t}; cd {s}; for f in r1 r2 r3; do echo $f >$f; done
-         echo mine >mine; chown 65534:65534 mine; chmod 755 {s}
-         mkdir {d}; chown 65534:65534 {d}",
-        t = q(t.path()),
-        s = q(&src),
-        d = q(&dst)
-    ));
-    let args = |extra: &[&str]| -> Vec<std::ffi::OsString> {
-        let mut v: Vec<std::ffi::OsString> = extra.iter().map(Into::into).collect();
-        v.push(src.clone().into());
-        v.push(dst.clone().into());
-        v
+    for f in ["r1", "r2", "r3"] {
+        write(&src.join(f), f);
+    }
+    write(&src.join("mine"), "mine");
+    chown(src.join("mine"), Some(65534), Some(65534)).unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    chown(&dst, Some(65534), Some(65534)).unwrap();
+    for d in [t.path(), &src] {
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let run = |extra: &[&str]| {
+        let mut v: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+        v.push(src.as_os_str());
+        v.push(dst.as_os_str());
+        run_as(Some(65534), None, &v)
     };
-    let a = args(&["-o", "-g"]);
-    let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-    let out = run_as(Some(65534), None, &refs);
+    let out = run(&["-o", "-g"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(err.matches("warning:").count(), 1, "{err}");
@@ -227,9 +253,7 @@ fn non_root_owner_is_one_warning_and_exit_2() {
         );
     }
     assert_eq!(meta(&dst.join("mine")).uid(), 65534);
-    let a = args(&[]);
-    let refs: Vec<&std::ffi::OsStr> = a.iter().map(|s| s.as_os_str()).collect();
-    let out = run_as(Some(65534), None, &refs);
+    let out = run(&[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -238,94 +262,63 @@ fn non_root_owner_is_one_warning_and_exit_2() {
     );
 }
 
-/// A btrfs image made and loop-mounted for one test, unmounted on drop.
-struct Btrfs {
-    _dir: tempfile::TempDir,
-    mnt: PathBuf,
-}
-
-impl Btrfs {
-    fn new() -> Btrfs {
-        let dir = tempfile::Builder::new()
-            .prefix("dirsync-btrfs-")
-            .tempdir()
-            .unwrap();
-        let (img, mnt) = (dir.path().join("img"), dir.path().join("mnt"));
-        sh(&format!(
-            "truncate -s 512M {i}; mkfs.btrfs -q {i}; mkdir {m}; mount -o loop {i} {m}",
-            i = q(&img),
-            m = q(&mnt)
-        ));
-        Btrfs { _dir: dir, mnt }
-    }
-}
-
-impl Drop for Btrfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.mnt).status();
-    }
-}
-
-fn shared_extents(p: &Path) -> bool {
-    let out = Command::new("filefrag").arg("-v").arg(p).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).contains("shared")
-}
-
-#[test]
-fn btrfs_exact_replica_reflinks_and_a_sparse_gib() {
-    let fs = Btrfs::new();
-    let (src, dst, dst2) = (fs.mnt.join("src"), fs.mnt.join("dst"), fs.mnt.join("dst2"));
-    std::fs::create_dir(&src).unwrap();
-    build(&src, 1 << 30);
-    sh(&format!("head -c 3M /dev/urandom >{}", q(&src.join("big"))));
-    let out = sync_ok(&src, &dst, &["-a", "-v"]);
-    assert!(out.contains("Cloned:"), "-v shows the clone: {out}");
-    assert!(shared_extents(&dst.join("big")));
-    assert_exact(&src, &dst);
-    assert!(meta(&dst.join("sparse")).blocks() <= meta(&src.join("sparse")).blocks() + 3 * 8);
-
-    let out = sync_ok(&src, &dst2, &["-a", "-v", "--no-reflink"]);
-    assert!(!out.contains("Cloned:"), "{out}");
-    assert!(!shared_extents(&dst2.join("big")));
-    let (s, d) = (meta(&src.join("sparse")), meta(&dst2.join("sparse")));
-    assert!(
-        d.blocks() <= s.blocks() + 3 * 8,
-        "sparse copy: {} vs {}",
-        d.blocks(),
-        s.blocks()
-    );
-    assert_exact(&src, &dst2);
-    assert_eq!(
-        actions(&json_summary(&sync_ok(&src, &dst2, &["-a", "--json"]))),
-        0
-    );
-}
-
 /// The exact comparator sees each kind of difference.
 #[test]
 fn exact_comparator_sees_every_attribute() {
-    let t = shm();
+    let t = tmpfs_dir();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     std::fs::create_dir(&src).unwrap();
     build(&src, 64 << 20);
-    let cases: [(&str, &str); 6] = [
-        ("chown 1 owned", "owner"),
-        ("setfattr -n user.color -v green d1/x", "xattrs"),
-        ("setfacl -m u:daemon:r acl/f", "xattrs"),
-        ("cp -p d2/b d2/b.n; mv d2/b.n d2/b", "hard links"),
+    type Mutation = (&'static str, fn(&Path), &'static str);
+    let cases: [Mutation; 6] = [
         (
-            "cp -p --sparse=never sparse s.n; mv s.n sparse",
+            "chown",
+            |d| chown(d.join("owned"), Some(1), None).unwrap(),
+            "owner",
+        ),
+        (
+            "setfattr",
+            |d| set_xattr(&d.join("d1/x"), "user.color", b"green"),
+            "xattrs",
+        ),
+        (
+            "setfacl",
+            |d| {
+                set_xattr(
+                    &d.join("acl/f"),
+                    "system.posix_acl_access",
+                    &acl_for_user(2, 4),
+                )
+            },
+            "xattrs",
+        ),
+        (
+            "break a link",
+            |d| break_link(&d.join("d2/b")),
+            "hard links",
+        ),
+        (
+            "fill the holes",
+            |d| {
+                let m = meta(&d.join("sparse"));
+                let data = std::fs::read(d.join("sparse")).unwrap();
+                std::fs::write(d.join("sparse"), data).unwrap();
+                set_mtime(&d.join("sparse"), filetime_of(&m));
+            },
             "allocation",
         ),
-        ("setfattr -x security.capability capped", "xattrs"),
+        (
+            "drop the capability",
+            |d| remove_xattr(&d.join("capped"), "security.capability"),
+            "xattrs",
+        ),
     ];
-    for (mutate, want) in cases {
+    for (what, mutate, want) in cases {
         let _ = std::fs::remove_dir_all(&dst);
         sync_ok(&src, &dst, &["-a"]);
         assert!(exact_diff(&src, &dst).unwrap().is_empty());
-        sh(&format!("cd {}; {mutate}", q(&dst)));
+        mutate(&dst);
         let d = exact_diff(&src, &dst).unwrap();
-        assert!(d.iter().any(|l| l.contains(want)), "{mutate}: {d:?}");
+        assert!(d.iter().any(|l| l.contains(want)), "{what}: {d:?}");
     }
 }

@@ -2,7 +2,7 @@
 //! (a grown hole) in SRC are each replicated, the link as a link.
 
 mod common;
-use common::exact::exact_diff;
+use common::exact::{acl_for_user, exact_diff, set_xattr, tmpfs_dir};
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -18,16 +18,12 @@ struct Watch {
 
 impl Watch {
     fn start() -> Watch {
-        let dir = tempfile::Builder::new()
-            .prefix("dirsync-fidw-")
-            .tempdir_in("/dev/shm")
-            .unwrap();
+        let dir = tmpfs_dir();
         let (src, dst) = (dir.path().join("src"), dir.path().join("dst"));
-        std::fs::create_dir(&src).unwrap();
-        sh(
-            &src,
-            "echo a >f; mkdir d; echo b >d/g; truncate -s 64M sparse; echo x >>sparse",
-        );
+        std::fs::create_dir_all(src.join("d")).unwrap();
+        std::fs::write(src.join("f"), "a").unwrap();
+        std::fs::write(src.join("d/g"), "b").unwrap();
+        common::exact::write_sparse(&src.join("sparse"), 64 << 20);
         let out = std::fs::File::create(dir.path().join("out")).unwrap();
         let child = Command::new(common::bin())
             .args(["watch", "-a", "-v"])
@@ -88,20 +84,6 @@ impl Drop for Watch {
     }
 }
 
-fn sh(cwd: &Path, script: &str) {
-    let out = Command::new("bash")
-        .arg("-ec")
-        .arg(script)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn ino(p: &Path) -> u64 {
     std::fs::symlink_metadata(p).unwrap().ino()
 }
@@ -109,17 +91,40 @@ fn ino(p: &Path) -> u64 {
 #[test]
 fn watch_replicates_acls_xattrs_owner_links_and_holes() {
     let w = Watch::start();
-    let steps = [
-        "setfacl -m u:nobody:rwx f",
-        "setfacl -d -m u:nobody:rx d",
-        "setfattr -n user.k -v v d/g",
-        "chown 65534:65534 d/g",
-        "ln f d/f-link",
-        "truncate -s 256M sparse",
+    type Step = (&'static str, fn(&Path));
+    let steps: [Step; 6] = [
+        ("setfacl", |s| {
+            set_xattr(
+                &s.join("f"),
+                "system.posix_acl_access",
+                &acl_for_user(65534, 7),
+            )
+        }),
+        ("setfacl -d", |s| {
+            set_xattr(
+                &s.join("d"),
+                "system.posix_acl_default",
+                &acl_for_user(65534, 5),
+            )
+        }),
+        ("setfattr", |s| set_xattr(&s.join("d/g"), "user.k", b"v")),
+        ("chown", |s| {
+            std::os::unix::fs::chown(s.join("d/g"), Some(65534), Some(65534)).unwrap()
+        }),
+        ("ln", |s| {
+            std::fs::hard_link(s.join("f"), s.join("d/f-link")).unwrap()
+        }),
+        ("truncate -s", |s| {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(s.join("sparse"))
+                .unwrap();
+            f.set_len(256 << 20).unwrap();
+        }),
     ];
-    for step in steps {
+    for (step, act) in steps {
         let f = ino(&w.dst.join("f"));
-        sh(&w.src, step);
+        act(&w.src);
         w.wait_exact();
         assert_eq!(ino(&w.dst.join("f")), f, "{step}: f kept its DST file");
     }

@@ -148,3 +148,117 @@ pub fn assert_exact(a: &Path, b: &Path) {
     let d = exact_diff(a, b).expect("trees readable");
     assert!(d.is_empty(), "not an exact replica:\n  {}", d.join("\n  "));
 }
+
+fn cpath(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+/// Sets the extended attribute `name` of `p` (not following a link).
+pub fn set_xattr(p: &Path, name: &str, value: &[u8]) {
+    let (c, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: both strings are NUL-terminated; `value` is readable for
+    // its length.
+    let r = unsafe {
+        libc::lsetxattr(
+            c.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        r,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Removes the extended attribute `name` of `p`.
+pub fn remove_xattr(p: &Path, name: &str) {
+    let (c, n) = (cpath(p), CString::new(name).unwrap());
+    // SAFETY: both strings are NUL-terminated.
+    let r = unsafe { libc::lremovexattr(c.as_ptr(), n.as_ptr()) };
+    assert_eq!(
+        r,
+        0,
+        "removexattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
+}
+
+/// ACL entry tags (`linux/posix_acl.h`).
+pub const USER_OBJ: u16 = 0x01;
+/// A named user.
+pub const USER: u16 = 0x02;
+/// The owning group.
+pub const GROUP_OBJ: u16 = 0x04;
+/// The mask.
+pub const MASK: u16 = 0x10;
+/// Others.
+pub const OTHER: u16 = 0x20;
+
+/// The `system.posix_acl_*` value of `entries` (tag, perm, id; the id
+/// only matters for USER/GROUP), as setfacl writes it.
+pub fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for &(tag, perm, id) in entries {
+        let id = if tag == USER || tag == 0x08 {
+            id
+        } else {
+            u32::MAX
+        };
+        v.extend_from_slice(&tag.to_le_bytes());
+        v.extend_from_slice(&perm.to_le_bytes());
+        v.extend_from_slice(&id.to_le_bytes());
+    }
+    v
+}
+
+/// An ACL granting the user `uid` the permissions `perm` (rwx bits).
+pub fn acl_for_user(uid: u32, perm: u16) -> Vec<u8> {
+    acl(&[
+        (USER_OBJ, 7, 0),
+        (USER, perm, uid),
+        (GROUP_OBJ, 5, 0),
+        (MASK, 7, 0),
+        (OTHER, 5, 0),
+    ])
+}
+
+/// A v2 `security.capability` value: cap_net_raw, permitted and effective.
+pub const CAP_NET_RAW: [u8; 20] = [
+    1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+];
+
+/// A scratch directory on tmpfs: /dev/shm on the host, $TMPDIR (a tmpfs
+/// /tmp) in the test VM.
+pub fn tmpfs_dir() -> tempfile::TempDir {
+    let shm = Path::new("/dev/shm");
+    let b = tempfile::Builder::new()
+        .prefix("dirsync-fid-")
+        .tempdir_in(shm);
+    b.unwrap_or_else(|_| {
+        tempfile::Builder::new()
+            .prefix("dirsync-fid-")
+            .tempdir()
+            .unwrap()
+    })
+}
+
+/// Writes `len` bytes of which only three 4 KiB extents (start, middle,
+/// end) hold data: a sparse file.
+pub fn write_sparse(p: &Path, len: u64) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::create(p).unwrap();
+    f.set_len(len).unwrap();
+    for (i, off) in [0, len / 2 / 4096 * 4096, len - 4096]
+        .into_iter()
+        .enumerate()
+    {
+        f.write_all_at(&[0x5a ^ i as u8; 4096], off).unwrap();
+    }
+}
