@@ -180,3 +180,57 @@ impl LinkMap {
         self.lock().clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stat::{Ids, Kind};
+
+    fn file(ino: u64) -> Meta {
+        Meta {
+            kind: Kind::File,
+            perm: 0o644,
+            size: 1,
+            mtime: 0,
+            mtime_nsec: 0,
+            ino,
+            dev: (0, 1),
+            ids: Ids {
+                nlink: 2,
+                ..Ids::default()
+            },
+        }
+    }
+
+    #[test]
+    fn first_names_later_names_and_links_known_in_place() {
+        let m = LinkMap::default();
+        let (s, a, b, c) = (file(7), Path::new("a"), Path::new("d/b"), Path::new("c"));
+        // A name whose DST file may not exist claims nothing.
+        assert_eq!(m.claim(&s, b, false, 1), Err(()));
+        assert_eq!(m.claim(&s, a, true, 1), Ok(None));
+        assert_eq!(m.claim(&s, a, true, 1), Ok(None));
+        assert_eq!(m.claim(&s, b, false, 1), Ok(Some(a.to_path_buf())));
+        assert_eq!(m.claim(&s, c, true, 1), Ok(Some(a.to_path_buf())));
+        let q = |dst| Queued {
+            rel: b.to_path_buf(),
+            first: Some(a.to_path_buf()),
+            src: s,
+            dst,
+        };
+        assert!(m.met_in(&q(None), 1) && !m.met_in(&q(None), 2));
+        // Known linked only once the first name kept its DST file, and
+        // only for a later name on that very file.
+        assert!(!m.already_linked(&q(Some((9, (0, 2)))), 1));
+        m.settled(&s, a, (9, (0, 2)), 1);
+        assert!(m.already_linked(&q(Some((9, (0, 2)))), 1));
+        assert!(!m.already_linked(&q(Some((8, (0, 2)))), 1));
+        assert!(!m.already_linked(&q(None), 1));
+        assert!(!m.already_linked(&q(Some((9, (0, 2)))), 2));
+        // Another operation re-registers the first name (its DST unknown).
+        assert_eq!(m.claim(&s, a, true, 2), Ok(None));
+        assert!(!m.already_linked(&q(Some((9, (0, 2)))), 2));
+        m.clear();
+        assert_eq!(m.first(&s), None);
+    }
+}
