@@ -137,6 +137,12 @@ fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
         actions(&json_summary(&sync_ok(&src, &dst, &["-a", "--json"]))),
         0
     );
+    // A dry run reports the links a first copy makes, none on a replica.
+    let fresh = t.path().join("fresh");
+    let s = json_summary(&sync_ok(&src, &fresh, &["-a", "-n", "--json"]));
+    assert_eq!(counter(&s, "links"), 2, "{s}"); // top => d1/a, d2/x-link => d1/x
+    let s = json_summary(&sync_ok(&src, &dst, &["-a", "-n", "--json"]));
+    assert_eq!(actions(&s), 0, "{s}");
 }
 
 /// Each option alone replicates its attribute and leaves the others.

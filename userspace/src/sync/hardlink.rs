@@ -118,7 +118,12 @@ fn find_other_name(op: &Run, src_root: BorrowedFd<'_>, rel: &Path, s: &Meta) -> 
 /// Links every name queued on `op` (see the module docs); `search`: an
 /// operation on one path, which looks for the other names of an inode
 /// it has not met. Returns the names to sync again as ordinary files.
-pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: bool) -> Vec<PathBuf> {
+pub fn finish(
+    op: &Run,
+    src_root: BorrowedFd<'_>,
+    dst: Option<&dyn Replica>,
+    search: bool,
+) -> Vec<PathBuf> {
     let generation = op.links.generation;
     let queued = op.links.take();
     let mut again = Vec::new();
@@ -162,10 +167,18 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: boo
             again.push(rel);
             continue;
         }
-        if op.sh.opts.dry_run || op.aborted() {
+        if op.aborted() {
             continue;
         }
         let (p, t) = (op.dst_path(&rel), op.dst_path(&first));
+        let Some(dst) = dst.filter(|_| !op.sh.opts.dry_run) else {
+            inc(&op.counters.links, 1);
+            op.event(Event::HardLinked {
+                path: &p,
+                target: &t,
+            });
+            continue;
+        };
         match dst.hard_link(&comps(&first), &comps(&rel)) {
             Ok(Linked::Already) => {}
             Ok(Linked::Made { deleted }) => {
@@ -184,8 +197,10 @@ pub fn finish(op: &Run, src_root: BorrowedFd<'_>, dst: &dyn Replica, search: boo
             Err(e) => op.fail("cannot hard link", p, e),
         }
     }
-    for dir in parents {
-        restore_dir_mtime(op, src_root, dst, &dir);
+    if let Some(dst) = dst {
+        for dir in parents {
+            restore_dir_mtime(op, src_root, dst, &dir);
+        }
     }
     again
 }

@@ -195,11 +195,9 @@ impl Syncer {
         if let Err(Panicked) = self.pool.run(vec![task]) {
             return Err(Error::Panicked);
         }
-        let again = match &self.dst {
-            Some(d) if self.sh.opts.hard_links => {
-                hardlink::finish(op, self.src_fd.as_fd(), d.as_ref(), !whole)
-            }
-            _ => Vec::new(),
+        let again = match self.sh.opts.hard_links {
+            true => hardlink::finish(op, self.src_fd.as_fd(), self.dst.as_deref(), !whole),
+            false => Vec::new(),
         };
         let mut summary = op.end()?;
         for rel in again {
