@@ -170,31 +170,15 @@ pub fn finish(
         if op.aborted() {
             continue;
         }
-        let (p, t) = (op.dst_path(&rel), op.dst_path(&first));
-        let Some(dst) = dst.filter(|_| !op.sh.opts.dry_run) else {
-            inc(&op.counters.links, 1);
-            op.event(Event::HardLinked {
-                path: &p,
-                target: &t,
-            });
-            continue;
-        };
-        match dst.hard_link(&comps(&first), &comps(&rel)) {
-            Ok(Linked::Already) => {}
-            Ok(Linked::Made { deleted }) => {
-                inc(&op.counters.links, 1);
-                inc(&op.counters.deleted, deleted);
-                op.event(Event::HardLinked {
-                    path: &p,
-                    target: &t,
-                });
-                parents.insert(rel.parent().map(Path::to_path_buf).unwrap_or_default());
+        match link_one(op, dst, &rel, &first) {
+            Ok(Some(dir)) => {
+                parents.insert(dir);
             }
-            Ok(Linked::NoTarget) => {
+            Ok(None) => {}
+            Err(NoTarget) => {
                 op.sh.fid.links.set(&s, &rel);
                 again.push(rel);
             }
-            Err(e) => op.fail("cannot hard link", p, e),
         }
     }
     if let Some(dst) = dst {
@@ -203,6 +187,47 @@ pub fn finish(
         }
     }
     again
+}
+
+/// DST lacks the first name of a link: the later name is copied instead.
+struct NoTarget;
+
+/// Makes DST's `rel` a link to DST's `first` (or, dry or without a DST,
+/// reports it). Returns the directory whose mtime the link changed.
+fn link_one(
+    op: &Run,
+    dst: Option<&dyn Replica>,
+    rel: &Path,
+    first: &Path,
+) -> Result<Option<PathBuf>, NoTarget> {
+    let (p, t) = (op.dst_path(rel), op.dst_path(first));
+    let report = || {
+        op.event(Event::HardLinked {
+            path: &p,
+            target: &t,
+        })
+    };
+    let Some(dst) = dst.filter(|_| !op.sh.opts.dry_run) else {
+        inc(&op.counters.links, 1);
+        report();
+        return Ok(None);
+    };
+    match dst.hard_link(&comps(first), &comps(rel)) {
+        Ok(Linked::Already) => Ok(None),
+        Ok(Linked::Made { deleted }) => {
+            inc(&op.counters.links, 1);
+            inc(&op.counters.deleted, deleted);
+            report();
+            Ok(Some(
+                rel.parent().map(Path::to_path_buf).unwrap_or_default(),
+            ))
+        }
+        Ok(Linked::NoTarget) => Err(NoTarget),
+        Err(e) => {
+            op.fail("cannot hard link", p.clone(), e);
+            Ok(None)
+        }
+    }
 }
 
 /// A link made in a DST directory changed its mtime: SRC's again.
