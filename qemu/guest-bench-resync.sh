@@ -10,9 +10,9 @@
 # asserted (TCG, a debug kernel: only the ratio means something).
 #
 # Environment: DIRSYNC_RESYNC_FILES (default 20000), DIRSYNC_RESYNC_RUNS
-# (default 5), DIRSYNC_BIN (default /guest/bin/dirsync).
+# (default 7), DIRSYNC_BIN (default /guest/bin/dirsync).
 files=${DIRSYNC_RESYNC_FILES:-20000}
-runs=${DIRSYNC_RESYNC_RUNS:-5}
+runs=${DIRSYNC_RESYNC_RUNS:-7}
 dirsync=${DIRSYNC_BIN:-/guest/bin/dirsync}
 dirs=200
 per=$((files / dirs))

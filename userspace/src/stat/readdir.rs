@@ -56,17 +56,23 @@ impl DirsyncReaddir {
     /// Every entry of `dir` from its current position to its end, a record
     /// lacking a field the engine compares asked of `fallback`.
     pub fn list(&self, fallback: &dyn StatBackend, dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
-        let mut buf = vec![0u8; BUF_SIZE];
-        let mut out = Vec::new();
-        loop {
-            let n = self.call(dir, &mut buf)?;
-            if n == 0 {
-                return Ok(out);
-            }
-            for rec in parse(&buf[..n])? {
-                out.push(entry(fallback, dir, &rec));
-            }
+        thread_local! {
+            /// The record buffer of this thread, allocated once.
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
+        BUF.with_borrow_mut(|buf| {
+            buf.resize(BUF_SIZE, 0);
+            let mut out = Vec::new();
+            loop {
+                let n = self.call(dir, buf)?;
+                if n == 0 {
+                    return Ok(out);
+                }
+                for rec in parse(&buf[..n])? {
+                    out.push(entry(fallback, dir, &rec));
+                }
+            }
+        })
     }
 
     /// Fills `buf` with the next records of `dir`; returns how many bytes
