@@ -79,6 +79,7 @@ struct dirsync_info {
 	__u32 dev_minor;
 	__u64 __spare[4];	/* zero; later fields come with new mask bits */
 };
+/* dirsync-series: begin readdir */
 
 /*
  * dirsync_readdir(2): a directory's entries and their metadata in one call.
@@ -121,8 +122,7 @@ struct dirsync_info {
  * padding and reserved fields as zero.
  *
  * Discovery: DIRSYNC_SYSFS_DIR "/readdir_syscall_nr" holds the decimal
- * number ("464
-" on x86-64) on kernels that implement the call; without
+ * number ("464\n" on x86-64) on kernels that implement the call; without
  * that file userspace must not execute it.
  */
 struct dirsync_dirent {
@@ -139,5 +139,6 @@ struct dirsync_dirent {
 
 /* sizeof(struct dirsync_dirent) + NAME_MAX + 1, rounded up to 8 */
 #define DIRSYNC_READDIR_BUF_MIN	352
+/* dirsync-series: end readdir */
 
 #endif /* _UAPI_LINUX_DIRSYNC_H */
