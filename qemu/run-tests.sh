@@ -4,14 +4,18 @@
 #
 #   default  tinyconfig + qemu/kernel.config (SMP, PREEMPT, lockdep, atomic
 #            sleep and hung-task checks): every guest test, then the
-#            microbenchmark (printed, not asserted)
+#            microbenchmark and the unchanged-resync benchmark with each
+#            backend (qemu/guest-bench-resync.sh; printed, not asserted)
 #   kasan    the same plus qemu/kernel-kasan.config (KASAN, UBSAN): the
 #            guest tests whose name matches DIRSYNC_KASAN_TESTS (default
 #            "*", every test: 3 to 4 minutes under TCG; "1*" is the
 #            kselftest alone), no microbenchmark
 #
 # DIRSYNC_KERNELS="default kasan" chooses the kernels (e.g. only "default"
-# while iterating).  Each kernel is built or taken from the cache
+# while iterating).  On each, every userspace suite runs once per metadata
+# backend of DIRSYNC_BACKENDS (default "syscall,statx": dirsync_readdir +
+# dirsync_stat, then getdents64 + statx; reported "<suite>[<backend>]"),
+# the kernel's own tests once.  Each kernel is built or taken from the cache
 # (scripts/build-kernel.sh --variant), both boot the same initramfs
 # (busybox, our programs, everything under build/guest/ after
 # qemu/stage-userspace.sh) with -smp ${QEMU_SMP:-2} under multi-threaded TCG
@@ -54,6 +58,7 @@ for kernel in "${kernels[@]}"; do
 	t1=$(date +%s)
 	logs="$VM/$kernel"
 	boot_rc=0
+	args+=(dirsync.backends="${DIRSYNC_BACKENDS:-syscall,statx}")
 	vm_boot "$logs" "${DIRSYNC_VM_TIMEOUT:-1800}" dirsync.mode=test "${args[@]}" >&2 ||
 		boot_rc=$?
 	t2=$(date +%s)

@@ -7,10 +7,11 @@
 #                                    but the host-only ones (HOST_ONLY below:
 #                                    they need what the VM lacks, e.g. btrfs,
 #                                    loop devices and mkfs.btrfs)
+#   build/guest/bench/resync.sh      qemu/guest-bench-resync.sh
 # qemu/run-tests.sh packs build/guest/ into the initramfs; the guest (busybox,
 # root, tmpfs /tmp) runs each /guest/tests/* with DIRSYNC_BIN pointing at
 # /guest/bin/dirsync (the tests also find `dirsync` on PATH) and
-# DIRSYNC_STAT_BACKEND=syscall.
+# DIRSYNC_STAT_BACKEND set to each backend in turn (dirsync.backends).
 #
 # The explicit --target keeps build scripts and proc-macros dynamic while
 # the target artefacts get +crt-static; it also keeps these builds apart
@@ -27,9 +28,10 @@ json=$(mktemp)
 trap 'rm -f "$json"' EXIT
 cargo test --release --locked --target "$TARGET" --no-run --message-format=json >"$json"
 
-rm -rf "$OUT/bin/dirsync" "$OUT/tests"
-mkdir -p "$OUT/bin" "$OUT/tests"
+rm -rf "$OUT/bin/dirsync" "$OUT/tests" "$OUT/bench/resync.sh"
+mkdir -p "$OUT/bin" "$OUT/tests" "$OUT/bench"
 install -m 0755 "target/$TARGET/release/dirsync" "$OUT/bin/dirsync"
+install -m 0755 "$ROOT/qemu/guest-bench-resync.sh" "$OUT/bench/resync.sh"
 
 # Test executables: "lib" unit tests first, then the integration tests by
 # name; the binary's own (empty) unit-test harness is left out.

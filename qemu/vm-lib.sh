@@ -38,8 +38,9 @@ vm_stage_userspace() {
 # Builds the static C programs into $VM/root: the kselftest of the series
 # (kernel-module/tools/testing/selftests/dirsync, compiled next to the
 # kselftest harness headers of the 6.12 tree, as in-tree) as
-# /guest/tests/10-dirsync-selftest, the microbenchmark and the dirsync-stat
-# tool.
+# /guest/tests/10-dirsync-selftest (dirsync_stat) and
+# /guest/tests/11-dirsync-readdir-selftest, the microbenchmark and the
+# dirsync-stat tool.
 vm_build_programs() {
 	local src="$ROOT/kernel-module/tests" pristine sel="$VM/selftests"
 	local cc=(gcc -static -O2 -Wall -Wextra -Werror -Wno-format-truncation
@@ -52,6 +53,10 @@ vm_build_programs() {
 	gcc -static -O2 -Wall -Werror -pthread -I"$ROOT/kernel-module/include/uapi" \
 		-o "$VM/root/guest/tests/10-dirsync-selftest" "$sel/dirsync/dirsync_stat_test.c" ||
 		die "building the kselftest failed"
+	gcc -static -O2 -Wall -Werror -pthread -I"$ROOT/kernel-module/include/uapi" \
+		-o "$VM/root/guest/tests/11-dirsync-readdir-selftest" \
+		"$sel/dirsync/dirsync_readdir_test.c" ||
+		die "building the dirsync_readdir kselftest failed"
 	"${cc[@]}" -pthread -o "$VM/root/guest/bench/dirsync-bench" "$src/dirsync_bench.c" ||
 		die "building the microbenchmark failed"
 	"${cc[@]}" -o "$VM/root/guest/bin/dirsync-stat" "$src/dirsync-stat.c" ||

@@ -6,7 +6,11 @@
 An .edits file is a list of directives, one per line:
 
     # comment (also blank lines, outside an insertion)
-    new PATH            copy KERNEL_MODULE_DIR/PATH to TREE/PATH (a new file)
+    new PATH [-TAG...]  copy KERNEL_MODULE_DIR/PATH to TREE/PATH (a new file),
+                        without the regions named by the -TAG arguments
+    update PATH [-TAG...]
+                        the same for a file an earlier patch of the series
+                        added: TREE/PATH must exist and is overwritten
     edit PATH           following anchors and insertions apply to TREE/PATH
     after REGEX         the next insertion goes after the one line matching
     before REGEX        ... or before it (Python regex, searched per line)
@@ -18,16 +22,54 @@ An .edits file is a list of directives, one per line:
 Each anchor must match exactly one line of the file as it is at that point,
 so an edit that no longer fits the source fails loudly instead of landing
 in the wrong place.
+
+Regions let one file of KERNEL_MODULE_DIR grow over several patches while
+staying the single source: the lines between a line containing
+"dirsync-series: begin TAG" and the next line containing
+"dirsync-series: end TAG" (in whatever comment syntax the file uses) belong
+to the patch that copies the file without "-TAG" (typically an "update" in
+a later patch).  The two marker lines themselves are never copied.  A -TAG
+without its region, nested or unbalanced markers fail the generation.
 """
 
 import os
 import re
-import shutil
 import sys
 
 
 def fail(spec, lineno, msg):
     sys.exit(f"{spec}:{lineno}: {msg}")
+
+
+MARKER = re.compile(r"dirsync-series: (begin|end) ([A-Za-z0-9_-]+)")
+
+
+def filtered(spec, lineno, src, drop):
+    """The lines of src without its marker lines and the regions in drop."""
+    with open(src, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    out, region, seen = [], None, set()
+    for n, line in enumerate(lines, 1):
+        m = MARKER.search(line)
+        if not m:
+            if region is None or region not in drop:
+                out.append(line)
+            continue
+        what, tag = m.groups()
+        if what == "begin":
+            if region is not None:
+                fail(spec, lineno, f"{src}:{n}: region {tag} inside region {region}")
+            region = tag
+            seen.add(tag)
+        elif region != tag:
+            fail(spec, lineno, f"{src}:{n}: end of region {tag}, which is not open")
+        else:
+            region = None
+    if region is not None:
+        fail(spec, lineno, f"{src}: region {region} is not closed")
+    for tag in drop - seen:
+        fail(spec, lineno, f"{src} has no region {tag}")
+    return "\n".join(out)
 
 
 def main():
@@ -73,12 +115,20 @@ def main():
             continue
         word, _, arg = line.partition(" ")
         arg = arg.strip()
-        if word == "new":
-            dst = os.path.join(tree, arg)
-            if os.path.exists(dst):
-                fail(spec, n, f"{arg} already exists in the tree")
+        if word in ("new", "update"):
+            path, *tags = arg.split()
+            if any(not t.startswith("-") or len(t) < 2 for t in tags):
+                fail(spec, n, f"'{word} PATH' takes -TAG arguments only")
+            dst = os.path.join(tree, path)
+            if word == "new" and os.path.exists(dst):
+                fail(spec, n, f"{path} already exists in the tree")
+            if word == "update" and not os.path.isfile(dst):
+                fail(spec, n, f"{path} is not in the tree (use 'new')")
             os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(os.path.join(srcdir, arg), dst)
+            text = filtered(spec, n, os.path.join(srcdir, path),
+                            {t[1:] for t in tags})
+            with open(dst, "w", encoding="utf-8") as f:
+                f.write(text)
         elif word == "edit":
             save()
             path = os.path.join(tree, arg)

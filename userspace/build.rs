@@ -11,6 +11,7 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header(header.to_string_lossy())
         .allowlist_type("dirsync_info")
+        .allowlist_type("dirsync_dirent")
         .allowlist_var("DIRSYNC_.*")
         .derive_default(true)
         .layout_tests(true)

@@ -15,6 +15,11 @@
 //! walk once with `LOOKUP_REVAL` on -ESTALE as `vfs_statx()` does. With
 //! `AT_EMPTY_PATH` and a NULL or empty path the file descriptor itself is
 //! described, without a walk.
+// dirsync-series: begin readdir
+//!
+//! The crate also holds `dirsync_readdir(2)` (`fs/dirsync_readdir.rs`),
+//! which describes each entry as this call does.
+// dirsync-series: end readdir
 
 use core::mem::{offset_of, size_of};
 use kernel::{
@@ -27,6 +32,12 @@ use kernel::{
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
+// dirsync-series: begin readdir
+
+/// `dirsync_readdir(2)`, which describes each entry as `dirsync_stat(2)` does.
+#[path = "dirsync_readdir.rs"]
+pub mod readdir;
+// dirsync-series: end readdir
 
 /// The `AT_*` flags `dirsync_stat(2)` accepts.
 const VALID_AT_FLAGS: u32 =

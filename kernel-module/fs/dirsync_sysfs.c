@@ -2,7 +2,11 @@
 /*
  * /sys/kernel/dirsync: how userspace learns that dirsync_stat(2) exists,
  * its number and its ABI version, without executing a number that belongs
- * to another system call on other kernels.  See
+ * to another system call on other kernels.
+ * dirsync-series: begin readdir
+ * The same for the number of dirsync_readdir(2).
+ * dirsync-series: end readdir
+ * See
  * Documentation/ABI/testing/sysfs-kernel-dirsync.
  */
 
@@ -27,10 +31,24 @@ static ssize_t abi_version_show(struct kobject *kobj,
 }
 
 static struct kobj_attribute abi_version_attr = __ATTR_RO(abi_version);
+/* dirsync-series: begin readdir */
+
+static ssize_t readdir_syscall_nr_show(struct kobject *kobj,
+				       struct kobj_attribute *attr, char *buf)
+{
+	return sysfs_emit(buf, "%d\n", __NR_dirsync_readdir);
+}
+
+static struct kobj_attribute readdir_syscall_nr_attr =
+	__ATTR_RO(readdir_syscall_nr);
+/* dirsync-series: end readdir */
 
 static struct attribute *dirsync_attrs[] = {
 	&syscall_nr_attr.attr,
 	&abi_version_attr.attr,
+/* dirsync-series: begin readdir */
+	&readdir_syscall_nr_attr.attr,
+/* dirsync-series: end readdir */
 	NULL,
 };
 

@@ -3,15 +3,19 @@
  * In-VM microbenchmark: ns per call of dirsync_stat(2), statx(2) and
  * fstatat(2) on the same files (existing ones, then missing ones), with one
  * thread and with two threads calling at the same time (same directory,
- * same names), as medians of interleaved passes.  Prints a table with the
- * ratios; asserts nothing.  Under QEMU TCG and a lockdep kernel only the
- * ratios mean much.
+ * same names), as medians of interleaved passes.  Then ns per entry to get
+ * the metadata of every entry of a directory of 1,000, 10,000 and 100,000
+ * files: dirsync_readdir(2) against getdents64(2) + fstatat(2) and
+ * getdents64(2) + statx(2) (AT_SYMLINK_NOFOLLOW), 64 KiB buffers, medians
+ * of interleaved passes.  Prints tables with the ratios; asserts nothing.
+ * Under QEMU TCG and a lockdep kernel only the ratios mean much.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 
 #include "dirsync_test.h"
@@ -149,6 +153,159 @@ static int run(int threads, int dfd, int missing, double med[3])
 	return 0;
 }
 
+/*
+ * Directory scans: ns per entry for all the metadata of a directory's
+ * entries.
+ */
+enum scan { READDIR, GD_FSTATAT, GD_STATX, SCANS };
+
+#define SCAN_BUF	65536
+
+static long rd_nr;
+static char scan_buf[SCAN_BUF] __attribute__((aligned(8)));
+
+struct gd64 {
+	unsigned long long d_ino;
+	long long d_off;
+	unsigned short d_reclen;
+	unsigned char d_type;
+	char d_name[];
+};
+
+/* Cycles per entry of one scan of @dir by @m; -1 on an unexpected result. */
+static double scan_pass(int m, const char *dir, long nfiles)
+{
+	double t0 = cycles();
+	long n, entries = 0;
+	struct statx sx;
+	struct stat st;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY);
+
+	if (fd < 0)
+		return -1;
+	if (m == READDIR) {
+		while ((n = syscall(rd_nr, fd, scan_buf, sizeof(scan_buf), 0)) > 0) {
+			for (long off = 0; off < n;) {
+				const struct dirsync_dirent *d = (const void *)(scan_buf + off);
+
+				if (d->error || !d->info.exists || !d->reclen) {
+					n = -1;
+					break;
+				}
+				off += d->reclen;
+				entries++;
+			}
+			if (n < 0)
+				break;
+		}
+	} else {
+		while ((n = syscall(SYS_getdents64, fd, scan_buf, sizeof(scan_buf))) > 0) {
+			for (long off = 0; off < n;) {
+				const struct gd64 *d = (const void *)(scan_buf + off);
+
+				off += d->d_reclen;
+				if (d->d_name[0] == '.' && (!d->d_name[1] ||
+				    (d->d_name[1] == '.' && !d->d_name[2])))
+					continue;
+				if (m == GD_FSTATAT ?
+				    fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) :
+				    statx(fd, d->d_name, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, &sx))
+					n = -1;
+				entries++;
+			}
+			if (n < 0)
+				break;
+		}
+	}
+	close(fd);
+	if (n != 0 || entries != nfiles)
+		return -1;
+	return (cycles() - t0) / nfiles;
+}
+
+/* Median cycles per entry of each scan method over @rounds rounds. */
+static int scan_run(const char *dir, long nfiles, int rounds, double med[SCANS])
+{
+	double t[SCANS][ROUNDS];
+
+	for (int m = 0; m < SCANS; m++)
+		if (scan_pass(m, dir, nfiles) < 0)	/* warm-up, and a check */
+			return -1;
+	for (int r = 0; r < rounds; r++) {
+		for (int k = 0; k < SCANS; k++) {
+			int m = (k + r) % SCANS;
+
+			t[m][r] = scan_pass(m, dir, nfiles);
+			if (t[m][r] < 0)
+				return -1;
+		}
+	}
+	for (int m = 0; m < SCANS; m++) {
+		qsort(t[m], rounds, sizeof(double), cmp_double);
+		med[m] = t[m][rounds / 2];
+	}
+	return 0;
+}
+
+static int scan_bench(void)
+{
+	static const long sizes[] = { 1000, 10000, 100000 };
+	static const int rounds[] = { ROUNDS, 11, 5 };
+	double cyc[3][SCANS], t0, c0, ns_per_cycle;
+	char dir[64], name[64];
+
+	rd_nr = dirsync_discover_readdir();
+	if (rd_nr < 0) {
+		fprintf(stderr, "bench: dirsync_readdir not available\n");
+		return 1;
+	}
+	t0 = now_ns();
+	c0 = cycles();
+	for (int s = 0; s < 3; s++) {
+		int dfd;
+
+		snprintf(dir, sizeof(dir), "/tmp/dirsync-bench-scan.%ld", sizes[s]);
+		if (mkdir(dir, 0755) || (dfd = open(dir, O_RDONLY | O_DIRECTORY)) < 0) {
+			perror("bench: scan setup");
+			return 1;
+		}
+		for (long i = 0; i < sizes[s]; i++) {
+			int fd;
+
+			snprintf(name, sizeof(name), "file-%06ld", i);
+			fd = openat(dfd, name, O_WRONLY | O_CREAT, 0644);
+			if (fd < 0 || write(fd, name, i % 100) < 0 || close(fd)) {
+				perror("bench: scan create");
+				return 1;
+			}
+		}
+		if (scan_run(dir, sizes[s], rounds[s], cyc[s])) {
+			fprintf(stderr, "bench: a directory scan gave an unexpected result\n");
+			return 1;
+		}
+		for (long i = 0; i < sizes[s]; i++) {
+			snprintf(name, sizeof(name), "file-%06ld", i);
+			unlinkat(dfd, name, 0);
+		}
+		close(dfd);
+		rmdir(dir);
+	}
+	ns_per_cycle = (now_ns() - t0) / (cycles() - c0);
+	printf("bench: directory scan, ns/entry for every entry's metadata, median of %d/%d/%d passes, 64 KiB buffers; ratios: other / dirsync_readdir\n",
+	       rounds[0], rounds[1], rounds[2]);
+	printf("bench: %-8s %16s %19s %17s %16s %14s\n", "entries", "dirsync_readdir",
+	       "getdents64+fstatat", "getdents64+statx", "fstatat/readdir", "statx/readdir");
+	for (int s = 0; s < 3; s++) {
+		double *c = cyc[s];
+
+		printf("bench: %-8ld %16.0f %19.0f %17.0f %16.2f %14.2f\n", sizes[s],
+		       c[READDIR] * ns_per_cycle, c[GD_FSTATAT] * ns_per_cycle,
+		       c[GD_STATX] * ns_per_cycle, c[GD_FSTATAT] / c[READDIR],
+		       c[GD_STATX] / c[READDIR]);
+	}
+	return 0;
+}
+
 int main(void)
 {
 	char dir[] = "/tmp/dirsync-bench.XXXXXX";
@@ -211,5 +368,6 @@ int main(void)
 			       c[DIRSYNC] / c[STATX], c[DIRSYNC] / c[FSTATAT]);
 		}
 	}
-	return 0;
+	fflush(stdout);
+	return scan_bench();
 }

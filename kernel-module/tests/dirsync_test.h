@@ -51,6 +51,19 @@ static inline long dirsync_discover(void)
 	return nr;
 }
 
+/*
+ * The dirsync_readdir syscall number if the running kernel announces it
+ * (with the ABI version this program was built for), else -1.
+ */
+static inline long dirsync_discover_readdir(void)
+{
+	long nr = dirsync_read_sysfs("readdir_syscall_nr");
+
+	if (nr < 0 || dirsync_read_sysfs("abi_version") != DIRSYNC_ABI_VERSION)
+		return -1;
+	return nr;
+}
+
 /* Returns 0 or -errno (not -1 with errno) to keep the tests terse. */
 static inline long dirsync_stat_raw(long nr, int dfd, const void *path,
 				    void *info, unsigned long flags)

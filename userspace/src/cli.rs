@@ -21,20 +21,24 @@ Exit codes:
      one warning, everything else synced)
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
-     kernel without dirsync_stat, ...)";
+     kernel without dirsync_stat or dirsync_readdir, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
 
-/// `--stat-backend` values.
+/// `--stat-backend` values: how metadata is read, for single paths and
+/// for whole directories.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
-    /// dirsync_stat when the running kernel is verified to have it, else statx.
+    /// Each call the running kernel is verified to have: directories with
+    /// dirsync_readdir (else getdents64 + a stat per entry), single paths
+    /// with dirsync_stat (else statx)
     #[default]
     Auto,
-    /// dirsync_stat; an error (exit 3) when the kernel lacks it.
+    /// dirsync_readdir and dirsync_stat; an error (exit 3) when the kernel
+    /// lacks either
     Syscall,
-    /// statx(2) always.
+    /// getdents64 + statx(2) always
     Statx,
 }
 
@@ -77,7 +81,7 @@ pub struct SyncArgs {
     /// (device nodes need root)
     #[arg(long)]
     pub specials: bool,
-    /// Metadata backend
+    /// Metadata backend (`-v` prints the one in use)
     #[arg(
         long,
         value_enum,

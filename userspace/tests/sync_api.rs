@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dirsync::report::NullReporter;
-use dirsync::sync::{Options, Syncer};
+use dirsync::sync::Syncer;
 
 fn syncer(src: &Path, dst: &Path) -> Syncer {
-    Syncer::new(src, dst, Options::default(), Arc::new(NullReporter)).expect("valid pair")
+    Syncer::new(src, dst, options(), Arc::new(NullReporter)).expect("valid pair")
 }
 
 /// A sample SRC synced once into DST, and the `Syncer` that did it.

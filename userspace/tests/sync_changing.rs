@@ -153,7 +153,7 @@ fn a_changing_file_is_handed_back_when_deferred() {
     let opts = Options {
         defer_changing: true,
         jobs: 1,
-        ..Options::default()
+        ..options()
     };
     let s = Syncer::new(&src, &dst, opts, Arc::new(NullReporter)).unwrap();
     s.sync_all().unwrap();

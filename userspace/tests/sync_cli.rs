@@ -212,12 +212,20 @@ fn quiet_silences_warnings_but_not_errors() {
     assert!(stderr(&o).contains("does not exist"));
 }
 
-/// Whether the running kernel announces dirsync_stat with our ABI.
+/// The number the running kernel announces in `/sys/kernel/dirsync/FILE`
+/// (with our ABI), if any.
+fn announced(file: &str) -> Option<String> {
+    let abi = std::fs::read_to_string("/sys/kernel/dirsync/abi_version").ok()?;
+    if abi.trim() != "1" {
+        return None;
+    }
+    let nr = std::fs::read_to_string(format!("/sys/kernel/dirsync/{file}")).ok()?;
+    Some(nr.trim().to_string())
+}
+
+/// Whether the running kernel announces both calls `syscall` needs.
 fn kernel_has_syscall() -> bool {
-    matches!(
-        std::fs::read_to_string("/sys/kernel/dirsync/abi_version").as_deref(),
-        Ok("1\n") | Ok("1")
-    ) && std::path::Path::new("/sys/kernel/dirsync/syscall_nr").exists()
+    announced("syscall_nr").is_some() && announced("readdir_syscall_nr").is_some()
 }
 
 #[test]
@@ -231,9 +239,12 @@ fn stat_backend_syscall_works_or_fails_cleanly() {
         .unwrap();
     if kernel_has_syscall() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-        let nr = std::fs::read_to_string("/sys/kernel/dirsync/syscall_nr").unwrap();
-        let line = format!("Backend: dirsync_stat (syscall {}, ABI 1)", nr.trim());
-        assert!(stderr(&o).contains(&line), "{}", stderr(&o));
+        let nr = announced("syscall_nr").unwrap();
+        let rnr = announced("readdir_syscall_nr").unwrap();
+        let line = format!(
+            "Backend: dirsync_readdir (syscall {rnr}) + dirsync_stat (syscall {nr}, ABI 1)"
+        );
+        assert!(stderr(&o).lines().any(|l| l == line), "{}", stderr(&o));
         assert_trees_equal(&src, &dst);
         // And the second run sees everything as equal through the syscall.
         let o = cmd(["--json", "--stat-backend", "syscall"])
@@ -246,12 +257,40 @@ fn stat_backend_syscall_works_or_fails_cleanly() {
         assert_eq!(actions(&json_summary(&out)), 0, "{out}");
     } else {
         assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
-        assert!(
-            stderr(&o).contains("does not provide dirsync_stat"),
-            "{}",
-            stderr(&o)
-        );
+        let missing = if announced("syscall_nr").is_none() {
+            "does not provide dirsync_stat"
+        } else {
+            "does not provide dirsync_readdir"
+        };
+        assert!(stderr(&o).contains(missing), "{}", stderr(&o));
         assert!(!dst.exists(), "nothing may be touched");
+    }
+}
+
+/// A tree synced with one backend is equal, to the other, in every
+/// compared field: an unchanged resync with either does nothing, and a
+/// change made afterwards is found by both.
+#[test]
+fn backends_agree_on_an_unchanged_tree() {
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    let backends: &[&str] = if kernel_has_syscall() {
+        &["syscall", "statx", "auto"]
+    } else {
+        &["statx", "auto"]
+    };
+    sync_ok(&src, &dst, &["--stat-backend", backends[0]]);
+    for b in backends {
+        let out = sync_ok(&src, &dst, &["--json", "--stat-backend", b]);
+        assert_eq!(actions(&json_summary(&out)), 0, "{b}: {out}");
+    }
+    for (i, b) in backends.iter().enumerate() {
+        let name = format!("new{i}");
+        std::fs::write(src.join(&name), b"n").unwrap();
+        std::fs::remove_file(dst.join("small.txt")).unwrap();
+        let out = sync_ok(&src, &dst, &["--json", "--stat-backend", b]);
+        assert_eq!(counter(&json_summary(&out), "copied"), 2, "{b}: {out}");
+        assert_trees_equal(&src, &dst);
     }
 }
 
@@ -274,10 +313,10 @@ fn stat_backend_default_comes_from_the_environment() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(0));
-    let want = if kernel_has_syscall() {
-        "Backend: dirsync_stat"
-    } else {
-        "Backend: statx"
+    let want = match (announced("syscall_nr"), announced("readdir_syscall_nr")) {
+        (_, Some(_)) => "Backend: dirsync_readdir",
+        (Some(_), None) => "Backend: dirsync_stat",
+        (None, None) => "Backend: statx",
     };
     assert!(stderr(&o).contains(want), "{}", stderr(&o));
     // The command line beats the environment.

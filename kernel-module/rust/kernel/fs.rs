@@ -10,6 +10,10 @@
 //! `struct filename`, [`Path`] the references of a `struct path`,
 //! [`RawFile`] a file reference) and release it on drop, so their users
 //! need no `unsafe` code.
+// dirsync-series: begin dir
+//!
+//! [`dir`] reads directories and looks up their entries.
+// dirsync-series: end dir
 
 use crate::{
     bindings,
@@ -21,6 +25,10 @@ use crate::{
     uaccess::UserPtr,
 };
 use core::{mem::MaybeUninit, ptr::NonNull};
+// dirsync-series: begin dir
+
+pub mod dir;
+// dirsync-series: end dir
 
 /// The file type bits of a mode (`S_IFMT`); the others are permissions.
 pub const S_IFMT: u32 = bindings::S_IFMT;

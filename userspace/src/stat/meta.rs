@@ -1,8 +1,11 @@
-//! The record both backends return ([`Meta`]) and their trait.
+//! The record both backends return ([`Meta`]), a listed entry with its
+//! record ([`Entry`]) and their trait.
 
-use std::ffi::CStr;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::BorrowedFd;
+
+use crate::sys;
 
 /// The type of a file system object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,13 +91,47 @@ impl Meta {
     }
 }
 
-/// A source of [`Meta`] for a name relative to a directory descriptor.
+/// One entry of a directory listing ([`StatBackend::list`]) and its
+/// metadata.
+#[derive(Debug)]
+pub struct Entry {
+    /// The name (one component, never `.` or `..`).
+    pub name: CString,
+    /// `DT_*` from the directory (`DT_UNKNOWN` when the file system does
+    /// not fill it).
+    pub d_type: u8,
+    /// What [`StatBackend::stat_at`] of the name gives: `Ok(None)` when the
+    /// entry vanished between the listing and its stat, `Err` when it
+    /// could not be described (the listing itself did not fail).
+    pub meta: io::Result<Option<Meta>>,
+}
+
+/// A source of [`Meta`]: for a name relative to a directory descriptor,
+/// for an open descriptor, and for every entry of an open directory.
 pub trait StatBackend: Send + Sync {
     /// Metadata of `name` in `dir`, not following a final symlink;
     /// `Ok(None)` when there is no such entry.
     fn stat_at(&self, dir: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<Meta>>;
     /// Metadata of an open descriptor.
     fn stat_fd(&self, fd: BorrowedFd<'_>) -> io::Result<Meta>;
+    /// Every entry of the open directory `dir` (no `.`/`..`, in no
+    /// particular order) with its metadata, reading from `dir`'s current
+    /// position (pass a descriptor of its own). The portable way, this
+    /// default: `getdents64`, then [`stat_at`](Self::stat_at) per entry.
+    fn list(&self, dir: BorrowedFd<'_>) -> io::Result<Vec<Entry>> {
+        let names = sys::read_dir(dir)?;
+        Ok(names
+            .into_iter()
+            .map(|e| {
+                let meta = self.stat_at(dir, &e.name);
+                Entry {
+                    name: e.name,
+                    d_type: e.d_type,
+                    meta,
+                }
+            })
+            .collect())
+    }
     /// One line for `-v`: which backend this is.
     fn describe(&self) -> String;
 }

@@ -1,25 +1,41 @@
-//! Metadata backends: the `dirsync_stat` system call, or `statx`.
+//! Metadata backends: the `dirsync_stat` and `dirsync_readdir` system
+//! calls, or `statx`.
 //!
-//! Both implement [`StatBackend`] and return the same [`Meta`] record:
-//! [`statx`](Statx) in `stat/statx.rs`, the syscall ([`DirsyncSyscall`],
-//! the only code that knows `struct dirsync_info`) in `stat/syscall.rs`. The
-//! syscall is used only when the running kernel is verified to provide it
-//! ([`discover`]): `/sys/kernel/dirsync/syscall_nr` and `abi_version` must
-//! exist, the ABI must equal [`crate::uapi::DIRSYNC_ABI_VERSION`] and the
-//! architecture must be x86-64. Otherwise the number is never executed (on
-//! Linux 6.13+ without the patch series, 463 is `setxattrat`).
+//! All implement [`StatBackend`] and return the same [`Meta`] record, for a
+//! single name ([`StatBackend::stat_at`]) and for every entry of a
+//! directory ([`StatBackend::list`], the engine's one way to list):
+//! [`statx`](Statx) in `stat/statx.rs` (listing: `getdents64`, then one
+//! `statx` per entry), the `dirsync_stat` syscall ([`DirsyncSyscall`], the
+//! only code that knows `struct dirsync_info`) in `stat/syscall.rs
+//! ` (listing: `getdents64`, then one `dirsync_stat` per entry), and
+//! [`Batch`] in `stat/readdir.rs`: `dirsync_readdir` lists a directory with
+//! every entry's metadata in one call per 64 KiB of records (the only code
+//! that knows `struct dirsync_dirent`, with a parser that refuses a
+//! malformed buffer), single names going to one of the others.
+//! [`select`] picks once per syncer, from `--stat-backend`.
+//!
+//! A syscall is used only when the running kernel is verified to provide
+//! it ([`discover`], [`discover_readdir`]): `/sys/kernel/dirsync/abi_version`
+//! must equal [`crate::uapi::DIRSYNC_ABI_VERSION`], `syscall_nr`
+//! (`dirsync_stat`) or `readdir_syscall_nr` (`dirsync_readdir`) must exist,
+//! and the architecture must be x86-64. Otherwise the number is never
+//! executed (on Linux 6.13+ without the patch series, 463 is `setxattrat`
+//! and 464 `getxattrat`).
 
 use std::ffi::CStr;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use crate::uapi;
 
 mod meta;
+mod readdir;
 mod statx;
 mod syscall;
 
-pub use self::meta::{Ids, Kind, Meta, StatBackend};
+pub use self::meta::{Entry, Ids, Kind, Meta, StatBackend};
+pub use self::readdir::{parse, Batch, Described, DirsyncReaddir, Malformed, Record};
 pub use self::statx::Statx;
 pub use self::syscall::DirsyncSyscall;
 
@@ -50,6 +66,9 @@ pub enum Unavailable {
     /// No sysfs directory or file: the kernel lacks the call.
     #[error("the running kernel does not provide dirsync_stat ({} is missing)", .0.display())]
     Missing(PathBuf),
+    /// No `readdir_syscall_nr`: the kernel lacks `dirsync_readdir`.
+    #[error("the running kernel does not provide dirsync_readdir ({} is missing)", .0.display())]
+    MissingReaddir(PathBuf),
     /// A sysfs file could not be read or parsed.
     #[error("cannot use dirsync_stat: {}: {}", .0.display(), .1)]
     Malformed(PathBuf, String),
@@ -111,6 +130,32 @@ pub fn discover(sysfs_dir: &Path, arch: &'static str) -> Result<SyscallInfo, Una
     Ok(SyscallInfo { nr, abi })
 }
 
+/// Reads `<sysfs_dir>/abi_version` and `<sysfs_dir>/readdir_syscall_nr`
+/// as [`discover`] does for `dirsync_stat`: the number of
+/// `dirsync_readdir`, announced by kernels that implement it (never
+/// execute it otherwise: on Linux 6.13+ without the series, 464 is
+/// `getxattrat`).
+pub fn discover_readdir(sysfs_dir: &Path, arch: &'static str) -> Result<u32, Unavailable> {
+    if arch != "x86_64" {
+        return Err(Unavailable::Arch(arch));
+    }
+    let abi = read_decimal(&sysfs_dir.join("abi_version"))?;
+    let ours = uapi::DIRSYNC_ABI_VERSION;
+    if abi != ours {
+        return Err(Unavailable::AbiMismatch { kernel: abi, ours });
+    }
+    let path = sysfs_dir.join("readdir_syscall_nr");
+    let nr = match read_decimal(&path) {
+        Err(Unavailable::Missing(p)) => return Err(Unavailable::MissingReaddir(p)),
+        other => other?,
+    };
+    if nr >= 4096 {
+        let why = format!("implausible syscall number {nr}");
+        return Err(Unavailable::Malformed(path, why));
+    }
+    Ok(nr)
+}
+
 /// The real sysfs directory of the discovery mechanism.
 pub fn sysfs_dir() -> PathBuf {
     let bytes = uapi::DIRSYNC_SYSFS_DIR;
@@ -144,12 +189,24 @@ pub enum SelectError {
         /// What statx said.
         statx: Box<Option<Meta>>,
     },
+    /// `dirsync_readdir` and statx describe an entry of `/` differently.
+    #[error("dirsync_readdir disagrees with statx on /{name}: {call:?} vs {statx:?}")]
+    ReaddirDisagrees {
+        /// The entry.
+        name: String,
+        /// What the listing said.
+        call: Box<Meta>,
+        /// What statx said.
+        statx: Box<Option<Meta>>,
+    },
 }
 
-/// Picks the backend for `choice`, discovering the syscall in `sysfs_dir`.
-/// `Syscall` without a verified kernel is an error (it says why).
-/// When the syscall is verified it is also probed once on `/` and must
-/// agree with statx.
+/// Picks the backend for `choice`, discovering the system calls in
+/// `sysfs_dir`: for single paths `dirsync_stat` (else statx), for whole
+/// directories `dirsync_readdir` ([`Batch`]; else `getdents64` and a stat
+/// per entry). `Syscall` without a verified kernel for both is an error (it
+/// says why); `Auto` takes each call the kernel verifiably has. A verified
+/// call is also probed once on `/` and must agree with statx.
 pub fn select(
     choice: BackendChoice,
     sysfs_dir: &Path,
@@ -157,19 +214,67 @@ pub fn select(
     if choice == BackendChoice::Statx {
         return Ok(Box::new(Statx));
     }
-    match discover(sysfs_dir, std::env::consts::ARCH) {
-        Ok(info) => {
-            // SAFETY: `discover` verified that the running kernel provides
-            // dirsync_stat with our ABI under this number.
-            let b = unsafe { DirsyncSyscall::new(info.nr, info.abi) };
-            match probe(&b) {
-                Ok(()) => Ok(Box::new(b)),
-                Err(why) if choice == BackendChoice::Syscall => Err(why),
-                Err(_) => Ok(Box::new(Statx)),
-            }
-        }
-        Err(why) if choice == BackendChoice::Syscall => Err(why.into()),
-        Err(_) => Ok(Box::new(Statx)),
+    let required = choice == BackendChoice::Syscall;
+    let single: Box<dyn StatBackend> = match single_path_call(sysfs_dir) {
+        Ok(b) => Box::new(b),
+        Err(why) if required => return Err(why),
+        Err(_) => Box::new(Statx),
+    };
+    match readdir_call(sysfs_dir) {
+        Ok(r) => Ok(Box::new(Batch::new(r, single))),
+        Err(why) if required => Err(why),
+        Err(_) => Ok(single),
+    }
+}
+
+/// `dirsync_stat`, discovered and probed.
+fn single_path_call(sysfs_dir: &Path) -> Result<DirsyncSyscall, SelectError> {
+    let info = discover(sysfs_dir, std::env::consts::ARCH)?;
+    // SAFETY: `discover` verified that the running kernel provides
+    // dirsync_stat with our ABI under this number.
+    let b = unsafe { DirsyncSyscall::new(info.nr, info.abi) };
+    probe(&b)?;
+    Ok(b)
+}
+
+/// `dirsync_readdir`, discovered and probed.
+fn readdir_call(sysfs_dir: &Path) -> Result<DirsyncReaddir, SelectError> {
+    let nr = discover_readdir(sysfs_dir, std::env::consts::ARCH)?;
+    // SAFETY: `discover_readdir` verified that the running kernel
+    // announces dirsync_readdir with our ABI under this number.
+    let r = unsafe { DirsyncReaddir::new(nr) };
+    probe_readdir(&r)?;
+    Ok(r)
+}
+
+/// Lists `/` with the verified `dirsync_readdir`: the records must parse
+/// and the first entry described must agree with statx.
+fn probe_readdir(r: &DirsyncReaddir) -> Result<(), SelectError> {
+    let via = |via, source| SelectError::Probe { via, source };
+    let root = crate::sys::open_root(Path::new("/")).map_err(|e| via("open /", e))?;
+    let entries = r
+        .list(&Statx, root.as_fd())
+        .map_err(|e| via("dirsync_readdir", e))?;
+    let Some((name, call)) = entries.iter().find_map(|e| {
+        e.meta
+            .as_ref()
+            .ok()
+            .copied()
+            .flatten()
+            .map(|m| (&e.name, m))
+    }) else {
+        return Ok(());
+    };
+    let statx = Statx
+        .stat_at(root.as_fd(), name)
+        .map_err(|e| via("statx", e))?;
+    match statx {
+        Some(s) if s.ino == call.ino && s.kind == call.kind && s.perm == call.perm => Ok(()),
+        statx => Err(SelectError::ReaddirDisagrees {
+            name: name.to_string_lossy().into_owned(),
+            call: Box::new(call),
+            statx: Box::new(statx),
+        }),
     }
 }
 
@@ -195,6 +300,107 @@ fn probe(b: &DirsyncSyscall) -> Result<(), SelectError> {
 mod tests {
     use super::*;
     use std::fs;
+
+    fn fake_readdir(abi: Option<&str>, nr: Option<&str>) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        if let Some(a) = abi {
+            fs::write(d.path().join("abi_version"), a).unwrap();
+        }
+        if let Some(n) = nr {
+            fs::write(d.path().join("readdir_syscall_nr"), n).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn discovers_readdir_only_where_announced() {
+        let d = fake_readdir(Some("1\n"), Some("464\n"));
+        assert_eq!(discover_readdir(d.path(), "x86_64"), Ok(464));
+        // dirsync_stat's file alone does not announce dirsync_readdir.
+        let d = fake(Some("1\n"), Some("463\n"));
+        match discover_readdir(d.path(), "x86_64") {
+            Err(e @ Unavailable::MissingReaddir(_)) => {
+                assert!(
+                    e.to_string().contains("does not provide dirsync_readdir"),
+                    "{e}"
+                );
+                assert!(e.to_string().contains("readdir_syscall_nr"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let gone = d.path().join("nope");
+        assert!(matches!(
+            discover_readdir(&gone, "x86_64"),
+            Err(Unavailable::Missing(p)) if p.ends_with("abi_version")
+        ));
+        let d = fake_readdir(Some("2\n"), Some("464\n"));
+        assert_eq!(
+            discover_readdir(d.path(), "x86_64"),
+            Err(Unavailable::AbiMismatch { kernel: 2, ours: 1 })
+        );
+        for nr in ["4096\n", "-464\n", "464 \n", "\n", "0x1d0\n"] {
+            let d = fake_readdir(Some("1\n"), Some(nr));
+            assert!(
+                matches!(
+                    discover_readdir(d.path(), "x86_64"),
+                    Err(Unavailable::Malformed(..))
+                ),
+                "{nr:?}"
+            );
+        }
+        let d = fake_readdir(Some("1\n"), Some("464\n"));
+        assert_eq!(
+            discover_readdir(d.path(), "aarch64"),
+            Err(Unavailable::Arch("aarch64"))
+        );
+    }
+
+    /// On the running kernel: with dirsync_readdir announced, the batch
+    /// listing gives exactly what getdents64 + statx gives, field by
+    /// field; without it, `--stat-backend syscall` is refused and auto
+    /// lists the portable way.
+    #[test]
+    fn the_running_kernel_lists_like_statx() {
+        let real = sysfs_dir();
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path();
+        fs::write(p.join("f"), b"hello").unwrap();
+        fs::create_dir(p.join("d")).unwrap();
+        std::os::unix::fs::symlink("f", p.join("l")).unwrap();
+        for i in 0..700 {
+            fs::write(p.join(format!("n{i:04}-{}", "x".repeat(i % 200))), b"").unwrap();
+        }
+        let sorted = |b: &dyn StatBackend| {
+            let dir = crate::sys::open_root(p).unwrap();
+            let mut v: Vec<_> = b
+                .list(dir.as_fd())
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.name, e.d_type, e.meta.unwrap()))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let portable = sorted(&Statx);
+        assert_eq!(portable.len(), 703);
+        match discover_readdir(&real, std::env::consts::ARCH) {
+            Ok(nr) => {
+                let b = select(BackendChoice::Syscall, &real).expect("announced: usable");
+                let want = format!("dirsync_readdir (syscall {nr}) + dirsync_stat");
+                assert!(b.describe().starts_with(&want), "{}", b.describe());
+                assert_eq!(sorted(b.as_ref()), portable);
+            }
+            Err(_) => {
+                let err = select(BackendChoice::Syscall, &real)
+                    .err()
+                    .expect("refused");
+                assert!(err.to_string().contains("does not provide"), "{err}");
+                let b = select(BackendChoice::Auto, &real).unwrap();
+                assert!(!b.describe().contains("dirsync_readdir"));
+                assert_eq!(sorted(b.as_ref()), portable);
+            }
+        }
+    }
 
     fn fake(abi: Option<&str>, nr: Option<&str>) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();

@@ -68,7 +68,7 @@ const NEEDED: u32 = uapi::DIRSYNC_INFO_BASIC;
 /// The answer as a [`Meta`], or `None` when the file system left out a
 /// field the engine compares (`info.mask`, like statx's `stx_mask`); the
 /// caller then asks statx, so both backends give the same answer.
-fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
+pub(super) fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
     if info.mask & NEEDED != NEEDED {
         return None;
     }

@@ -19,7 +19,7 @@ use crate::attrs::owner;
 use crate::attrs::xattr::{self, Selection, Target, Xattrs};
 use crate::copy;
 use crate::error::is_out_of_space;
-use crate::stat::{Meta, StatBackend};
+use crate::stat::{Entry, Meta, StatBackend};
 use crate::sys::{self, DirEntry};
 
 /// Whether new files can be written as `O_TMPFILE` and linked into place.
@@ -228,6 +228,9 @@ impl LocalDir {
 impl ReplicaDir for LocalDir {
     fn list(&self) -> io::Result<Vec<DirEntry>> {
         sys::read_dir(self.fd())
+    }
+    fn scan(&self) -> io::Result<Vec<Entry>> {
+        self.ctx.backend.list(self.fd())
     }
     fn stat(&self, name: &CStr) -> io::Result<Option<Meta>> {
         self.ctx.backend.stat_at(self.fd(), name)

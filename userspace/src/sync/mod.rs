@@ -22,9 +22,10 @@
 //!
 //! A run is a set of tasks on the LIFO queue of a persistent `pool` of
 //! threads (`-j`, default one per core) shared by every operation of the
-//! syncer: "sync this directory" (`walk`: list both sides, one stat per
-//! entry relative to the directory handles, [`decide`], act with
-//! `install`) and "copy/compare these files". Every directory being worked
+//! syncer: "sync this directory" (`walk`: list both sides with every
+//! entry's metadata through the one listing backend,
+//! [`StatBackend::list`](crate::stat::StatBackend::list), and
+//! [`ReplicaDir::scan`] for DST, [`decide`], act with `install`) and "copy/compare these files". Every directory being worked
 //! on is a `DirNode` (`node`) holding its SRC descriptor and its DST
 //! handle; children hold a reference to their parent, and when the last
 //! reference goes away the directory's mode and mtime are applied:

@@ -6,7 +6,8 @@
 //!
 //! * [`Replica`]: the destination as a whole: a handle on its root
 //!   directory, and renames between two paths inside it;
-//! * [`ReplicaDir`]: one open directory of the destination: list it, stat
+//! * [`ReplicaDir`]: one open directory of the destination: list it (with
+//!   every entry's metadata: [`ReplicaDir::scan`]), stat
 //!   an entry or itself, open a subdirectory, create a directory, remove an
 //!   entry (a whole tree), read a link target or a device number, set
 //!   attributes, install a symlink or special file over an entry, compare
@@ -29,7 +30,7 @@ use std::io;
 use std::os::fd::BorrowedFd;
 
 use crate::attrs::xattr::{Selection, Xattrs};
-use crate::stat::{Kind, Meta};
+use crate::stat::{Entry, Kind, Meta};
 use crate::sys::DirEntry;
 
 /// The error of a replica that does not carry an attribute (the default
@@ -134,6 +135,26 @@ pub trait Replica: Send + Sync {
 pub trait ReplicaDir: Send + Sync {
     /// All entries (no `.`/`..`), in no particular order.
     fn list(&self) -> io::Result<Vec<DirEntry>>;
+    /// All entries with their metadata (each as [`stat`](Self::stat) gives
+    /// it: `Ok(None)` when it vanished after the listing), in no particular
+    /// order: what the walk reads. This default lists, then stats each
+    /// entry; an implementation with a cheaper way to get both (the local
+    /// one with `dirsync_readdir`, a remote one in one round trip)
+    /// overrides it.
+    fn scan(&self) -> io::Result<Vec<Entry>> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .map(|e| {
+                let meta = self.stat(&e.name);
+                Entry {
+                    name: e.name,
+                    d_type: e.d_type,
+                    meta,
+                }
+            })
+            .collect())
+    }
     /// Metadata of `name`, not following a symlink; `None` if absent.
     fn stat(&self, name: &CStr) -> io::Result<Option<Meta>>;
     /// Metadata of this directory.

@@ -1,21 +1,23 @@
-//! The two-tree walk: list a directory on both sides, merge the sorted
-//! listings, stat each entry relative to the directory handles, decide
+//! The two-tree walk: list a directory on both sides with every entry's
+//! metadata (one listing backend, [`crate::stat::StatBackend::list`]:
+//! `dirsync_readdir`, or `getdents64` and a stat per entry), merge the
+//! sorted listings, decide
 //! ([`decide`]) and act ([`super::install`]); subdirectories and batches of
 //! files become tasks of the [pool](super::pool).
 
 use std::cmp::Ordering as Cmp;
 use std::ffi::{CStr, CString};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::decide::{decide, Action};
 use super::install::{self, FileWork};
-use super::node::DirNode;
+use super::node::{DirNode, Run};
 use super::pool::Spawner;
 use crate::report::{inc, Event};
-use crate::stat::{Kind, Meta};
-use crate::sys::{self, DirEntry};
+use crate::stat::{Entry, Kind, Meta};
+use crate::sys;
 
 /// A batch of small files is handed to the pool at this many files...
 const BATCH_FILES: usize = 64;
@@ -155,48 +157,44 @@ fn open_subdir(
     Some(DirNode::new(op, src, dst, rel, metas, Some(parent.clone())))
 }
 
-/// One name of the merged listings.
-struct Merged<'a> {
-    name: &'a CString,
-    in_src: bool,
-    in_dst: bool,
-    d_type: u8,
+/// One name of the merged listings: its entry on each side.
+struct Merged {
+    src: Option<Entry>,
+    dst: Option<Entry>,
 }
 
 /// Walks two listings sorted by name in step.
-fn merge<'a>(src: &'a [DirEntry], dst: &'a [DirEntry]) -> impl Iterator<Item = Merged<'a>> {
-    let (mut i, mut j) = (0, 0);
+fn merge(src: Vec<Entry>, dst: Vec<Entry>) -> impl Iterator<Item = Merged> {
+    let (mut src, mut dst) = (src.into_iter().peekable(), dst.into_iter().peekable());
     std::iter::from_fn(move || {
-        let ord = match (src.get(i), dst.get(j)) {
+        let ord = match (src.peek(), dst.peek()) {
             (Some(a), Some(b)) => a.name.cmp(&b.name),
             (Some(_), None) => Cmp::Less,
             (None, Some(_)) => Cmp::Greater,
             (None, None) => return None,
         };
-        let (e, in_src, in_dst) = match ord {
-            Cmp::Less => (&src[i], true, false),
-            Cmp::Greater => (&dst[j], false, true),
-            Cmp::Equal => (&src[i], true, true),
-        };
-        i += usize::from(in_src);
-        j += usize::from(in_dst);
         Some(Merged {
-            name: &e.name,
-            in_src,
-            in_dst,
-            d_type: e.d_type,
+            src: if ord != Cmp::Greater {
+                src.next()
+            } else {
+                None
+            },
+            dst: if ord != Cmp::Less { dst.next() } else { None },
         })
     })
 }
 
-/// Both listings of a node, sorted; `None` (reported) when one fails.
-fn listings(node: &DirNode) -> Option<(Vec<DirEntry>, Vec<DirEntry>)> {
+/// Both listings of a node with every entry's metadata (the stat
+/// backend's [`list`](crate::stat::StatBackend::list) for SRC, the
+/// replica's [`scan`](super::ReplicaDir::scan) for DST), sorted; `None`
+/// (reported) when one fails.
+fn listings(node: &DirNode) -> Option<(Vec<Entry>, Vec<Entry>)> {
     let op = &node.op;
     let fail = |p, e| {
         node.set_failed();
         op.fail("cannot read directory", p, e);
     };
-    let mut src = match sys::read_dir(node.src.as_fd()) {
+    let mut src = match op.sh.backend.list(node.src.as_fd()) {
         Ok(v) => v,
         Err(e) => {
             fail(op.src_path(&node.rel), e);
@@ -204,7 +202,7 @@ fn listings(node: &DirNode) -> Option<(Vec<DirEntry>, Vec<DirEntry>)> {
         }
     };
     let mut dst = match &node.dst {
-        Some(d) => match d.list() {
+        Some(d) => match d.scan() {
             Ok(v) => v,
             Err(e) => {
                 fail(op.dst_path(&node.rel), e);
@@ -226,7 +224,7 @@ fn sync_contents(sp: &Spawner<'_>, node: Arc<DirNode>) {
     };
     inc(&op.sh.progress.scanned, src_entries.len() as u64);
     let mut batch = FileBatch::default();
-    for m in merge(&src_entries, &dst_entries) {
+    for m in merge(src_entries, dst_entries) {
         if op.aborted() {
             return;
         }
@@ -245,55 +243,69 @@ fn stat_dst(node: &DirNode, name: &CStr, rel: &Path) -> Result<Option<Meta>, ()>
     })
 }
 
-/// One entry of [`sync_contents`].
-fn merged_entry(sp: &Spawner<'_>, batch: &mut FileBatch, node: &Arc<DirNode>, m: Merged<'_>) {
-    let (op, name) = (&node.op, m.name.as_c_str());
-    let rel = node.child(name);
-    let top_only = op.sh.opts.no_recursive;
-    if !m.in_src {
-        // Only in DST: deleted, without a stat when nothing needs its
-        // type (getdents' d_type answers that otherwise).
-        if op.sh.opts.no_delete {
-            return;
-        }
-        if top_only || !op.sh.excludes.is_empty() {
-            let is_dir = match m.d_type {
-                libc::DT_DIR => true,
-                libc::DT_UNKNOWN => match stat_dst(node, name, &rel) {
-                    Ok(Some(d)) => d.kind == Kind::Dir,
-                    _ => return,
-                },
-                _ => false,
-            };
-            if op.sh.excluded(&rel, is_dir) || (top_only && is_dir) {
-                return;
-            }
-        }
-        install::remove_entry(op, node, name, &rel);
+/// The metadata of a listed entry; `Err(())` when it could not be
+/// described (reported as "cannot stat" at `path`).
+fn listed_meta(op: &Run, e: Entry, path: PathBuf) -> Result<Option<Meta>, ()> {
+    e.meta.map_err(|err| op.fail("cannot stat", path, err))
+}
+
+/// An entry only DST has: deleted, unless excluded (or a directory with
+/// `--no-recursive`); its type from `d_type`, else from its metadata.
+fn dst_only(node: &Arc<DirNode>, e: Entry) {
+    let (op, rel) = (&node.op, node.child(&e.name));
+    if op.sh.opts.no_delete {
         return;
     }
-    let s = match op.sh.backend.stat_at(node.src.as_fd(), name) {
-        Ok(s) => s,
-        Err(e) => {
-            // Unknown: leave DST's entry alone.
-            op.fail("cannot stat", op.src_path(&rel), e);
+    let top_only = op.sh.opts.no_recursive;
+    if top_only || !op.sh.excludes.is_empty() {
+        let is_dir = match e.d_type {
+            libc::DT_DIR => true,
+            libc::DT_UNKNOWN => match &e.meta {
+                Ok(Some(d)) => d.kind == Kind::Dir,
+                Ok(None) => return,
+                Err(_) => {
+                    let _ = listed_meta(op, e, op.dst_path(&rel));
+                    return;
+                }
+            },
+            _ => false,
+        };
+        if op.sh.excluded(&rel, is_dir) || (top_only && is_dir) {
             return;
         }
+    }
+    install::remove_entry(op, node, &e.name, &rel);
+}
+
+/// One entry of [`sync_contents`].
+fn merged_entry(sp: &Spawner<'_>, batch: &mut FileBatch, node: &Arc<DirNode>, m: Merged) {
+    let op = &node.op;
+    let Some(se) = m.src else {
+        if let Some(de) = m.dst {
+            dst_only(node, de);
+        }
+        return;
     };
+    let name = se.name.clone();
+    let rel = node.child(&name);
+    // Unknown: leave DST's entry alone.
+    let Ok(s) = listed_meta(op, se, op.src_path(&rel)) else {
+        return;
+    };
+    let top_only = op.sh.opts.no_recursive;
     if let Some(s) = s {
         if op.sh.excluded(&rel, s.kind == Kind::Dir) || (top_only && s.kind == Kind::Dir) {
             return;
         }
     }
-    let d = if m.in_dst {
-        match stat_dst(node, name, &rel) {
+    let d = match m.dst {
+        Some(de) => match listed_meta(op, de, op.dst_path(&rel)) {
             Ok(d) => d,
             Err(()) => return,
-        }
-    } else {
-        None
+        },
+        None => None,
     };
-    converge(sp, batch, node, name, s, d);
+    converge(sp, batch, node, &name, s, d);
 }
 
 /// Makes DST's entry `name` in `dir` equal to SRC's (`s`, `d`: their

@@ -780,3 +780,20 @@ pub fn actions(summary: &serde_json::Value) -> u64 {
     .map(|f| counter(summary, f))
     .sum()
 }
+
+/// Library options with the metadata backend of `DIRSYNC_STAT_BACKEND`
+/// (`auto`, `syscall`, `statx`; unset: auto), as the CLI reads it: the VM
+/// runs every suite once per backend.
+pub fn options() -> dirsync::sync::Options {
+    use dirsync::stat::BackendChoice;
+    let stat_backend = match std::env::var("DIRSYNC_STAT_BACKEND").as_deref() {
+        Err(_) | Ok("auto") => BackendChoice::Auto,
+        Ok("syscall") => BackendChoice::Syscall,
+        Ok("statx") => BackendChoice::Statx,
+        Ok(other) => panic!("DIRSYNC_STAT_BACKEND={other:?}: not auto, syscall or statx"),
+    };
+    dirsync::sync::Options {
+        stat_backend,
+        ..Default::default()
+    }
+}

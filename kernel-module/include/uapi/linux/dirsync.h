@@ -79,5 +79,66 @@ struct dirsync_info {
 	__u32 dev_minor;
 	__u64 __spare[4];	/* zero; later fields come with new mask bits */
 };
+/* dirsync-series: begin readdir */
+
+/*
+ * dirsync_readdir(2): a directory's entries and their metadata in one call.
+ *
+ *   long dirsync_readdir(unsigned int fd, void __user *buf, size_t size,
+ *                        unsigned int flags);
+ *
+ * @fd is a directory opened for reading (not O_PATH).  The call fills @buf
+ * with packed records, each a struct dirsync_dirent followed by the name,
+ * and returns the number of bytes written, or 0 at the end of the
+ * directory.  It resumes where the previous call on the same open file
+ * stopped: the position is the file's own (as getdents64(2), serialised
+ * by the file position lock), never an offset from userspace.
+ *
+ * "." and ".." are not reported.  Each entry is looked up by name from
+ * @fd's directory, without following a final symlink (entries are never
+ * followed: AT_SYMLINK_NOFOLLOW is implied and accepted), with the
+ * caller's credentials and without any directory lock held from the
+ * listing; its metadata is what fstatat(fd, name, AT_SYMLINK_NOFOLLOW)
+ * would give at that moment, a mount point's being the mounted root's.
+ * An entry that cannot be described has ->error set to a positive errno
+ * (ENOENT: it vanished between listing and lookup; EACCES: the directory
+ * is not searchable) and its ->info all zero; the call itself does not
+ * fail for it.  Nothing is read ahead: the work per call is bounded by
+ * @size.
+ *
+ * @flags: 0, or AT_SYMLINK_NOFOLLOW, AT_NO_AUTOMOUNT, and at most one of
+ * the AT_STATX_SYNC_* flags; anything else is -EINVAL.
+ *
+ * Errors: EBADF (@fd not open for reading), ENOTDIR (@fd not a
+ * directory), EINVAL (bad @flags, or @size below DIRSYNC_READDIR_BUF_MIN,
+ * the size of the largest record, which always fits one entry), EFAULT
+ * (@buf not writable), ENOENT (the directory was removed), ENOMEM.
+ *
+ * Records: ->reclen is the whole record (header, name, NUL, zero padding)
+ * and a multiple of 8, so the next record starts at the current one plus
+ * ->reclen; ->namelen excludes the NUL.  ->info is a struct dirsync_info
+ * with ->info.exists == 1 and ->info.mask as for dirsync_stat(2) when
+ * ->error is 0.  Every byte up to the returned length is written,
+ * padding and reserved fields as zero.
+ *
+ * Discovery: DIRSYNC_SYSFS_DIR "/readdir_syscall_nr" holds the decimal
+ * number ("464\n" on x86-64) on kernels that implement the call; without
+ * that file userspace must not execute it.
+ */
+struct dirsync_dirent {
+	__u16 reclen;		/* length of this record, a multiple of 8 */
+	__u8 d_type;		/* DT_* type from the directory, as getdents64 */
+	__u8 __pad0;		/* zero */
+	__u16 namelen;		/* bytes of name, without the NUL */
+	__u16 __pad1;		/* zero */
+	__s32 error;		/* 0, or a positive errno: info is zero */
+	__u32 __pad2;		/* zero */
+	struct dirsync_info info;	/* the entry's metadata when error == 0 */
+	char name[];		/* namelen bytes, NUL, zero padding */
+};
+
+/* sizeof(struct dirsync_dirent) + NAME_MAX + 1, rounded up to 8 */
+#define DIRSYNC_READDIR_BUF_MIN	352
+/* dirsync-series: end readdir */
 
 #endif /* _UAPI_LINUX_DIRSYNC_H */
