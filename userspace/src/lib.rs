@@ -24,6 +24,7 @@ pub mod report;
 pub mod stat;
 pub mod sync;
 pub mod sys;
+pub mod transfer;
 pub mod uapi;
 pub mod watch;
 
