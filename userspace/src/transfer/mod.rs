@@ -14,4 +14,5 @@
 //! * [`bwlimit`]: a token bucket on a writer (`--bwlimit RATE`) and the
 //!   rsync-compatible rate parser.
 
+pub mod compress;
 pub mod delta;
