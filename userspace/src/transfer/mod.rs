@@ -14,5 +14,6 @@
 //! * [`bwlimit`]: a token bucket on a writer (`--bwlimit RATE`) and the
 //!   rsync-compatible rate parser.
 
+pub mod bwlimit;
 pub mod compress;
 pub mod delta;
