@@ -208,7 +208,7 @@ pub fn pull(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, RemoteError> {
     let host = spec.host.as_str();
-    let (root, created) = agent::prepare_root(dst, options.dry_run, options.stat_backend)?;
+    let (root, created) = super::root::prepare(dst, options.dry_run, options.stat_backend)?;
     if created {
         reporter.event(&Event::CreatedDir { path: dst });
     }

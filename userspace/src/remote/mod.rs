@@ -28,12 +28,14 @@
 
 pub mod agent;
 pub mod client;
+mod codec;
 pub mod deploy;
 mod events;
 pub mod frame;
 pub mod link;
 pub mod proto;
 pub mod replica;
+pub mod root;
 pub mod server;
 pub mod spec;
 pub mod transport;
