@@ -401,7 +401,7 @@ fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
     Ok(match kind {
         40 => {
             let req = d.u32()?;
-            let n = d.count(22)?;
+            let n = d.count(16)?;
             let entries = (0..n).map(|_| dec_entry(d)).collect::<Result<_, _>>()?;
             Msg::Entries { req, entries }
         }

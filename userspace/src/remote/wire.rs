@@ -168,9 +168,9 @@ impl<'a> Dec<'a> {
         let k = self.u8()?;
         let fmt = self.u32()?;
         let kind = match k {
-            0 => Kind::File,
-            1 => Kind::Dir,
-            2 => Kind::Symlink,
+            0 if fmt == 0 => Kind::File,
+            1 if fmt == 0 => Kind::Dir,
+            2 if fmt == 0 => Kind::Symlink,
             3 if matches!(
                 fmt,
                 libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK
@@ -210,6 +210,10 @@ impl<'a> Dec<'a> {
         let (s, ns) = (self.i64()?, self.nsec()?);
         if perm > 0o7777 {
             return Err(ProtoError::BadValue("permission bits"));
+        }
+        // One encoding per value: an absent field is all zeros.
+        if (flags & 1 == 0 && perm != 0) || (flags & 2 == 0 && (s, ns) != (0, 0)) {
+            return Err(ProtoError::BadValue("attribute left out but not zero"));
         }
         Ok(Attrs {
             perm: (flags & 1 != 0).then_some(perm),

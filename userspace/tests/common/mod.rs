@@ -58,7 +58,11 @@ where
     if let Some(mode) = sshd::mode() {
         let n = a.len();
         assert!(n >= 2, "a remote suite runs dirsync with SRC and DST");
-        let i = if mode == sshd::Mode::Push { n - 1 } else { n - 2 };
+        let i = if mode == sshd::Mode::Push {
+            n - 1
+        } else {
+            n - 2
+        };
         a[i] = sshd::remote(Path::new(&a[i])).into_os_string();
         let mut full: Vec<std::ffi::OsString> = sshd::Sshd::shared()
             .args()
