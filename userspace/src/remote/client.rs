@@ -208,17 +208,19 @@ pub fn pull(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, RemoteError> {
     let host = spec.host.as_str();
-    let (root, created) = super::root::prepare(dst, options.dry_run, options.stat_backend)?;
-    if created {
-        reporter.event(&Event::CreatedDir { path: dst });
-    }
+    // DST is checked now, created once the server took SRC.
+    let exists = super::root::check(dst)?;
     let mut st = setup(Role::Engine, &spec.path, &options);
     st.label = dst.as_os_str().as_bytes().to_vec();
-    st.dst_exists = root.is_some();
-    if created {
+    st.dst_exists = exists || !options.dry_run;
+    if !exists && !options.dry_run {
         st.flags |= OPT_DST_CREATED;
     }
     let mut s = open(spec, c, &st)?;
+    let (root, _) = super::root::open(dst, options.dry_run, options.stat_backend)?;
+    if !exists {
+        reporter.event(&Event::CreatedDir { path: dst });
+    }
     let mut agent = root.map(Agent::new);
     let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
     let map = |p: &[u8]| -> Vec<u8> {

@@ -1,6 +1,7 @@
 //! `--deploy`: run this very binary on the remote side. The remote
 //! command is a small POSIX shell script: when
-//! `~/.cache/dirsync/agent-<version>-<hash>` is missing or its SHA-256 is
+//! `~/.cache/dirsync/agent-<version>-<hash>` (`$XDG_CACHE_HOME/dirsync/...`
+//! when set) is missing or its SHA-256 is
 //! not this binary's, it says `need`, reads exactly the binary's size from
 //! stdin into a temporary, checks the hash and renames it into place;
 //! then it runs it with `--server`. The client sends the binary only when
@@ -41,7 +42,7 @@ pub fn this_binary() -> io::Result<Agent> {
 pub fn remote_command(agent: &Agent) -> Vec<u8> {
     let name = format!("agent-{}-{}", env!("CARGO_PKG_VERSION"), &agent.hash[..16]);
     let script = format!(
-        "d=\"$HOME/.cache/dirsync\"; f=\"$d/{name}\"; h={hash}; \
+        "d=\"${{XDG_CACHE_HOME:-$HOME/.cache}}/dirsync\"; f=\"$d/{name}\"; h={hash}; \
          sum() {{ sha256sum < \"$1\" 2>/dev/null | cut -d' ' -f1; }}; \
          if [ -x \"$f\" ] && [ \"$(sum \"$f\")\" = \"$h\" ]; then echo dirsync-deploy: have; \
          else mkdir -p \"$d\" && t=\"$d/.upload.$$\" && echo dirsync-deploy: need && \

@@ -6,26 +6,16 @@ use std::sync::Arc;
 use crate::sync::local::LocalReplica;
 use crate::sys;
 
-/// Opens the agent's root `path` (a DST): created when missing (its
-/// parent must exist) unless a dry run, which leaves it missing (`None`).
-/// Returns the replica and whether it was created now.
-pub fn prepare(
-    path: &std::path::Path,
-    dry_run: bool,
-    backend: crate::stat::BackendChoice,
-) -> crate::Result<(Option<LocalReplica>, bool)> {
+/// Checks a DST `path`: whether it exists (a directory); an error when it
+/// is something else, or missing with a missing parent.
+pub fn check(path: &std::path::Path) -> crate::Result<bool> {
     use crate::Error;
-    let backend: Arc<dyn crate::stat::StatBackend> =
-        Arc::from(crate::stat::select(backend, &crate::stat::sysfs_dir())?);
     let exists = match std::fs::symlink_metadata(path) {
         Ok(_) => match std::fs::metadata(path) {
             Ok(m) if m.is_dir() => true,
             Ok(_) => {
-                return Err(Error::invalid(
-                    "destination",
-                    path,
-                    "exists and is not a directory",
-                ))
+                let why = "exists and is not a directory";
+                return Err(Error::invalid("destination", path, why));
             }
             Err(e) => return Err(Error::at("cannot access destination", path, e)),
         },
@@ -38,13 +28,28 @@ pub fn prepare(
             _ => std::path::Path::new("."),
         };
         if !parent.is_dir() {
-            return Err(Error::invalid(
-                "destination",
-                path,
-                "its parent directory does not exist",
-            ));
+            let why = "its parent directory does not exist";
+            return Err(Error::invalid("destination", path, why));
         }
+    }
+    Ok(exists)
+}
+
+/// Opens the DST `path` checked by [`check`], creating it when missing
+/// unless a dry run (then `None`). Returns the replica and whether it was
+/// created now.
+pub fn open(
+    path: &std::path::Path,
+    dry_run: bool,
+    backend: crate::stat::BackendChoice,
+) -> crate::Result<(Option<LocalReplica>, bool)> {
+    use crate::Error;
+    let backend: Arc<dyn crate::stat::StatBackend> =
+        Arc::from(crate::stat::select(backend, &crate::stat::sysfs_dir())?);
+    let exists = check(path)?;
+    if !exists {
         if dry_run {
+            // Would be created (a dry run reports it so).
             return Ok((None, true));
         }
         match std::fs::create_dir(path) {

@@ -85,7 +85,7 @@ fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
 fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<(), RemoteError> {
     let path = Path::new(OsStr::from_bytes(&setup.path));
     let o = options_of(setup);
-    let (root, created) = match super::root::prepare(path, o.dry_run, o.stat_backend) {
+    let (root, created) = match super::root::open(path, o.dry_run, o.stat_backend) {
         Ok(x) => x,
         Err(e) => return Err(refuse(&mut w, &e)),
     };

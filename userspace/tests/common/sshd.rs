@@ -60,7 +60,7 @@ impl Sshd {
                 "ListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
                  AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nStrictModes no\n\
                  PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nUsePAM no\nPermitRootLogin yes\nLogLevel FATAL\nMaxStartups 200\n",
+                 PubkeyAuthentication yes\nUsePAM no\nPermitRootLogin yes\nLogLevel FATAL\nMaxStartups 200\nAcceptEnv XDG_CACHE_HOME\n",
                 d = d.display()
             );
             std::fs::write(&conf, text).unwrap();
