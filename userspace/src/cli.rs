@@ -19,7 +19,8 @@ Exit codes:
   2  partial failure: some entries could not be synced (reported), all others were
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
-     kernel without dirsync_stat, ...)";
+     kernel without dirsync_stat, remote host unreachable, no dirsync there,
+     protocol version mismatch, connection lost, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
@@ -96,6 +97,24 @@ pub struct SyncArgs {
     /// Never show the progress line (shown on a terminal for long runs)
     #[arg(long)]
     pub no_progress: bool,
+    /// The command that reaches a remote host (`[user@]host:PATH`): it is
+    /// run with the host and the remote command, and must give a byte
+    /// stream to it
+    #[arg(
+        short = 'e',
+        long,
+        value_name = "CMD",
+        default_value = "ssh",
+        env = "DIRSYNC_RSH"
+    )]
+    pub rsh: String,
+    /// The dirsync to run on the remote host (default: `dirsync` on its PATH)
+    #[arg(long, value_name = "PATH")]
+    pub remote_path: Option<OsString>,
+    /// Upload this dirsync to the remote host
+    /// (~/.cache/dirsync/agent-VERSION-HASH, checked by hash) and run that
+    #[arg(long)]
+    pub deploy: bool,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -116,6 +135,15 @@ impl SyncArgs {
             specials: self.specials,
             jobs: self.jobs.map_or(0, usize::from),
             defer_changing: false,
+        }
+    }
+
+    /// How to reach a remote side.
+    pub fn connect(&self) -> dirsync::remote::client::Connect {
+        dirsync::remote::client::Connect {
+            rsh: self.rsh.clone(),
+            remote_path: self.remote_path.clone(),
+            deploy: self.deploy,
         }
     }
 
@@ -147,10 +175,14 @@ with a warning (or recreated, with --specials); hard links are copied as indepen
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Source directory
+    /// Run as the remote side of a remote sync (on stdin/stdout)
+    #[arg(long, hide = true, exclusive = true)]
+    pub server: bool,
+    /// Source directory ([user@]host:PATH for a remote one)
     #[arg(value_name = "SRC", requires = "dst")]
     pub src: Option<PathBuf>,
-    /// Destination directory (created if missing)
+    /// Destination directory, created if missing ([user@]host:PATH for a
+    /// remote one)
     #[arg(value_name = "DST")]
     pub dst: Option<PathBuf>,
     #[command(flatten)]

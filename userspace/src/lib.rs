@@ -12,7 +12,8 @@
 //!   gitignore-style `--exclude` patterns;
 //! * [`sync`]: the engine (walk, decide, install, in parallel), which
 //!   reaches DST only through [`sync::Replica`];
-//! * [`watch`]: `dirsync watch` on top of the engine.
+//! * [`watch`]: `dirsync watch` on top of the engine;
+//! * [`remote`]: remote replicas over ssh (an agent, the protocol).
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
@@ -20,6 +21,7 @@
 pub mod copy;
 pub mod error;
 pub mod exclude;
+pub mod remote;
 pub mod report;
 pub mod stat;
 pub mod sync;

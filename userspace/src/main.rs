@@ -71,6 +71,9 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     };
     raise_nofile_limit();
+    if cli.server {
+        return Ok(run_server());
+    }
     match cli.command {
         Some(Command::Completions { shell }) => {
             let mut cmd = Cli::command();
@@ -119,7 +122,65 @@ fn print_summary(args: &SyncArgs, summary: &Summary, status: ExitStatus) {
     }
 }
 
+/// `dirsync --server`: the remote side, on stdin/stdout. Errors go to the
+/// client in the protocol when it can carry them, and to stderr (which
+/// ssh shows the user) otherwise.
+fn run_server() -> ExitCode {
+    let r = Box::new(std::io::stdin());
+    let w = Box::new(std::io::stdout());
+    match dirsync::remote::server::serve(r, w) {
+        Ok(()) => exit(ExitStatus::Ok),
+        Err(e) => {
+            eprintln!("dirsync --server: {}", dirsync::error::chain(&e));
+            exit(ExitStatus::Fatal)
+        }
+    }
+}
+
+/// The exit status of a finished run, after printing its summary.
+fn finish(args: &SyncArgs, summary: &Summary) -> ExitCode {
+    let status = if summary.errors > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Ok
+    };
+    print_summary(args, summary, status);
+    if status == ExitStatus::Partial && !args.json {
+        eprintln!(
+            "dirsync: {} entries could not be synced (see above); everything else was",
+            summary.errors
+        );
+    }
+    exit(status)
+}
+
+/// A one-shot sync with a remote side (`host:PATH` as SRC or DST).
+fn run_remote(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<Option<ExitCode>> {
+    use dirsync::remote::{client, spec};
+    let (rs, rd) = (spec::parse(src.as_os_str()), spec::parse(dst.as_os_str()));
+    let (rep, _) = reporter(args);
+    let result = match (rs, rd) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            eprintln!("dirsync: SRC and DST cannot both be remote");
+            return Ok(Some(exit(ExitStatus::Usage)));
+        }
+        (None, Some(d)) => client::push(src, &d, &args.connect(), args.options(), rep),
+        (Some(s), None) => client::pull(&s, dst, &args.connect(), args.options(), rep),
+    };
+    match result {
+        Ok(summary) => Ok(Some(finish(args, &summary))),
+        Err(e) => {
+            print_summary(args, &Summary::default(), ExitStatus::Fatal);
+            Err(e.into())
+        }
+    }
+}
+
 fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = run_remote(src, dst, args)? {
+        return Ok(code);
+    }
     let (rep, line) = reporter(args);
     let syncer = match Syncer::new(src, dst, args.options(), rep) {
         Ok(s) => s,
@@ -148,19 +209,7 @@ fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode>
             });
         }
     };
-    let status = if summary.errors > 0 {
-        ExitStatus::Partial
-    } else {
-        ExitStatus::Ok
-    };
-    print_summary(args, &summary, status);
-    if status == ExitStatus::Partial && !args.json {
-        eprintln!(
-            "dirsync: {} entries could not be synced (see above); everything else was",
-            summary.errors
-        );
-    }
-    Ok(exit(status))
+    Ok(finish(args, &summary))
 }
 
 fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {

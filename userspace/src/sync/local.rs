@@ -9,6 +9,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -69,6 +70,15 @@ impl LocalReplica {
                 tmpfile: AtomicU8::new(Tmpfile::Unknown as u8),
             }),
         }
+    }
+
+    /// A handle on the root directory (the remote agent's way in: it keeps
+    /// handles in a table, see `remote::agent`).
+    pub fn root_dir(&self) -> io::Result<LocalDir> {
+        Ok(LocalDir {
+            fd: sys::open_dir_at(self.root.as_fd(), c".")?,
+            ctx: self.ctx.clone(),
+        })
     }
 
     /// The parent directory of the path `comps`, opened from the root.
@@ -143,6 +153,30 @@ fn set_attrs(dir: BorrowedFd<'_>, name: Option<&CStr>, attrs: &Attrs) -> io::Res
 impl LocalDir {
     fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
+    }
+
+    /// Opens the regular file `name` for reading (never through a
+    /// symlink).
+    pub fn open_file(&self, name: &CStr) -> io::Result<OwnedFd> {
+        sys::open_file_at(self.fd(), name)
+    }
+
+    /// Opens the subdirectory `name` (never through a symlink).
+    pub fn open_local(&self, name: &CStr) -> io::Result<LocalDir> {
+        Ok(LocalDir {
+            fd: sys::open_dir_at(self.fd(), name)?,
+            ctx: self.ctx.clone(),
+        })
+    }
+
+    /// [`ReplicaDir::receive_file`] for a shared handle: the file keeps
+    /// its directory alive (the remote agent holds several at once).
+    pub fn receive_shared(
+        self: &Arc<Self>,
+        name: &CStr,
+        fresh: bool,
+    ) -> io::Result<Box<dyn IncomingFile + Send>> {
+        Ok(Box::new(receive(self.clone(), name, fresh)?))
     }
 
     /// Gives the complete temporary entry `tmp` the name `name`, first
@@ -240,39 +274,48 @@ impl ReplicaDir for LocalDir {
         name: &CStr,
         fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
-        let named = || copy::create_temp(self.fd()).map(|(t, fd)| (Some(t), fd));
-        let (tmp, out) = if fresh && self.ctx.tmpfile() != Tmpfile::Unusable {
-            match sys::open_tmpfile(self.fd()) {
-                Ok(fd) => (None, fd),
-                Err(e) if is_out_of_space(&e) => return Err(e),
-                Err(_) => {
-                    self.ctx.set_tmpfile(Tmpfile::Unusable);
-                    named()?
-                }
-            }
-        } else {
-            named()?
-        };
-        Ok(Box::new(LocalIncoming {
-            dir: self,
-            name: name.to_owned(),
-            tmp,
-            out: Some(out),
-        }))
+        Ok(Box::new(receive(self, name, fresh)?))
     }
 }
 
-/// A file being written into a [`LocalDir`]: unnamed (`tmp` is `None`) or
-/// under a temporary name.
-struct LocalIncoming<'a> {
-    dir: &'a LocalDir,
+/// Starts receiving `name` into `dir` (see [`ReplicaDir::receive_file`]).
+fn receive<D: Deref<Target = LocalDir>>(
+    dir: D,
+    name: &CStr,
+    fresh: bool,
+) -> io::Result<LocalIncoming<D>> {
+    let named = || copy::create_temp(dir.fd()).map(|(t, fd)| (Some(t), fd));
+    let (tmp, out) = if fresh && dir.ctx.tmpfile() != Tmpfile::Unusable {
+        match sys::open_tmpfile(dir.fd()) {
+            Ok(fd) => (None, fd),
+            Err(e) if is_out_of_space(&e) => return Err(e),
+            Err(_) => {
+                dir.ctx.set_tmpfile(Tmpfile::Unusable);
+                named()?
+            }
+        }
+    } else {
+        named()?
+    };
+    Ok(LocalIncoming {
+        dir,
+        name: name.to_owned(),
+        tmp,
+        out: Some(out),
+    })
+}
+
+/// A file being written into a [`LocalDir`] (held as `D`: borrowed or
+/// shared): unnamed (`tmp` is `None`) or under a temporary name.
+struct LocalIncoming<D: Deref<Target = LocalDir>> {
+    dir: D,
     name: CString,
     tmp: Option<CString>,
     /// `None` once committed or discarded.
     out: Option<OwnedFd>,
 }
 
-impl LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> LocalIncoming<D> {
     /// Links the complete unnamed file into place.
     fn link_unnamed(&self, out: BorrowedFd<'_>) -> io::Result<Committed> {
         let (dir, ctx) = (self.dir.fd(), &self.dir.ctx);
@@ -299,10 +342,19 @@ impl LocalIncoming<'_> {
     }
 }
 
-impl IncomingFile for LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> IncomingFile for LocalIncoming<D> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
         let out = self.out.as_ref().expect("not committed yet");
         copy::copy_data(src, out.as_fd(), len)
+    }
+
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let out = self.out.as_ref().expect("not committed yet");
+        while !data.is_empty() {
+            let n = sys::write(out.as_fd(), data)?;
+            data = &data[n..];
+        }
+        Ok(())
     }
 
     fn commit(
@@ -327,7 +379,7 @@ impl IncomingFile for LocalIncoming<'_> {
     }
 }
 
-impl Drop for LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> Drop for LocalIncoming<D> {
     fn drop(&mut self) {
         drop(self.out.take());
         if let Some(t) = self.tmp.take() {

@@ -160,6 +160,9 @@ pub trait IncomingFile {
     /// Appends exactly `len` bytes (fewer if `src` ends first) read from
     /// `src` at its current offset; returns how many.
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64>;
+    /// Appends `data` (content that arrived from elsewhere: the remote
+    /// agent's way in).
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
     /// Sets `attrs`, syncs to disk when `fsync`, and gives the file its
     /// name, replacing what is there (see [`Over`]).
     fn commit(self: Box<Self>, attrs: &Attrs, fsync: bool, over: Over) -> io::Result<Committed>;
