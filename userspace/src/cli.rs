@@ -115,6 +115,14 @@ pub struct SyncArgs {
     /// (~/.cache/dirsync/agent-VERSION-HASH, checked by hash) and run that
     #[arg(long)]
     pub deploy: bool,
+    /// Compress the stream to a remote host with zstd
+    #[arg(short = 'z', long)]
+    pub compress: bool,
+    /// Limit the bytes sent to (or from) a remote host per second, as
+    /// rsync does: a number of KiB, or with a suffix B, K, M, G (powers
+    /// of 1024) or KB, MB, GB (powers of 1000), e.g. 5M; 0: no limit
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    pub bwlimit: Option<u64>,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -144,6 +152,8 @@ impl SyncArgs {
             rsh: self.rsh.clone(),
             remote_path: self.remote_path.clone(),
             deploy: self.deploy,
+            compress: self.compress,
+            bwlimit: self.bwlimit.filter(|&r| r > 0),
         }
     }
 
@@ -214,4 +224,11 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout
     Man,
+}
+
+/// `--bwlimit RATE` in bytes per second (0: no limit).
+fn parse_bwlimit(s: &str) -> Result<u64, String> {
+    dirsync::transfer::bwlimit::parse_rate(s)
+        .map(|r| r.unwrap_or(0))
+        .map_err(|e| e.to_string())
 }

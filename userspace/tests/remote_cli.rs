@@ -181,7 +181,9 @@ fn hostile_servers_get_a_clean_error() {
     let outside = t.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("keep"), b"keep").unwrap();
-    let hello = frame(&Msg::Hello(dirsync::remote::hello()));
+    let hello = frame(&Msg::Hello(dirsync::remote::hello(
+        dirsync::remote::proto::FEATURES,
+    )));
     let ready = frame(&Msg::Ready {
         created: false,
         exists: true,
@@ -308,9 +310,11 @@ fn hostile_clients_get_a_clean_error() {
         excludes: vec![],
         label: vec![],
         dst_exists: true,
+        bwlimit: 0,
     };
     let start = [
-        frame(&Msg::Hello(dirsync::remote::hello())),
+        // No feature: the frames that follow are plain.
+        frame(&Msg::Hello(dirsync::remote::hello(0))),
         frame(&Msg::Setup(setup)),
     ]
     .concat();

@@ -106,6 +106,7 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             excludes: (0..r.below(4)).map(|_| r.bytes(10)).collect(),
             label: r.bytes(20),
             dst_exists: r.below(2) == 0,
+            bwlimit: r.next(),
         }),
         Msg::Ready {
             created: r.below(2) == 0,
@@ -163,6 +164,12 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             fid: 9,
             signature: Some(r.bytes(40)),
         },
+        Msg::PlanAsk { fid: 9 },
+        Msg::Delta {
+            fid: 9,
+            ops: r.bytes(200),
+        },
+        Msg::DeltaEnd { req: 3, fid: 9 },
         Msg::Data {
             fid: 9,
             bytes: r.bytes(200),

@@ -13,11 +13,12 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use super::frame::FrameWriter;
 use super::proto::{Answer, Entry, Msg, NoteOp};
+use super::stream::{Receiver, Stream};
 use crate::stat::Kind;
 use crate::sync::local::{LocalDir, LocalReplica};
 use crate::sync::{IncomingFile, Replica, ReplicaDir};
@@ -44,26 +45,6 @@ fn violation(what: &str) -> Violation {
 struct Handle {
     dir: Option<Arc<LocalDir>>,
     rel: Vec<u8>,
-}
-
-/// A file being received or compared.
-enum Stream {
-    Write {
-        file: Box<dyn IncomingFile + Send>,
-        rel: Vec<u8>,
-        got: u64,
-        err: Option<io::Error>,
-    },
-    Compare {
-        mine: Option<OwnedFd>,
-        same: bool,
-    },
-    /// Its directory is unusable or it could not be created.
-    Failed {
-        rel: Vec<u8>,
-        got: u64,
-        err: Option<io::Error>,
-    },
 }
 
 /// A change to carry out on a directory; returns entries removed.
@@ -328,6 +309,7 @@ impl Agent {
                             rel,
                             got: 0,
                             err: None,
+                            rx: Some(Box::new(Receiver::new(d.clone(), name))),
                         },
                         Err(e) => Stream::Failed {
                             rel,
@@ -366,6 +348,7 @@ impl Agent {
                         rel,
                         got,
                         err: None,
+                        ..
                     } => {
                         let r = file.commit(&attrs, fsync, over).map(|c| match c {
                             crate::sync::Committed::Done { deleted } => deleted,
@@ -425,6 +408,9 @@ impl Agent {
                     },
                 )
                 .map_err(io)?;
+            }
+            m @ (Msg::PlanAsk { .. } | Msg::Delta { .. } | Msg::DeltaEnd { .. }) => {
+                super::stream::on_message(&mut self.streams, m, w).map_err(Violation)?
             }
             _ => return Err(violation("a message the agent does not take")),
         }
@@ -488,7 +474,10 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<()> {
         );
     };
     let names = match d.list() {
-        Ok(n) => n,
+        Ok(mut n) => {
+            super::stream::hide_partials(&mut n);
+            n
+        }
         Err(e) => {
             return send(
                 w,

@@ -11,12 +11,12 @@ use std::time::Duration;
 use super::agent::{self, Agent, Violation};
 use super::frame::{FrameError, FrameReader, FrameWriter};
 use super::link::Link;
-use super::proto::{Msg, Role, Setup, OPT_DST_CREATED, PROTOCOL};
+use super::proto::{Msg, Role, Setup, FEATURES, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL};
 use super::replica::RemoteReplica;
 use super::server::{read_msg, FrameErrorOr};
 use super::spec::Spec;
 use super::transport::{shell_quote, Transport};
-use super::{deploy, events, hello, setup, RemoteError};
+use super::{deploy, events, hello, layers, setup, RemoteError};
 use crate::report::{Event, Reporter, Summary};
 use crate::sync::{Options, Replica, Syncer};
 
@@ -30,6 +30,21 @@ pub struct Connect {
     pub remote_path: Option<OsString>,
     /// Upload and run this binary (`--deploy`).
     pub deploy: bool,
+    /// Compress the stream (`-z`), if the server can.
+    pub compress: bool,
+    /// `--bwlimit`: bytes per second each side writes (`None`: no limit).
+    pub bwlimit: Option<u64>,
+}
+
+impl Connect {
+    /// The features this client offers.
+    pub fn features(&self) -> u64 {
+        let mut f = FEATURES;
+        if !self.compress {
+            f &= !FEATURE_ZSTD;
+        }
+        f
+    }
 }
 
 /// A connected, set up session.
@@ -41,6 +56,8 @@ pub struct Session {
     pub created: bool,
     /// The server's root exists.
     pub exists: bool,
+    /// The features both sides use.
+    pub features: u64,
 }
 
 fn protocol(host: &str, e: impl std::fmt::Display) -> RemoteError {
@@ -114,9 +131,18 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             remote_version: String::from_utf8_lossy(&theirs.version).into_owned(),
         });
     }
+    let ours = hello(c.features());
+    let features = ours.features & theirs.features;
+    let mut setup = setup.clone();
+    setup.bwlimit = c.bwlimit.unwrap_or(0);
     let send = |w: &mut FrameWriter, m: &Msg| agent::send(w, m);
-    send(&mut w, &Msg::Hello(hello()))
-        .and_then(|()| send(&mut w, &Msg::Setup(setup.clone())))
+    send(&mut w, &Msg::Hello(ours))
+        .and_then(|()| w.flush())
+        .map_err(|e| protocol(host, e))?;
+    // From here on, the layers both sides agreed on (module `layers`).
+    let mut w = layers::writer(w, features, setup.bwlimit).map_err(|e| protocol(host, e))?;
+    let mut r = layers::reader(r, features);
+    send(&mut w, &Msg::Setup(setup))
         .and_then(|()| w.flush())
         .map_err(|e| protocol(host, e))?;
     match read_msg(&mut r) {
@@ -126,6 +152,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             w,
             created,
             exists,
+            features,
         }),
         Ok(Msg::Refuse(m)) => Err(RemoteError::Remote {
             host: host.to_string(),
@@ -171,6 +198,7 @@ pub fn push(
         w,
         created,
         exists,
+        features,
     } = s;
     let label = spec.label();
     if created {
@@ -181,6 +209,7 @@ pub fn push(
         link: OnceLock::new(),
     });
     let link = Link::start(r, w, rep.clone(), &label, host);
+    link.set_features(features);
     let _ = rep.link.set(Arc::downgrade(&link));
     let replica = exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
     let syncer = Syncer::with_replica(src, &label, replica, created, options, rep)?;

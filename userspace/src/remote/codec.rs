@@ -71,7 +71,7 @@ impl Msg {
                 for x in &s.excludes {
                     e.bytes(x);
                 }
-                e.bytes(&s.label).bool(s.dst_exists);
+                e.bytes(&s.label).bool(s.dst_exists).u64(s.bwlimit);
                 2
             }
             Msg::Ready { created, exists } => {
@@ -164,6 +164,18 @@ impl Msg {
                 e.u32(*fid).opt_bytes(signature.as_deref());
                 26
             }
+            Msg::PlanAsk { fid } => {
+                e.u32(*fid);
+                27
+            }
+            Msg::Delta { fid, ops } => {
+                e.u32(*fid).bytes(ops);
+                28
+            }
+            Msg::DeltaEnd { req, fid } => {
+                e.u32(*req).u32(*fid);
+                29
+            }
             Msg::Data { fid, bytes } => {
                 e.u32(*fid).bytes(bytes);
                 20
@@ -254,7 +266,7 @@ impl Msg {
         let m = match kind {
             1..=4 => decode_setup(kind, &mut d)?,
             10..=18 => decode_ops(kind, &mut d)?,
-            19..=26 => decode_files(kind, &mut d)?,
+            19..=29 => decode_files(kind, &mut d)?,
             40..=45 => decode_replies(kind, &mut d)?,
             k => return Err(ProtoError::UnknownType(k)),
         };
@@ -294,6 +306,7 @@ fn decode_setup(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
                 excludes,
                 label: d.bytes()?,
                 dst_exists: d.bool()?,
+                bwlimit: d.u64()?,
             })
         }
         3 => Msg::Ready {
@@ -390,9 +403,18 @@ fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
             to: dec_path(d)?,
         },
         25 => Msg::Barrier { req: d.u32()? },
-        _ => Msg::Plan {
+        26 => Msg::Plan {
             fid: d.u32()?,
             signature: d.opt_bytes()?,
+        },
+        27 => Msg::PlanAsk { fid: d.u32()? },
+        28 => Msg::Delta {
+            fid: d.u32()?,
+            ops: d.bytes()?,
+        },
+        _ => Msg::DeltaEnd {
+            req: d.u32()?,
+            fid: d.u32()?,
         },
     })
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use super::frame::{FrameError, FrameReader, FrameWriter};
@@ -59,6 +59,10 @@ pub struct Link {
     label: PathBuf,
     /// The peer, for messages.
     host: String,
+    /// The features both sides use (`proto::FEATURE_*`).
+    features: AtomicU64,
+    /// Who waits for the plan of which file stream.
+    plans: Mutex<HashMap<u32, mpsc::Sender<Option<Vec<u8>>>>>,
 }
 
 /// The error every call gets once the link is down.
@@ -89,6 +93,8 @@ impl Link {
             reporter,
             label: label.to_path_buf(),
             host: host.to_string(),
+            features: AtomicU64::new(0),
+            plans: Mutex::new(HashMap::new()),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
@@ -103,6 +109,29 @@ impl Link {
     /// Why the link is down, if it is.
     pub fn down(&self) -> Option<String> {
         lock(&self.down).clone()
+    }
+
+    /// Sets the features both sides use (after the handshake).
+    pub fn set_features(&self, f: u64) {
+        self.features.store(f, Ordering::Relaxed);
+    }
+
+    /// Whether both sides use `feature`.
+    pub fn has(&self, feature: u64) -> bool {
+        self.features.load(Ordering::Relaxed) & feature != 0
+    }
+
+    /// Asks the agent for its plan of file stream `fid` (begun) and waits
+    /// for it: the signature of its basis, or `None` (send it whole).
+    pub fn plan(&self, fid: u32) -> io::Result<Option<Vec<u8>>> {
+        let (tx, rx) = mpsc::channel();
+        lock(&self.plans).insert(fid, tx);
+        if let Err(e) = self.send(&Msg::PlanAsk { fid }, true) {
+            lock(&self.plans).remove(&fid);
+            return Err(e);
+        }
+        rx.recv()
+            .map_err(|_| lost(&self.host, &self.down().unwrap_or_default()))
     }
 
     /// A new handle or file stream number.
@@ -165,6 +194,7 @@ impl Link {
         drop(d);
         // Wake every waiter: their senders are dropped.
         lock(&self.waiters).clear();
+        lock(&self.plans).clear();
     }
 
     fn read_loop(self: Arc<Self>, mut r: FrameReader) {
@@ -210,6 +240,12 @@ impl Link {
                 count,
                 silent,
             } => self.note(op, &path, errno, count, silent),
+            Msg::Plan { fid, signature } => {
+                let tx = lock(&self.plans)
+                    .remove(&fid)
+                    .ok_or("a plan nobody asked for")?;
+                let _ = tx.send(signature);
+            }
             _ => return Err("an unexpected message"),
         }
         Ok(())

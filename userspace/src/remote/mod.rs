@@ -29,15 +29,18 @@
 pub mod agent;
 pub mod client;
 mod codec;
+pub mod delta;
 pub mod deploy;
 mod events;
 pub mod frame;
+pub mod layers;
 pub mod link;
 pub mod proto;
 pub mod replica;
 pub mod root;
 pub mod server;
 pub mod spec;
+mod stream;
 pub mod transport;
 mod wire;
 
@@ -179,14 +182,15 @@ pub fn setup(role: Role, path: &std::path::Path, o: &Options) -> Setup {
         excludes: o.excludes.iter().map(|e| e.as_bytes().to_vec()).collect(),
         label: Vec::new(),
         dst_exists: true,
+        bwlimit: 0,
     }
 }
 
-/// Our hello.
-pub fn hello() -> Hello {
+/// Our hello, offering `features` (a subset of [`FEATURES`]).
+pub fn hello(features: u64) -> Hello {
     Hello {
         protocol: PROTOCOL,
         version: env!("CARGO_PKG_VERSION").as_bytes().to_vec(),
-        features: FEATURES,
+        features: features & FEATURES,
     }
 }

@@ -22,7 +22,7 @@ pub const FEATURE_ZSTD: u64 = 1;
 /// Feature bit: delta transfer (a receiver's signature, then delta ops).
 pub const FEATURE_DELTA: u64 = 2;
 /// The features this build implements.
-pub const FEATURES: u64 = 0;
+pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +64,9 @@ pub struct Setup {
     pub label: Vec<u8>,
     /// Pull: the client's DST exists (a dry run leaves a missing one so).
     pub dst_exists: bool,
+    /// `--bwlimit` in bytes per second (0: none): each side limits what
+    /// it writes.
+    pub bwlimit: u64,
 }
 
 /// Option bits of [`Setup::flags`].
@@ -280,6 +283,29 @@ pub enum Msg {
         fid: u32,
         /// Signature bytes.
         signature: Option<Vec<u8>>,
+    },
+    /// Asks the receiver for its [`Msg::Plan`] of file `fid` (after
+    /// its [`Msg::FileBegin`]; only with [`FEATURE_DELTA`]).
+    PlanAsk {
+        /// File stream number.
+        fid: u32,
+    },
+    /// Delta ops of file `fid` against the signature of its plan
+    /// (`transfer::delta::wire` form, whole ops, the last one `End`).
+    Delta {
+        /// File stream number.
+        fid: u32,
+        /// Encoded ops.
+        ops: Vec<u8>,
+    },
+    /// After the delta of `fid`: replies `Bool(true)` when the receiver
+    /// assembled the sender's file; `false`: it wants the whole file,
+    /// as [`Msg::Data`], before the commit.
+    DeltaEnd {
+        /// Request number.
+        req: u32,
+        /// File stream number.
+        fid: u32,
     },
     /// File content.
     Data {

@@ -253,12 +253,13 @@ impl ReplicaDir for RemoteDir {
     fn receive_file<'a>(
         &'a self,
         name: &CStr,
-        _fresh: bool,
+        fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
         Ok(Box::new(RemoteIncoming {
             dir: self,
             fid: self.link.new_id(),
             name: name.to_owned(),
+            fresh,
             begun: false,
             done: false,
         }))
@@ -292,6 +293,8 @@ struct RemoteIncoming<'a> {
     dir: &'a RemoteDir,
     fid: u32,
     name: CString,
+    /// The agent has no file by that name.
+    fresh: bool,
     begun: bool,
     done: bool,
 }
@@ -317,8 +320,15 @@ impl RemoteIncoming<'_> {
 
 impl IncomingFile for RemoteIncoming<'_> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+        let link = &self.dir.link;
+        let plan = !self.begun && super::delta::wants_plan(link, self.fresh, len);
         self.begin(len)?;
-        send_data(&self.dir.link, self.fid, src, len)
+        if plan {
+            if let Some(n) = super::delta::send_file(link, self.fid, src, len)? {
+                return Ok(n);
+            }
+        }
+        send_data(link, self.fid, src, len)
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {

@@ -11,9 +11,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use super::agent::{self, Agent, Violation};
 use super::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
 use super::link::Link;
-use super::proto::{Msg, Role, Setup, OPT_DST_CREATED, PROTOCOL};
+use super::proto::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
 use super::replica::RemoteReplica;
-use super::{events, hello, options_of, RemoteError};
+use super::{events, hello, layers, options_of, RemoteError};
 use crate::error::chain;
 use crate::report::{Event, Reporter};
 use crate::sync::{Replica, Syncer};
@@ -49,9 +49,9 @@ pub enum FrameErrorOr {
 pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
     let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
     let flushed = |w: &mut FrameWriter, m: &Msg| agent::send(w, m).and_then(|()| w.flush());
-    flushed(&mut w, &Msg::Hello(hello())).map_err(proto_err)?;
-    match read_msg(&mut r).map_err(proto_err)? {
-        Msg::Hello(h) if h.protocol == PROTOCOL => {}
+    flushed(&mut w, &Msg::Hello(hello(FEATURES))).map_err(proto_err)?;
+    let features = match read_msg(&mut r).map_err(proto_err)? {
+        Msg::Hello(h) if h.protocol == PROTOCOL => h.features & FEATURES,
         Msg::Hello(h) => {
             return Err(RemoteError::Version {
                 host: CLIENT.into(),
@@ -62,14 +62,18 @@ pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
             })
         }
         _ => return Err(proto_err("the client did not start with a hello")),
-    }
+    };
+    // The client's stream is layered from its setup on, ours from the
+    // ready (module `layers`).
+    let mut r = layers::reader(r, features);
     let setup = match read_msg(&mut r).map_err(proto_err)? {
         Msg::Setup(s) => s,
         _ => return Err(proto_err("expected the setup")),
     };
+    let w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
     match setup.role {
         Role::Agent => serve_agent(r, w, &setup),
-        Role::Engine => serve_engine(r, w, setup),
+        Role::Engine => serve_engine(r, w, setup, features),
     }
 }
 
@@ -129,13 +133,19 @@ impl Reporter for Forward {
     }
 }
 
-fn serve_engine(r: FrameReader, w: FrameWriter, setup: Setup) -> Result<(), RemoteError> {
+fn serve_engine(
+    r: FrameReader,
+    w: FrameWriter,
+    setup: Setup,
+    features: u64,
+) -> Result<(), RemoteError> {
     let src = Path::new(OsStr::from_bytes(&setup.path));
     let label = Path::new(OsStr::from_bytes(&setup.label));
     let fwd = Arc::new(Forward {
         link: OnceLock::new(),
     });
     let link = Link::start(r, w, fwd.clone(), label, CLIENT);
+    link.set_features(features);
     let _ = fwd.link.set(Arc::downgrade(&link));
     let replica = setup
         .dst_exists

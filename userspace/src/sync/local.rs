@@ -179,6 +179,29 @@ impl LocalDir {
         Ok(Box::new(receive(self.clone(), name, fresh)?))
     }
 
+    /// Receives `name` under the name `partial` (a new file; a regular
+    /// file by that name is replaced) which stays when the file is not
+    /// committed: what arrived is there for a later resume. Committed
+    /// like any temporary (renamed over `name`).
+    pub fn receive_partial(
+        self: &Arc<Self>,
+        name: &CStr,
+        partial: &CStr,
+    ) -> io::Result<Box<dyn IncomingFile + Send>> {
+        match sys::unlink_at(self.fd(), partial) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            _ => {}
+        }
+        let out = sys::create_excl_at(self.fd(), partial, 0o600)?;
+        Ok(Box::new(LocalIncoming {
+            dir: self.clone(),
+            name: name.to_owned(),
+            tmp: Some(partial.to_owned()),
+            out: Some(out),
+            keep: true,
+        }))
+    }
+
     /// Gives the complete temporary entry `tmp` the name `name`, first
     /// removing a tree in the way: the one "install over" of the replica.
     /// On failure `tmp` is removed. Returns the entries removed.
@@ -302,6 +325,7 @@ fn receive<D: Deref<Target = LocalDir>>(
         name: name.to_owned(),
         tmp,
         out: Some(out),
+        keep: false,
     })
 }
 
@@ -313,6 +337,8 @@ struct LocalIncoming<D: Deref<Target = LocalDir>> {
     tmp: Option<CString>,
     /// `None` once committed or discarded.
     out: Option<OwnedFd>,
+    /// Not committed: leave `tmp` (a partial file, for a later resume).
+    keep: bool,
 }
 
 impl<D: Deref<Target = LocalDir>> LocalIncoming<D> {
@@ -382,7 +408,7 @@ impl<D: Deref<Target = LocalDir>> IncomingFile for LocalIncoming<D> {
 impl<D: Deref<Target = LocalDir>> Drop for LocalIncoming<D> {
     fn drop(&mut self) {
         drop(self.out.take());
-        if let Some(t) = self.tmp.take() {
+        if let Some(t) = self.tmp.take().filter(|_| !self.keep) {
             let _ = sys::unlink_at(self.dir.fd(), &t);
         }
     }

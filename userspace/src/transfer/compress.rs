@@ -65,9 +65,15 @@ impl<R: Read> Reader<R> {
 
 impl<R: Read> Read for Reader<R> {
     /// Returns decoded bytes as soon as there are some: it reads from
-    /// the inner reader only when it has nothing to return.
+    /// the inner reader only when it has nothing to return. The inner
+    /// stream ending without the frame's end (the peer exited or was
+    /// killed after a flush) is the end of the stream: the layer above
+    /// (frames) judges whether it ended at a boundary.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.dec.read(buf)
+        match self.dec.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(0),
+            r => r,
+        }
     }
 }
 
@@ -162,6 +168,18 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert!(out == data);
+        // Cut after a flush, without the frame's end: all of it, then
+        // the end of the stream.
+        let mut w = Writer::new(Vec::new(), DEFAULT_LEVEL).unwrap();
+        w.write_all(&data[..5000]).unwrap();
+        w.flush().unwrap();
+        let cut = w.get_ref().clone();
+        let mut out = Vec::new();
+        Reader::new(&cut[..])
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == data[..5000]);
         let mut corrupt = packed.clone();
         corrupt[packed.len() / 2] ^= 0xff;
         let mut out = Vec::new();

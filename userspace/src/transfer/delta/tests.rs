@@ -59,16 +59,17 @@ fn round_trip(old: &[u8], new: &[u8], block_len: u32) -> (Vec<u8>, usize) {
     })
     .unwrap();
     assert_eq!(n, new.len() as u64);
-    let old_file = file_with(old);
-    let mut app = Applier::new(&sig, Some(&old_file), Vec::new());
+    let mut app = Applier::new(&sig, Some(file_with(old)));
+    let mut out = Vec::new();
     let mut rest = &wire[..];
     while !rest.is_empty() {
         let (op, used) = Op::decode(rest).unwrap();
-        app.apply(op).unwrap();
+        app.apply(op, &mut out).unwrap();
         rest = &rest[used..];
     }
     assert!(app.is_done());
-    (app.finish().unwrap(), wire.len())
+    assert_eq!(app.written(), out.len() as u64);
+    (out, wire.len())
 }
 
 /// `old` with a random edit: insert, delete or change, at the start, in
@@ -227,13 +228,13 @@ fn an_old_file_changed_since_its_signature_is_a_mismatch() {
     .unwrap();
     let mut changed = old.clone();
     changed[5000] ^= 1;
-    let file = file_with(&changed);
-    let mut app = Applier::new(&sig, Some(&file), Vec::new());
+    let mut app = Applier::new(&sig, Some(file_with(&changed)));
+    let mut out = Vec::new();
     let mut rest = &ops[..];
     let mut result = Ok(());
     while !rest.is_empty() && result.is_ok() {
         let (op, used) = Op::decode(rest).unwrap();
-        result = app.apply(op);
+        result = app.apply(op, &mut out);
         rest = &rest[used..];
     }
     assert!(matches!(result, Err(DeltaError::Mismatch)), "{result:?}");
@@ -243,27 +244,32 @@ fn an_old_file_changed_since_its_signature_is_a_mismatch() {
 fn the_applier_refuses_ops_that_do_not_fit() {
     let old = vec![1u8; 5000];
     let sig = Signature::compute(&old[..], MIN_BLOCK).unwrap();
-    let file = file_with(&old);
     let bad = [
         Op::Copy { start: 2, count: 2 },
         Op::Copy { start: 0, count: 0 },
         Op::Literal(&[]),
     ];
+    let mut out = Vec::new();
     for op in bad {
-        let mut app = Applier::new(&sig, Some(&file), Vec::new());
-        assert!(matches!(app.apply(op), Err(DeltaError::BadOp(_))), "{op:?}");
+        let mut app = Applier::new(&sig, Some(file_with(&old)));
+        let r = app.apply(op, &mut out);
+        assert!(matches!(r, Err(DeltaError::BadOp(_))), "{op:?}");
     }
-    let mut app = Applier::new(&sig, None, Vec::new());
-    assert!(app.apply(Op::Copy { start: 0, count: 1 }).is_err());
-    let app = Applier::new(&sig, Some(&file), Vec::new());
-    assert!(app.finish().is_err(), "no end op");
-    let mut app = Applier::new(&sig, Some(&file), Vec::new());
+    let mut app = Applier::new(&sig, None);
+    assert!(app
+        .apply(Op::Copy { start: 0, count: 1 }, &mut out)
+        .is_err());
+    let mut app = Applier::new(&sig, Some(file_with(&old)));
+    assert!(!app.is_done(), "no end op yet");
     let end = Op::End {
         len: 0,
         hash: *blake3::hash(b"").as_bytes(),
     };
-    app.apply(end).unwrap();
-    assert!(app.apply(Op::Literal(b"x")).is_err(), "op after the end");
+    app.apply(end, &mut out).unwrap();
+    assert!(app.is_done());
+    let r = app.apply(Op::Literal(b"x"), &mut out);
+    assert!(r.is_err(), "op after the end");
+    assert!(out.is_empty());
 }
 
 #[test]
