@@ -256,3 +256,32 @@ fn a_killed_transfer_leaves_no_final_name_and_a_rerun_resumes() {
     assert_trees_equal(&src, &dst);
     assert_eq!(names(&dst), ["big", "small"], "the partial file is gone");
 }
+
+#[test]
+fn stale_partial_files_are_removed_and_real_ones_kept() {
+    let _one = serial();
+    let sshd = Sshd::shared();
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::create_dir_all(dst.join("sub")).unwrap();
+    std::fs::write(src.join("sub/kept"), b"k").unwrap();
+    // A file of SRC whose name looks like a partial file's.
+    std::fs::write(src.join(".dirsync-partial.x"), b"mine").unwrap();
+    // Partial files of files SRC no longer has.
+    std::fs::write(dst.join(".dirsync-partial.gone"), b"stale").unwrap();
+    std::fs::write(dst.join("sub/.dirsync-partial.gone"), b"stale").unwrap();
+    ok(&push(&sshd.rsh(), &["-n"], &src, &dst));
+    assert!(
+        dst.join(".dirsync-partial.gone").exists(),
+        "a dry run removes nothing"
+    );
+    for _ in 0..2 {
+        ok(&push(&sshd.rsh(), &[], &src, &dst));
+        assert_trees_equal(&src, &dst);
+    }
+    assert_eq!(
+        std::fs::read(dst.join(".dirsync-partial.x")).unwrap(),
+        b"mine"
+    );
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::frame::FrameWriter;
 use super::proto::{Answer, Entry, Msg, NoteOp};
-use super::stream::{Receiver, Stream};
+use super::stream::{Partials, Receiver, Stream};
 use crate::stat::Kind;
 use crate::sync::local::{LocalDir, LocalReplica};
 use crate::sync::{IncomingFile, Replica, ReplicaDir};
@@ -55,6 +55,7 @@ pub struct Agent {
     root: LocalReplica,
     handles: HashMap<u32, Handle>,
     streams: HashMap<u32, Stream>,
+    partials: Partials,
 }
 
 fn errno(e: &io::Error) -> i32 {
@@ -111,7 +112,13 @@ impl Agent {
             root,
             handles: HashMap::new(),
             streams: HashMap::new(),
+            partials: Partials::default(),
         }
+    }
+
+    /// A dry run: leaves stale partial files (module `stream`).
+    pub fn keep_partials(&mut self) {
+        self.partials.keep();
     }
 
     fn handle(&self, id: u32) -> Result<&Handle, Violation> {
@@ -126,13 +133,13 @@ impl Agent {
         match m {
             Msg::Open { id, parent, name } => self.open(id, parent, name, w).map_err(io)?,
             Msg::Close { id } => {
-                self.handles
-                    .remove(&id)
-                    .ok_or_else(|| violation("closing an unknown handle"))?;
+                let h = self.handles.remove(&id);
+                let h = h.ok_or_else(|| violation("closing an unknown handle"))?;
+                self.partials.close(id, h.dir.as_deref());
             }
             Msg::List { req, id } => {
-                let h = self.handle(id)?;
-                list(h, req, w).map_err(io)?;
+                let hidden = list(self.handle(id)?, req, w).map_err(io)?;
+                self.partials.seen(id, hidden);
             }
             Msg::Stat { req, id, name } => {
                 let h = self.handle(id)?;
@@ -292,6 +299,7 @@ impl Agent {
                 if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
                     return Err(violation("reused file number or too many files at once"));
                 }
+                self.partials.used(id, &name);
                 let h = self.handle(id)?;
                 let rel = join(&h.rel, name.as_bytes());
                 let s = match (&h.dir, compare) {
@@ -462,10 +470,16 @@ fn write_all(file: &mut (dyn IncomingFile + Send), bytes: &[u8]) -> io::Result<(
     file.write(bytes)
 }
 
-/// Sends the listing of `h` in parts, then the reply.
-fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<()> {
+/// Sends a message; no partial file seen.
+fn send_none(w: &mut FrameWriter, m: &Msg) -> io::Result<Vec<CString>> {
+    send(w, m).map(|()| Vec::new())
+}
+
+/// Sends the listing of `h` in parts, then the reply; returns the
+/// partial files it left out.
+fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
     let Some(d) = &h.dir else {
-        return send(
+        return send_none(
             w,
             &Msg::Reply {
                 req,
@@ -474,12 +488,9 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<()> {
         );
     };
     let names = match d.list() {
-        Ok(mut n) => {
-            super::stream::hide_partials(&mut n);
-            n
-        }
+        Ok(n) => n,
         Err(e) => {
-            return send(
+            return send_none(
                 w,
                 &Msg::Reply {
                     req,
@@ -488,6 +499,8 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<()> {
             )
         }
     };
+    let mut names = names;
+    let hidden = super::stream::hide_partials(&mut names);
     let mut part = Vec::new();
     let mut bytes = 0;
     for de in names {
@@ -530,6 +543,7 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<()> {
             result: Ok(Answer::Unit),
         },
     )
+    .map(|()| hidden)
 }
 
 /// Serves `agent` from `r` until the engine says goodbye; messages that

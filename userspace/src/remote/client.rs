@@ -251,6 +251,9 @@ pub fn pull(
         reporter.event(&Event::CreatedDir { path: dst });
     }
     let mut agent = root.map(Agent::new);
+    if let (Some(a), true) = (&mut agent, options.dry_run) {
+        a.keep_partials();
+    }
     let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
     let map = |p: &[u8]| -> Vec<u8> {
         match p.strip_prefix(&prefix[..]) {

@@ -105,6 +105,9 @@ fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<
         return wait_bye(&mut r);
     };
     let mut agent = Agent::new(root);
+    if o.dry_run {
+        agent.keep_partials();
+    }
     agent::run(Some(&mut agent), &mut r, &mut w, |m| {
         Err(Violation(format!("unexpected message {m:?}")))
     })

@@ -10,7 +10,7 @@
 //! from listings ([`hide_partials`]), so the engine neither sees nor
 //! deletes them; a completed file consumes its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io::{self, Write};
@@ -184,9 +184,74 @@ impl Receiver {
     }
 }
 
-/// Leaves the partial files out of a listing.
-pub fn hide_partials(names: &mut Vec<crate::sys::DirEntry>) {
-    names.retain(|d| !is_partial(d.name.as_bytes()));
+/// Leaves the partial files (regular files by their prefix) out of a
+/// listing; returns their names.
+pub fn hide_partials(names: &mut Vec<crate::sys::DirEntry>) -> Vec<CString> {
+    let mut hidden = Vec::new();
+    names.retain(|d| {
+        let file = matches!(d.d_type, libc::DT_REG | libc::DT_UNKNOWN);
+        if file && is_partial(d.name.as_bytes()) {
+            hidden.push(d.name.clone());
+            return false;
+        }
+        true
+    });
+    hidden
+}
+
+/// The partial files seen in listings, by directory handle. Those that
+/// no file of this run used are removed when the engine is done with
+/// the directory (their file is complete or gone from SRC).
+#[derive(Default)]
+pub struct Partials {
+    seen: HashMap<u32, HashSet<CString>>,
+    /// A dry run: remove nothing.
+    keep: bool,
+}
+
+impl Partials {
+    /// Removes nothing (a dry run).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Partial files `names` in the listing of handle `id`.
+    pub fn seen(&mut self, id: u32, names: Vec<CString>) {
+        if !names.is_empty() && !self.keep {
+            self.seen.insert(id, names.into_iter().collect());
+        }
+    }
+
+    /// File `name` of handle `id` is being sent: its partial file (and
+    /// itself, if its name looks like one) is in use.
+    pub fn used(&mut self, id: u32, name: &CStr) {
+        if let Some(s) = self.seen.get_mut(&id) {
+            s.remove(name);
+            if let Some(p) = partial_name(name.to_bytes()) {
+                s.remove(&p);
+            }
+        }
+    }
+
+    /// Handle `id` (directory `dir`) is closed: removes what was unused,
+    /// leaving the directory's mtime as it was (the engine may have set
+    /// it already).
+    pub fn close(&mut self, id: u32, dir: Option<&LocalDir>) {
+        use crate::sync::{Attrs, ReplicaDir};
+        if let (Some(names), Some(d)) = (self.seen.remove(&id), dir) {
+            let before = d.stat_self().ok();
+            for n in names {
+                let _ = d.remove(&n);
+            }
+            if let Some(m) = before {
+                let attrs = Attrs {
+                    perm: None,
+                    mtime: Some((m.mtime, m.mtime_nsec)),
+                };
+                let _ = d.set_attrs(None, &attrs);
+            }
+        }
+    }
 }
 
 /// The agent's handling of [`Msg::PlanAsk`], [`Msg::Delta`] and
