@@ -219,6 +219,15 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
     } else {
         Arc::new(HumanReporter::new(args.verbosity(), None))
     };
+    if dirsync::remote::spec::parse(src.as_os_str()).is_some() {
+        eprintln!("dirsync: watch needs a local SRC (a remote DST is fine)");
+        return Ok(exit(ExitStatus::Usage));
+    }
+    if let Some(spec) = dirsync::remote::spec::parse(dst.as_os_str()) {
+        let status = dirsync::remote::watch::run(src, &spec, &args.connect(), args.options(), rep)
+            .with_context(|| format!("watching {}", src.display()))?;
+        return Ok(exit(status));
+    }
     let status = dirsync::watch::run(src, dst, args.options(), rep)
         .with_context(|| format!("watching {}", src.display()))?;
     Ok(exit(status))

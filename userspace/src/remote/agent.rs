@@ -559,9 +559,8 @@ pub fn run<T>(
         }
         let m = match r.read() {
             Ok((k, p)) => Msg::decode(k, p).map_err(|e| Violation(e.to_string()))?,
-            Err(super::frame::FrameError::Closed) => {
-                return Err(violation("the connection was closed"))
-            }
+            // The engine went away between two messages: the end.
+            Err(super::frame::FrameError::Closed) => return Ok(None),
             Err(e) => return Err(Violation(e.to_string())),
         };
         match m {

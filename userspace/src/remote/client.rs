@@ -34,9 +34,12 @@ pub struct Connect {
 
 /// A connected, set up session.
 pub struct Session {
-    transport: Transport,
-    r: FrameReader,
-    w: FrameWriter,
+    /// The transport command.
+    pub transport: Transport,
+    /// Frames from the server.
+    pub r: FrameReader,
+    /// Frames to the server.
+    pub w: FrameWriter,
     /// The server created its root now.
     pub created: bool,
     /// The server's root exists.
@@ -137,9 +140,11 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
 }
 
 /// Drops error events once the link is down (one message says it).
-struct LinkAware {
-    inner: Arc<dyn Reporter>,
-    link: OnceLock<Weak<Link>>,
+pub struct LinkAware {
+    /// Where events go.
+    pub inner: Arc<dyn Reporter>,
+    /// The link (set once started).
+    pub link: OnceLock<Weak<Link>>,
 }
 
 impl Reporter for LinkAware {

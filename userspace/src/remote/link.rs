@@ -136,6 +136,17 @@ impl Link {
         r
     }
 
+    /// Sends what is buffered (the end of an operation: the changes sent
+    /// without waiting must not wait for the next request).
+    pub fn flush(&self) -> io::Result<()> {
+        self.check()?;
+        let r = lock(&self.w).flush();
+        if let Err(e) = &r {
+            self.set_down(&e.to_string());
+        }
+        r
+    }
+
     /// Sends the request `make(req)` and waits for its reply.
     pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);

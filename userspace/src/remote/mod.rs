@@ -39,6 +39,7 @@ pub mod root;
 pub mod server;
 pub mod spec;
 pub mod transport;
+pub mod watch;
 mod wire;
 
 use std::ffi::OsString;
