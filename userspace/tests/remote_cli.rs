@@ -497,3 +497,48 @@ fn remote_failures_name_the_host_and_a_full_disk_is_fatal() {
         assert_ne!(n, "m-huge");
     }
 }
+
+/// ssh cannot connect or authenticate: ssh's own message, then ours
+/// naming the host, exit 3, nothing created.
+#[test]
+fn unreachable_host_and_refused_key_are_clear_errors() {
+    let sshd = Sshd::shared();
+    let (t, src, dst) = pair();
+    build_sample_tree(&src);
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let rsh = sshd
+        .rsh()
+        .replace(&format!("-p {}", sshd.port), &format!("-p {port}"));
+    let o = cmd(["-e", &rsh]).arg(&src).arg(r(&dst)).output().unwrap();
+    fatal_with(
+        &o,
+        &[
+            "Connection refused",
+            "127.0.0.1: the connection ended before the handshake",
+        ],
+    );
+    // A key the server does not know.
+    let key = t.path().join("stranger");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rsh = sshd.rsh().replace(
+        &sshd.key().display().to_string(),
+        &key.display().to_string(),
+    );
+    let o = cmd(["-e", &rsh]).arg(&src).arg(r(&dst)).output().unwrap();
+    fatal_with(
+        &o,
+        &[
+            "Permission denied",
+            "127.0.0.1: the connection ended before the handshake",
+        ],
+    );
+    assert!(!dst.exists());
+}

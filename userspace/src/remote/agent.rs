@@ -305,8 +305,9 @@ impl Agent {
                 fid,
                 id,
                 name,
-                size: _,
+                size,
                 compare,
+                plan: plan_req,
             } => {
                 if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
                     return Err(violation("reused file number or too many files at once"));
@@ -341,6 +342,17 @@ impl Agent {
                         err: None,
                     },
                 };
+                if plan_req != 0 {
+                    let sig = match &self.handle(id)?.dir {
+                        Some(d) => plan(d, &name, size),
+                        None => None,
+                    };
+                    let m = Msg::Reply {
+                        req: plan_req,
+                        result: Ok(Answer::Plan(sig)),
+                    };
+                    send(w, &m).map_err(io)?;
+                }
                 self.streams.insert(fid, s);
             }
             Msg::Data { fid, bytes } => {
@@ -430,6 +442,17 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// THE place where the receiver decides how the content of `name` (the
+/// sender has `size` bytes of it) comes: whole (`None`), or as delta ops
+/// against the signature of the copy it has (`Some(signature bytes)`).
+/// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
+/// file is large ([`super::proto::DELTA_MIN`]). This build has no delta
+/// transfer: always whole.
+pub fn plan(dir: &LocalDir, name: &std::ffi::CStr, size: u64) -> Option<Vec<u8>> {
+    let _ = (dir, name, size);
+    None
 }
 
 /// Whether nothing is left to read in `f`.

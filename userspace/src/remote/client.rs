@@ -44,6 +44,8 @@ pub struct Session {
     pub created: bool,
     /// The server's root exists.
     pub exists: bool,
+    /// Feature bits both sides have.
+    pub features: u64,
 }
 
 fn protocol(host: &str, e: impl std::fmt::Display) -> RemoteError {
@@ -129,6 +131,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             w,
             created,
             exists,
+            features: theirs.features & super::proto::FEATURES,
         }),
         Ok(Msg::Refuse(m)) => Err(RemoteError::Remote {
             host: host.to_string(),
@@ -176,6 +179,7 @@ pub fn push(
         w,
         created,
         exists,
+        features,
     } = s;
     let label = spec.label();
     if created {
@@ -186,6 +190,7 @@ pub fn push(
         link: OnceLock::new(),
     });
     let link = Link::start(r, w, rep.clone(), &label, host);
+    link.set_features(features);
     let _ = rep.link.set(Arc::downgrade(&link));
     let replica = exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
     let syncer = Syncer::with_replica(src, &label, replica, created, options, rep)?;

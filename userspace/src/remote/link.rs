@@ -59,6 +59,8 @@ pub struct Link {
     label: PathBuf,
     /// The peer, for messages.
     host: String,
+    /// Feature bits both sides have (`proto::FEATURE_*`).
+    features: std::sync::atomic::AtomicU64,
 }
 
 /// The error every call gets once the link is down.
@@ -89,10 +91,21 @@ impl Link {
             reporter,
             label: label.to_path_buf(),
             host: host.to_string(),
+            features: std::sync::atomic::AtomicU64::new(0),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
         link
+    }
+
+    /// Records the feature bits both sides have.
+    pub fn set_features(&self, f: u64) {
+        self.features.store(f, Ordering::Relaxed);
+    }
+
+    /// The feature bits both sides have.
+    pub fn features(&self) -> u64 {
+        self.features.load(Ordering::Relaxed)
     }
 
     /// The peer's name.

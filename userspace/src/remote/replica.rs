@@ -16,7 +16,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
 use super::link::{lock, Link};
-use super::proto::{Answer, Entry, Msg};
+use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
 use crate::sys::{self, DirEntry};
@@ -242,6 +242,7 @@ impl ReplicaDir for RemoteDir {
             name: name.to_owned(),
             size,
             compare: true,
+            plan: 0,
         };
         self.link.send(&begin, false)?;
         send_data(&self.link, fid, src, u64::MAX)?;
@@ -300,18 +301,39 @@ impl RemoteIncoming<'_> {
     /// Sends the beginning of the stream once (`size`: what the sender
     /// expects to send, for the receiver's plan).
     fn begin(&mut self, size: u64) -> io::Result<()> {
-        if !self.begun {
-            let m = Msg::FileBegin {
-                fid: self.fid,
-                id: self.dir.id,
-                name: self.name.clone(),
+        if self.begun {
+            return Ok(());
+        }
+        self.begun = true;
+        let (fid, id, name) = (self.fid, self.dir.id, self.name.clone());
+        let link = &self.dir.link;
+        if link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
+            // The receiver's plan first (one exchange, large files only).
+            let m = |plan| Msg::FileBegin {
+                fid,
+                id,
+                name,
                 size,
                 compare: false,
+                plan,
             };
-            self.dir.link.send(&m, false)?;
-            self.begun = true;
+            match link.call(m)? {
+                // `Some(signature)`: the content could go as delta ops
+                // against it; this build sends it whole either way.
+                (Answer::Plan(_signature), _) => {}
+                _ => return Err(unexpected()),
+            }
+            return Ok(());
         }
-        Ok(())
+        let m = Msg::FileBegin {
+            fid,
+            id,
+            name,
+            size,
+            compare: false,
+            plan: 0,
+        };
+        link.send(&m, false)
     }
 }
 

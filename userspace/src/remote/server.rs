@@ -50,8 +50,8 @@ pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
     let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
     let flushed = |w: &mut FrameWriter, m: &Msg| agent::send(w, m).and_then(|()| w.flush());
     flushed(&mut w, &Msg::Hello(hello())).map_err(proto_err)?;
-    match read_msg(&mut r).map_err(proto_err)? {
-        Msg::Hello(h) if h.protocol == PROTOCOL => {}
+    let features = match read_msg(&mut r).map_err(proto_err)? {
+        Msg::Hello(h) if h.protocol == PROTOCOL => h.features & super::proto::FEATURES,
         Msg::Hello(h) => {
             return Err(RemoteError::Version {
                 host: CLIENT.into(),
@@ -62,14 +62,14 @@ pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
             })
         }
         _ => return Err(proto_err("the client did not start with a hello")),
-    }
+    };
     let setup = match read_msg(&mut r).map_err(proto_err)? {
         Msg::Setup(s) => s,
         _ => return Err(proto_err("expected the setup")),
     };
     match setup.role {
         Role::Agent => serve_agent(r, w, &setup),
-        Role::Engine => serve_engine(r, w, setup),
+        Role::Engine => serve_engine(r, w, setup, features),
     }
 }
 
@@ -129,13 +129,19 @@ impl Reporter for Forward {
     }
 }
 
-fn serve_engine(r: FrameReader, w: FrameWriter, setup: Setup) -> Result<(), RemoteError> {
+fn serve_engine(
+    r: FrameReader,
+    w: FrameWriter,
+    setup: Setup,
+    features: u64,
+) -> Result<(), RemoteError> {
     let src = Path::new(OsStr::from_bytes(&setup.path));
     let label = Path::new(OsStr::from_bytes(&setup.label));
     let fwd = Arc::new(Forward {
         link: OnceLock::new(),
     });
     let link = Link::start(r, w, fwd.clone(), label, CLIENT);
+    link.set_features(features);
     let _ = fwd.link.set(Arc::downgrade(&link));
     let replica = setup
         .dst_exists

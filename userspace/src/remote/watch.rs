@@ -57,6 +57,7 @@ impl RemoteEngine {
             w,
             created,
             exists,
+            features,
         } = open(&self.spec, &self.connect, &st)?;
         let label = self.spec.label();
         if created {
@@ -67,6 +68,7 @@ impl RemoteEngine {
             link: OnceLock::new(),
         });
         let link = Link::start(r, w, rep.clone(), &label, host);
+        link.set_features(features);
         let _ = rep.link.set(Arc::downgrade(&link));
         let replica =
             exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
