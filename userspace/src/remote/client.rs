@@ -241,7 +241,7 @@ pub fn pull(
             _ => p.to_vec(),
         }
     };
-    let out = agent::run(agent.as_mut(), &mut s.r, &mut s.w, |m| match m {
+    let out = super::server::run_agent(agent.as_mut(), &mut s.r, &mut s.w, |m| match m {
         Msg::Event(w) => {
             events::with_event(&w, map, |e| reporter.event(e))
                 .ok_or_else(|| Violation("unknown event".into()))?;
