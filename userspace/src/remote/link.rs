@@ -61,6 +61,8 @@ pub struct Link {
     host: String,
     /// Feature bits both sides have (`proto::FEATURE_*`).
     features: std::sync::atomic::AtomicU64,
+    /// Requests that waited for a reply (round trips).
+    calls: std::sync::atomic::AtomicU64,
 }
 
 /// The error every call gets once the link is down.
@@ -92,6 +94,7 @@ impl Link {
             label: label.to_path_buf(),
             host: host.to_string(),
             features: std::sync::atomic::AtomicU64::new(0),
+            calls: std::sync::atomic::AtomicU64::new(0),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
@@ -106,6 +109,11 @@ impl Link {
     /// The feature bits both sides have.
     pub fn features(&self) -> u64 {
         self.features.load(Ordering::Relaxed)
+    }
+
+    /// How many requests waited for a reply so far (round trips).
+    pub fn round_trips(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The peer's name.
@@ -163,6 +171,7 @@ impl Link {
     /// Sends the request `make(req)` and waits for its reply.
     pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         lock(&self.waiters).insert(
             req,

@@ -42,6 +42,9 @@ pub mod transport;
 pub mod watch;
 mod wire;
 
+#[cfg(test)]
+mod tests;
+
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
