@@ -11,6 +11,8 @@ PKGS=(
 	flex bison bc libelf-dev libssl-dev
 	make gcc libc6-dev xz-utils python3 git patch perl
 	rsync lsyncd shellcheck
+	# remote replicas: the tests start a real sshd on 127.0.0.1
+	openssh-server openssh-client
 )
 BINDGEN_VERSION=0.69.5
 

@@ -126,9 +126,21 @@ fn print_summary(args: &SyncArgs, summary: &Summary, status: ExitStatus) {
 /// client in the protocol when it can carry them, and to stderr (which
 /// ssh shows the user) otherwise.
 fn run_server() -> ExitCode {
-    let r = Box::new(std::io::stdin());
-    let w = Box::new(std::io::stdout());
-    match dirsync::remote::server::serve(r, w) {
+    use std::os::fd::AsFd;
+    // The descriptors themselves: std's stdout is line-buffered, and the
+    // frames have their own buffers.
+    let fds = (
+        std::io::stdin().as_fd().try_clone_to_owned(),
+        std::io::stdout().as_fd().try_clone_to_owned(),
+    );
+    let (r, w) = match fds {
+        (Ok(r), Ok(w)) => (std::fs::File::from(r), std::fs::File::from(w)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("dirsync --server: cannot use stdin/stdout: {e}");
+            return exit(ExitStatus::Fatal);
+        }
+    };
+    match dirsync::remote::server::serve(Box::new(r), Box::new(w)) {
         Ok(()) => exit(ExitStatus::Ok),
         Err(e) => {
             eprintln!("dirsync --server: {}", dirsync::error::chain(&e));
@@ -219,6 +231,15 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
     } else {
         Arc::new(HumanReporter::new(args.verbosity(), None))
     };
+    if dirsync::remote::spec::parse(src.as_os_str()).is_some() {
+        eprintln!("dirsync: watch needs a local SRC (a remote DST is fine)");
+        return Ok(exit(ExitStatus::Usage));
+    }
+    if let Some(spec) = dirsync::remote::spec::parse(dst.as_os_str()) {
+        let status = dirsync::remote::watch::run(src, &spec, &args.connect(), args.options(), rep)
+            .with_context(|| format!("watching {}", src.display()))?;
+        return Ok(exit(status));
+    }
     let status = dirsync::watch::run(src, dst, args.options(), rep)
         .with_context(|| format!("watching {}", src.display()))?;
     Ok(exit(status))

@@ -406,3 +406,143 @@ fn hostile_clients_get_a_clean_error() {
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "{case}");
     }
 }
+
+/// Mounts a tmpfs of `size` on `dir` (root); detached on drop.
+struct Tmpfs(CString);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let target = CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let opts = CString::new(format!("size={size}")).unwrap();
+        // SAFETY: NUL-terminated strings; tmpfs needs no device.
+        let r = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        assert_eq!(r, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+        Tmpfs(target)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // SAFETY: NUL-terminated path.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// Failures on the remote side (a busy mount point that cannot be
+/// deleted; a full file system) are reported with the host name: the
+/// first as an entry error (exit 2, the rest synced), the second as fatal
+/// (exit 3) with no temporary file left. Needs root (mounts): CI runs as
+/// root.
+#[test]
+fn remote_failures_name_the_host_and_a_full_disk_is_fatal() {
+    assert!(
+        is_root(),
+        "this test mounts file systems: run it as root (CI does)"
+    );
+    let sshd = Sshd::shared();
+    let (_t, src, dst) = pair();
+    build_sample_tree(&src);
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::create_dir(dst.join("busy")).unwrap();
+    let busy = Tmpfs::mount(&dst.join("busy"), "64k");
+    let o = remote_run(sshd, &[OsStr::new("--json"), src.as_os_str(), &r(&dst)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line = out
+        .lines()
+        .find(|l| l.contains("\"error\""))
+        .unwrap_or_else(|| panic!("no error line in {out}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["path"], format!("127.0.0.1:{}/busy", dst.display()));
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot delete: Device or resource busy"),
+        "{v}"
+    );
+    let summary = out.lines().last().unwrap();
+    let s: serde_json::Value = serde_json::from_str(summary).unwrap();
+    assert_eq!(s["errors"], 1, "{summary}");
+    assert_eq!(s["deleted"], 0, "{summary}");
+    drop(busy);
+    // Everything else was synced; once unmounted, the next run deletes it.
+    let o = remote_run(sshd, &[src.as_os_str(), &r(&dst)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_trees_equal(&src, &dst);
+
+    // A full remote file system.
+    let t = tempdir();
+    let (src, mnt) = (t.path().join("src"), t.path().join("small"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(src.join("a-small"), b"fits").unwrap();
+    std::fs::write(src.join("m-huge"), vec![b'x'; 2 << 20]).unwrap();
+    let _full = Tmpfs::mount(&mnt, "1m");
+    let dst = mnt.join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    let o = remote_run(sshd, &[src.as_os_str(), &r(&dst)]);
+    fatal_with(&o, &["127.0.0.1", "No space left on device"]);
+    for e in std::fs::read_dir(&dst).unwrap() {
+        let n = e.unwrap().file_name();
+        assert!(
+            !n.to_string_lossy().starts_with(".dirsync-tmp."),
+            "temp file left: {n:?}"
+        );
+        assert_ne!(n, "m-huge");
+    }
+}
+
+/// ssh cannot connect or authenticate: ssh's own message, then ours
+/// naming the host, exit 3, nothing created.
+#[test]
+fn unreachable_host_and_refused_key_are_clear_errors() {
+    let sshd = Sshd::shared();
+    let (t, src, dst) = pair();
+    build_sample_tree(&src);
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let rsh = sshd
+        .rsh()
+        .replace(&format!("-p {}", sshd.port), &format!("-p {port}"));
+    let o = cmd(["-e", &rsh]).arg(&src).arg(r(&dst)).output().unwrap();
+    fatal_with(
+        &o,
+        &[
+            "Connection refused",
+            "127.0.0.1: the connection ended before the handshake",
+        ],
+    );
+    // A key the server does not know.
+    let key = t.path().join("stranger");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let rsh = sshd.rsh().replace(
+        &sshd.key().display().to_string(),
+        &key.display().to_string(),
+    );
+    let o = cmd(["-e", &rsh]).arg(&src).arg(r(&dst)).output().unwrap();
+    fatal_with(
+        &o,
+        &[
+            "Permission denied",
+            "127.0.0.1: the connection ended before the handshake",
+        ],
+    );
+    assert!(!dst.exists());
+}

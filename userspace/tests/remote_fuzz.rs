@@ -159,12 +159,12 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             name: r.name(),
             size: r.next(),
             compare: r.below(2) == 0,
+            plan: r.next() as u32,
         },
-        Msg::Plan {
-            fid: 9,
-            signature: Some(r.bytes(40)),
+        Msg::Reply {
+            req: 8,
+            result: Ok(Answer::Plan(Some(r.bytes(40)))),
         },
-        Msg::PlanAsk { fid: 9 },
         Msg::Delta {
             fid: 9,
             ops: r.bytes(200),

@@ -293,8 +293,9 @@ impl Agent {
                 fid,
                 id,
                 name,
-                size: _,
+                size,
                 compare,
+                plan: plan_req,
             } => {
                 if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
                     return Err(violation("reused file number or too many files at once"));
@@ -317,7 +318,7 @@ impl Agent {
                             rel,
                             got: 0,
                             err: None,
-                            rx: Some(Box::new(Receiver::new(d.clone(), name))),
+                            rx: Some(Box::new(Receiver::new(d.clone(), name.clone()))),
                         },
                         Err(e) => Stream::Failed {
                             rel,
@@ -331,6 +332,15 @@ impl Agent {
                         err: None,
                     },
                 };
+                let mut s = s;
+                if plan_req != 0 {
+                    let sig = plan(&mut s, size);
+                    let m = Msg::Reply {
+                        req: plan_req,
+                        result: Ok(Answer::Plan(sig)),
+                    };
+                    send(w, &m).map_err(io)?;
+                }
                 self.streams.insert(fid, s);
             }
             Msg::Data { fid, bytes } => {
@@ -417,12 +427,33 @@ impl Agent {
                 )
                 .map_err(io)?;
             }
-            m @ (Msg::PlanAsk { .. } | Msg::Delta { .. } | Msg::DeltaEnd { .. }) => {
+            m @ (Msg::Delta { .. } | Msg::DeltaEnd { .. }) => {
                 super::stream::on_message(&mut self.streams, m, w).map_err(Violation)?
             }
             _ => return Err(violation("a message the agent does not take")),
         }
         Ok(())
+    }
+}
+
+/// THE place where the receiver decides how the content of the file of
+/// stream `s` (the sender has `size` bytes of it) comes: whole (`None`),
+/// or as delta ops against the signature of its basis (`Some(signature
+/// bytes)`): its partial file or its current copy. Either way the file
+/// is then received into a partial file ([`super::stream::Receiver`]).
+/// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
+/// file is large ([`super::proto::DELTA_MIN`]).
+fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
+    let _ = size;
+    match s {
+        Stream::Write {
+            file,
+            rx: Some(rx),
+            got: 0,
+            err: None,
+            ..
+        } => rx.plan(file),
+        _ => None,
     }
 }
 
@@ -544,46 +575,4 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
         },
     )
     .map(|()| hidden)
-}
-
-/// Serves `agent` from `r` until the engine says goodbye; messages that
-/// are not for the agent (a pull's events and end) go to `other`, which
-/// ends the loop by returning `Some`.
-pub fn run<T>(
-    mut agent: Option<&mut Agent>,
-    r: &mut super::frame::FrameReader,
-    w: &mut FrameWriter,
-    mut other: impl FnMut(Msg) -> Result<Option<T>, Violation>,
-) -> Result<Option<T>, Violation> {
-    loop {
-        if !r.has_buffered() {
-            w.flush()
-                .map_err(|e| Violation(format!("cannot send: {e}")))?;
-        }
-        let m = match r.read() {
-            Ok((k, p)) => Msg::decode(k, p).map_err(|e| Violation(e.to_string()))?,
-            Err(super::frame::FrameError::Closed) => {
-                return Err(violation("the connection was closed"))
-            }
-            Err(e) => return Err(Violation(e.to_string())),
-        };
-        match m {
-            m @ (Msg::Event(_) | Msg::Done { .. } | Msg::Refuse(_) | Msg::Ready { .. }) => {
-                if let Some(t) = other(m)? {
-                    let _ = w.flush();
-                    return Ok(Some(t));
-                }
-            }
-            Msg::Bye if agent.is_none() => return Ok(None),
-            m => {
-                let a = agent
-                    .as_deref_mut()
-                    .ok_or_else(|| violation("a request, but there is no DST"))?;
-                if !a.handle_msg(m, w)? {
-                    let _ = w.flush();
-                    return Ok(None);
-                }
-            }
-        }
-    }
 }

@@ -49,9 +49,12 @@ impl Connect {
 
 /// A connected, set up session.
 pub struct Session {
-    transport: Transport,
-    r: FrameReader,
-    w: FrameWriter,
+    /// The transport command.
+    pub transport: Transport,
+    /// Frames from the server.
+    pub r: FrameReader,
+    /// Frames to the server.
+    pub w: FrameWriter,
     /// The server created its root now.
     pub created: bool,
     /// The server's root exists.
@@ -164,9 +167,11 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
 }
 
 /// Drops error events once the link is down (one message says it).
-struct LinkAware {
-    inner: Arc<dyn Reporter>,
-    link: OnceLock<Weak<Link>>,
+pub struct LinkAware {
+    /// Where events go.
+    pub inner: Arc<dyn Reporter>,
+    /// The link (set once started).
+    pub link: OnceLock<Weak<Link>>,
 }
 
 impl Reporter for LinkAware {
@@ -263,7 +268,7 @@ pub fn pull(
             _ => p.to_vec(),
         }
     };
-    let out = agent::run(agent.as_mut(), &mut s.r, &mut s.w, |m| match m {
+    let out = super::server::run_agent(agent.as_mut(), &mut s.r, &mut s.w, |m| match m {
         Msg::Event(w) => {
             events::with_event(&w, map, |e| reporter.event(e))
                 .ok_or_else(|| Violation("unknown event".into()))?;

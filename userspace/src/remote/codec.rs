@@ -155,26 +155,19 @@ impl Msg {
                 name,
                 size,
                 compare,
+                plan,
             } => {
                 e.u32(*fid).u32(*id).bytes(name.as_bytes());
-                e.u64(*size).bool(*compare);
+                e.u64(*size).bool(*compare).u32(*plan);
                 19
-            }
-            Msg::Plan { fid, signature } => {
-                e.u32(*fid).opt_bytes(signature.as_deref());
-                26
-            }
-            Msg::PlanAsk { fid } => {
-                e.u32(*fid);
-                27
             }
             Msg::Delta { fid, ops } => {
                 e.u32(*fid).bytes(ops);
-                28
+                26
             }
             Msg::DeltaEnd { req, fid } => {
                 e.u32(*req).u32(*fid);
-                29
+                27
             }
             Msg::Data { fid, bytes } => {
                 e.u32(*fid).bytes(bytes);
@@ -227,6 +220,7 @@ impl Msg {
                     Ok(Answer::Bool(b)) => e.u8(1).bool(*b),
                     Ok(Answer::Meta(None)) => e.u8(2),
                     Ok(Answer::Meta(Some(m))) => e.u8(3).meta(m),
+                    Ok(Answer::Plan(sig)) => e.u8(5).opt_bytes(sig.as_deref()),
                     Err(errno) => e.u8(4).i32(*errno),
                 };
                 41
@@ -266,7 +260,7 @@ impl Msg {
         let m = match kind {
             1..=4 => decode_setup(kind, &mut d)?,
             10..=18 => decode_ops(kind, &mut d)?,
-            19..=29 => decode_files(kind, &mut d)?,
+            19..=27 => decode_files(kind, &mut d)?,
             40..=45 => decode_replies(kind, &mut d)?,
             k => return Err(ProtoError::UnknownType(k)),
         };
@@ -381,6 +375,7 @@ fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
             name: d.name()?,
             size: d.u64()?,
             compare: d.bool()?,
+            plan: d.u32()?,
         },
         20 => Msg::Data {
             fid: d.u32()?,
@@ -403,12 +398,7 @@ fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
             to: dec_path(d)?,
         },
         25 => Msg::Barrier { req: d.u32()? },
-        26 => Msg::Plan {
-            fid: d.u32()?,
-            signature: d.opt_bytes()?,
-        },
-        27 => Msg::PlanAsk { fid: d.u32()? },
-        28 => Msg::Delta {
+        26 => Msg::Delta {
             fid: d.u32()?,
             ops: d.bytes()?,
         },
@@ -435,6 +425,7 @@ fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
                 2 => Ok(Answer::Meta(None)),
                 3 => Ok(Answer::Meta(Some(d.meta()?))),
                 4 => Err(d.i32()?),
+                5 => Ok(Answer::Plan(d.opt_bytes()?)),
                 _ => return Err(ProtoError::BadValue("reply")),
             };
             Msg::Reply { req, result }

@@ -2,9 +2,9 @@
 //! [`FEATURE_DELTA`]), on top of [`crate::transfer::delta`]: the sending
 //! side (the receiving side is in [`super::stream`]).
 //!
-//! The sender, for a file worth it ([`wants_plan`]), begins the stream,
-//! asks for the receiver's plan ([`Msg::PlanAsk`]) and waits for it: the
-//! signature of the receiver's basis (its partial file of that name, or
+//! The sender, for a large file ([`super::proto::DELTA_MIN`]), begins
+//! the stream asking for the receiver's plan ([`Msg::FileBegin`] with a
+//! request number) and waits for it ([`Answer::Plan`]): the signature of the receiver's basis (its partial file of that name, or
 //! its current file), or none (then the whole file follows). With a
 //! signature the sender streams delta ops ([`Msg::Delta`]) and
 //! asks whether the result matched its hash ([`Msg::DeltaEnd`]); if not,
@@ -14,25 +14,13 @@ use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 
 use super::link::Link;
-use super::proto::{Answer, Msg, FEATURE_DELTA};
+use super::proto::{Answer, Msg};
 use crate::sys;
 use crate::transfer::delta::wire::MAX_OP_BYTES;
 use crate::transfer::delta::{generate, DeltaError, Signature};
 
-/// A changed file this large or larger is sent as a delta (when the
-/// receiver has a copy).
-pub const DELTA_MIN: u64 = 64 << 10;
-/// A new file this large or larger asks for a plan too: the receiver may
-/// hold a partial file of it from an interrupted run.
-pub const RESUME_MIN: u64 = 1 << 20;
 /// Bytes of ops per [`Msg::Delta`].
 const OPS_BATCH: usize = 256 << 10;
-
-/// Whether the sender asks for a plan for a file of `len` bytes
-/// (`fresh`: the receiver has no file by that name).
-pub fn wants_plan(link: &Link, fresh: bool, len: u64) -> bool {
-    link.has(FEATURE_DELTA) && len >= if fresh { RESUME_MIN } else { DELTA_MIN }
-}
 
 /// Reads a descriptor from its offset.
 struct FdReader<'a>(BorrowedFd<'a>);
@@ -47,15 +35,18 @@ fn invalid(what: impl std::fmt::Display) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("delta: {what}"))
 }
 
-/// The sender's side of file stream `fid` (begun): asks for the plan and
-/// sends `len` bytes of `src` (from offset 0) as a delta. `Ok(Some(n))`:
-/// sent, `n` bytes of content; `Ok(None)`: send it whole instead, after
-/// rewinding `src`.
-pub fn send_file(link: &Link, fid: u32, src: BorrowedFd<'_>, len: u64) -> io::Result<Option<u64>> {
-    let Some(bytes) = link.plan(fid)? else {
-        return Ok(None);
-    };
-    let sig = Signature::decode(&bytes).map_err(invalid)?;
+/// The sender's side of file stream `fid` (begun, the receiver's plan
+/// was `signature`): sends `len` bytes of `src` (from offset 0) as a
+/// delta. `Ok(Some(n))`: sent, `n` bytes of content; `Ok(None)`: send it
+/// whole instead (`src` rewound).
+pub fn send_file(
+    link: &Link,
+    fid: u32,
+    signature: &[u8],
+    src: BorrowedFd<'_>,
+    len: u64,
+) -> io::Result<Option<u64>> {
+    let sig = Signature::decode(signature).map_err(invalid)?;
     let mut batch = Vec::with_capacity(OPS_BATCH + MAX_OP_BYTES);
     let n = generate(&sig, FdReader(src).take(len), |op| {
         op.encode(&mut batch);

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use super::frame::{FrameError, FrameReader, FrameWriter};
@@ -59,10 +59,10 @@ pub struct Link {
     label: PathBuf,
     /// The peer, for messages.
     host: String,
-    /// The features both sides use (`proto::FEATURE_*`).
-    features: AtomicU64,
-    /// Who waits for the plan of which file stream.
-    plans: Mutex<HashMap<u32, mpsc::Sender<Option<Vec<u8>>>>>,
+    /// Feature bits both sides have (`proto::FEATURE_*`).
+    features: std::sync::atomic::AtomicU64,
+    /// Requests that waited for a reply (round trips).
+    calls: std::sync::atomic::AtomicU64,
 }
 
 /// The error every call gets once the link is down.
@@ -93,12 +93,27 @@ impl Link {
             reporter,
             label: label.to_path_buf(),
             host: host.to_string(),
-            features: AtomicU64::new(0),
-            plans: Mutex::new(HashMap::new()),
+            features: std::sync::atomic::AtomicU64::new(0),
+            calls: std::sync::atomic::AtomicU64::new(0),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
         link
+    }
+
+    /// Records the feature bits both sides have.
+    pub fn set_features(&self, f: u64) {
+        self.features.store(f, Ordering::Relaxed);
+    }
+
+    /// The feature bits both sides have.
+    pub fn features(&self) -> u64 {
+        self.features.load(Ordering::Relaxed)
+    }
+
+    /// How many requests waited for a reply so far (round trips).
+    pub fn round_trips(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
     }
 
     /// The peer's name.
@@ -109,29 +124,6 @@ impl Link {
     /// Why the link is down, if it is.
     pub fn down(&self) -> Option<String> {
         lock(&self.down).clone()
-    }
-
-    /// Sets the features both sides use (after the handshake).
-    pub fn set_features(&self, f: u64) {
-        self.features.store(f, Ordering::Relaxed);
-    }
-
-    /// Whether both sides use `feature`.
-    pub fn has(&self, feature: u64) -> bool {
-        self.features.load(Ordering::Relaxed) & feature != 0
-    }
-
-    /// Asks the agent for its plan of file stream `fid` (begun) and waits
-    /// for it: the signature of its basis, or `None` (send it whole).
-    pub fn plan(&self, fid: u32) -> io::Result<Option<Vec<u8>>> {
-        let (tx, rx) = mpsc::channel();
-        lock(&self.plans).insert(fid, tx);
-        if let Err(e) = self.send(&Msg::PlanAsk { fid }, true) {
-            lock(&self.plans).remove(&fid);
-            return Err(e);
-        }
-        rx.recv()
-            .map_err(|_| lost(&self.host, &self.down().unwrap_or_default()))
     }
 
     /// A new handle or file stream number.
@@ -165,9 +157,21 @@ impl Link {
         r
     }
 
+    /// Sends what is buffered (the end of an operation: the changes sent
+    /// without waiting must not wait for the next request).
+    pub fn flush(&self) -> io::Result<()> {
+        self.check()?;
+        let r = lock(&self.w).flush();
+        if let Err(e) = &r {
+            self.set_down(&e.to_string());
+        }
+        r
+    }
+
     /// Sends the request `make(req)` and waits for its reply.
     pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
         lock(&self.waiters).insert(
             req,
@@ -194,7 +198,6 @@ impl Link {
         drop(d);
         // Wake every waiter: their senders are dropped.
         lock(&self.waiters).clear();
-        lock(&self.plans).clear();
     }
 
     fn read_loop(self: Arc<Self>, mut r: FrameReader) {
@@ -240,12 +243,6 @@ impl Link {
                 count,
                 silent,
             } => self.note(op, &path, errno, count, silent),
-            Msg::Plan { fid, signature } => {
-                let tx = lock(&self.plans)
-                    .remove(&fid)
-                    .ok_or("a plan nobody asked for")?;
-                let _ = tx.send(signature);
-            }
             _ => return Err("an unexpected message"),
         }
         Ok(())

@@ -42,7 +42,11 @@ pub mod server;
 pub mod spec;
 mod stream;
 pub mod transport;
+pub mod watch;
 mod wire;
+
+#[cfg(test)]
+mod tests;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};

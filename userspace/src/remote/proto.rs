@@ -21,6 +21,9 @@ pub const MAGIC: &[u8; 4] = b"DSYN";
 pub const FEATURE_ZSTD: u64 = 1;
 /// Feature bit: delta transfer (a receiver's signature, then delta ops).
 pub const FEATURE_DELTA: u64 = 2;
+/// Files at least this big get a plan from the receiver (with
+/// [`FEATURE_DELTA`]).
+pub const DELTA_MIN: u64 = 1 << 20;
 /// The features this build implements.
 pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA;
 
@@ -110,6 +113,10 @@ pub enum Answer {
     Bool(bool),
     /// A stat.
     Meta(Option<Meta>),
+    /// The receiver's plan for a file (see [`Msg::FileBegin`]): `None`:
+    /// send it whole; `Some`: the signature of the receiver's copy, to
+    /// send delta ops against.
+    Plan(Option<Vec<u8>>),
 }
 
 /// Which asynchronous operation a [`Msg::Note`] is about.
@@ -262,7 +269,10 @@ pub enum Msg {
         over: Over,
     },
     /// Starts a file `fid` (content in [`Msg::Data`]); `compare`: only
-    /// compare it with the existing file (`--checksum`).
+    /// compare it with the existing file (`--checksum`). With `plan` (a
+    /// request number, 0 for none; only asked with [`FEATURE_DELTA`], for
+    /// large files) the receiver first answers how it wants the content
+    /// ([`Answer::Plan`], decided by `agent::plan`).
     FileBegin {
         /// File stream number.
         fid: u32,
@@ -274,24 +284,12 @@ pub enum Msg {
         size: u64,
         /// Compare only.
         compare: bool,
-    },
-    /// The receiver's plan for a file (only with [`FEATURE_DELTA`], for
-    /// files the sender asks one for): `None`: send it whole; `Some`:
-    /// the signature of the receiver's copy.
-    Plan {
-        /// File stream number.
-        fid: u32,
-        /// Signature bytes.
-        signature: Option<Vec<u8>>,
-    },
-    /// Asks the receiver for its [`Msg::Plan`] of file `fid` (after
-    /// its [`Msg::FileBegin`]; only with [`FEATURE_DELTA`]).
-    PlanAsk {
-        /// File stream number.
-        fid: u32,
+        /// Request number of the plan asked for, 0: none.
+        plan: u32,
     },
     /// Delta ops of file `fid` against the signature of its plan
-    /// (`transfer::delta::wire` form, whole ops, the last one `End`).
+    /// ([`Answer::Plan`]), in the `transfer::delta::wire` form (whole ops,
+    /// the last one `End`).
     Delta {
         /// File stream number.
         fid: u32,

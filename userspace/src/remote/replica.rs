@@ -16,7 +16,7 @@ use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
 use super::link::{lock, Link};
-use super::proto::{Answer, Entry, Msg};
+use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
 use crate::sys::{self, DirEntry};
@@ -242,6 +242,7 @@ impl ReplicaDir for RemoteDir {
             name: name.to_owned(),
             size,
             compare: true,
+            plan: 0,
         };
         self.link.send(&begin, false)?;
         send_data(&self.link, fid, src, u64::MAX)?;
@@ -253,13 +254,12 @@ impl ReplicaDir for RemoteDir {
     fn receive_file<'a>(
         &'a self,
         name: &CStr,
-        fresh: bool,
+        _fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
         Ok(Box::new(RemoteIncoming {
             dir: self,
             fid: self.link.new_id(),
             name: name.to_owned(),
-            fresh,
             begun: false,
             done: false,
         }))
@@ -293,8 +293,6 @@ struct RemoteIncoming<'a> {
     dir: &'a RemoteDir,
     fid: u32,
     name: CString,
-    /// The agent has no file by that name.
-    fresh: bool,
     begun: bool,
     done: bool,
 }
@@ -302,33 +300,51 @@ struct RemoteIncoming<'a> {
 impl RemoteIncoming<'_> {
     /// Sends the beginning of the stream once (`size`: what the sender
     /// expects to send, for the receiver's plan).
-    fn begin(&mut self, size: u64) -> io::Result<()> {
-        if !self.begun {
-            let m = Msg::FileBegin {
-                fid: self.fid,
-                id: self.dir.id,
-                name: self.name.clone(),
+    fn begin(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
+        if self.begun {
+            return Ok(None);
+        }
+        self.begun = true;
+        let (fid, id, name) = (self.fid, self.dir.id, self.name.clone());
+        let link = &self.dir.link;
+        if link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
+            // The receiver's plan first (one exchange, large files only).
+            let m = |plan| Msg::FileBegin {
+                fid,
+                id,
+                name,
                 size,
                 compare: false,
+                plan,
             };
-            self.dir.link.send(&m, false)?;
-            self.begun = true;
+            return match link.call(m)? {
+                // `Some(signature)`: the content goes as delta ops
+                // against it (`delta::send_file`).
+                (Answer::Plan(signature), _) => Ok(signature),
+                _ => Err(unexpected()),
+            };
         }
-        Ok(())
+        let m = Msg::FileBegin {
+            fid,
+            id,
+            name,
+            size,
+            compare: false,
+            plan: 0,
+        };
+        link.send(&m, false).map(|()| None)
     }
 }
 
 impl IncomingFile for RemoteIncoming<'_> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
-        let link = &self.dir.link;
-        let plan = !self.begun && super::delta::wants_plan(link, self.fresh, len);
-        self.begin(len)?;
-        if plan {
-            if let Some(n) = super::delta::send_file(link, self.fid, src, len)? {
+        if let Some(sig) = self.begin(len)? {
+            let sent = super::delta::send_file(&self.dir.link, self.fid, &sig, src, len)?;
+            if let Some(n) = sent {
                 return Ok(n);
             }
         }
-        send_data(link, self.fid, src, len)
+        send_data(&self.dir.link, self.fid, src, len)
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {

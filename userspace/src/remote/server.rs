@@ -108,7 +108,7 @@ fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<
     if o.dry_run {
         agent.keep_partials();
     }
-    agent::run(Some(&mut agent), &mut r, &mut w, |m| {
+    run_agent(Some(&mut agent), &mut r, &mut w, |m| {
         Err(Violation(format!("unexpected message {m:?}")))
     })
     .map_err(proto_err)
@@ -200,4 +200,45 @@ fn serve_engine(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// Serves `agent` from `r` until the engine says goodbye; messages that
+/// are not for the agent (a pull's events and end) go to `other`, which
+/// ends the loop by returning `Some`.
+pub fn run_agent<T>(
+    mut agent: Option<&mut Agent>,
+    r: &mut FrameReader,
+    w: &mut FrameWriter,
+    mut other: impl FnMut(Msg) -> Result<Option<T>, Violation>,
+) -> Result<Option<T>, Violation> {
+    loop {
+        if !r.has_buffered() {
+            w.flush()
+                .map_err(|e| Violation(format!("cannot send: {e}")))?;
+        }
+        let m = match r.read() {
+            Ok((k, p)) => Msg::decode(k, p).map_err(|e| Violation(e.to_string()))?,
+            // The engine went away between two messages: the end.
+            Err(FrameError::Closed) => return Ok(None),
+            Err(e) => return Err(Violation(e.to_string())),
+        };
+        match m {
+            m @ (Msg::Event(_) | Msg::Done { .. } | Msg::Refuse(_) | Msg::Ready { .. }) => {
+                if let Some(t) = other(m)? {
+                    let _ = w.flush();
+                    return Ok(Some(t));
+                }
+            }
+            Msg::Bye if agent.is_none() => return Ok(None),
+            m => {
+                let a = agent
+                    .as_deref_mut()
+                    .ok_or_else(|| Violation("a request, but there is no DST".into()))?;
+                if !a.handle_msg(m, w)? {
+                    let _ = w.flush();
+                    return Ok(None);
+                }
+            }
+        }
+    }
 }

@@ -254,8 +254,8 @@ impl Partials {
     }
 }
 
-/// The agent's handling of [`Msg::PlanAsk`], [`Msg::Delta`] and
-/// [`Msg::DeltaEnd`] for its file streams.
+/// The agent's handling of [`Msg::Delta`] and [`Msg::DeltaEnd`] for its
+/// file streams.
 pub fn on_message(
     streams: &mut HashMap<u32, Stream>,
     m: Msg,
@@ -268,19 +268,6 @@ pub fn on_message(
         w.write(k, &p)
     };
     match m {
-        Msg::PlanAsk { fid } => {
-            let signature = match streams.get_mut(&fid).ok_or_else(unknown)? {
-                Stream::Write {
-                    file,
-                    rx: Some(rx),
-                    got: 0,
-                    err: None,
-                    ..
-                } => rx.plan(file),
-                _ => None,
-            };
-            send(w, &Msg::Plan { fid, signature }).map_err(io)
-        }
         Msg::Delta { fid, ops } => match streams.get_mut(&fid).ok_or_else(unknown)? {
             Stream::Write {
                 file,

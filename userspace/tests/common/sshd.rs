@@ -21,7 +21,7 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     child: Child,
     /// Closing it makes the watchdog stop sshd.
-    _watchdog: ChildStdin,
+    watchdog: ChildStdin,
 }
 
 fn keygen(path: &Path) {
@@ -38,7 +38,61 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Starts sshd with the keys of `d` on `port`, behind a watchdog shell
+/// (sshd in the background, killed when our end of the shell's stdin
+/// closes: drop, or this process ending). `None` when it did not come up.
+fn spawn(d: &Path, port: u16) -> Option<(Child, ChildStdin)> {
+    let conf = d.join("sshd_config");
+    let text = format!(
+        "ListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
+         AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nStrictModes no\n\
+         PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+         PubkeyAuthentication yes\nUsePAM no\nPermitRootLogin yes\n\
+         LogLevel FATAL\nMaxStartups 200\nAcceptEnv XDG_CACHE_HOME\n",
+        d = d.display()
+    );
+    std::fs::write(&conf, text).unwrap();
+    let script = format!(
+        "/usr/sbin/sshd -D -e -f '{}' -p {port} </dev/null & p=$!; read _; kill $p",
+        conf.display()
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh");
+    let stdin = child.stdin.take().unwrap();
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some((child, stdin));
+        }
+        if let Ok(Some(_)) = child.try_wait() {
+            break; // sshd died (the port was taken?)
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(stdin);
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
 impl Sshd {
+    /// Stops the listening sshd (sessions already open stay): new
+    /// connections are refused until [`Sshd::resume`].
+    pub fn pause(&mut self) {
+        let _ = self.watchdog.write_all(b"\n");
+        let _ = self.child.wait();
+    }
+
+    /// Starts the listening sshd again, on the same port.
+    pub fn resume(&mut self) {
+        let (child, stdin) = spawn(self.dir.path(), self.port).expect("sshd restart");
+        self.child = child;
+        self.watchdog = stdin;
+    }
+
     /// Starts one (panics when sshd cannot start: the tests need it).
     pub fn start() -> Sshd {
         let dir = tempfile::Builder::new()
@@ -55,46 +109,14 @@ impl Sshd {
         }
         for _ in 0..5 {
             let port = free_port();
-            let conf = d.join("sshd_config");
-            let text = format!(
-                "ListenAddress 127.0.0.1\nHostKey {d}/host_key\n\
-                 AuthorizedKeysFile {d}/authorized_keys\nPidFile none\nStrictModes no\n\
-                 PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
-                 PubkeyAuthentication yes\nUsePAM no\nPermitRootLogin yes\nLogLevel FATAL\nMaxStartups 200\nAcceptEnv XDG_CACHE_HOME\n",
-                d = d.display()
-            );
-            std::fs::write(&conf, text).unwrap();
-            // The watchdog: sshd in the background, killed when our end of
-            // its stdin closes (drop, or this process ending).
-            let script = format!(
-                "/usr/sbin/sshd -D -e -f '{}' -p {port} </dev/null & p=$!; \
-                 read _; kill $p",
-                conf.display()
-            );
-            let mut child = Command::new("sh")
-                .args(["-c", &script])
-                .stdin(Stdio::piped())
-                .spawn()
-                .expect("sh");
-            let stdin = child.stdin.take().unwrap();
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Sshd {
-                        port,
-                        dir,
-                        child,
-                        _watchdog: stdin,
-                    };
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // sshd died (the port was taken?): another port
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            if let Some((child, stdin)) = spawn(d, port) {
+                return Sshd {
+                    port,
+                    dir,
+                    child,
+                    watchdog: stdin,
+                };
             }
-            drop(stdin);
-            let _ = child.kill();
-            let _ = child.wait();
         }
         panic!("cannot start sshd");
     }
@@ -134,7 +156,7 @@ impl Sshd {
 impl Drop for Sshd {
     fn drop(&mut self) {
         // Closing the watchdog's stdin kills sshd; then reap the shell.
-        let _ = self._watchdog.write_all(b"\n");
+        let _ = self.watchdog.write_all(b"\n");
         let _ = self.child.wait();
     }
 }
