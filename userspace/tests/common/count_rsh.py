@@ -41,7 +41,8 @@ up = threading.Thread(target=relay, args=(0, child.stdin, "up"), daemon=True)
 up.start()
 relay(child.stdout.fileno(), 1, "down")
 status = child.wait()
-up.join(timeout=2)
+# What stdin still brings after the transport ended cannot reach it.
+up.join(timeout=0.1)
 for key, n in counts.items():
     path = os.path.join(out_dir, key)
     before = int(open(path).read() or 0) if os.path.exists(path) else 0
