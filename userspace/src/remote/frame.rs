@@ -67,6 +67,13 @@ impl FrameReader {
         !self.inner.buffer().is_empty()
     }
 
+    /// Whether a whole frame is already here: reading it will not wait
+    /// for the peer (a reader that would wait flushes its writer first).
+    pub fn has_frame(&self) -> bool {
+        let b = self.inner.buffer();
+        b.len() >= 4 && b.len() - 4 >= u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
     /// The next frame: its type byte and payload.
     pub fn read(&mut self) -> Result<(u8, &[u8]), FrameError> {
         let mut len = [0u8; 4];
@@ -126,6 +133,15 @@ impl FrameWriter {
                 "message too long for a frame",
             ));
         }
+        // Whole frames only on the wire between two flushes: a frame
+        // that does not fit what is left of the buffer sends the buffer
+        // first (a larger one then goes out whole). A peer that has a
+        // frame's beginning and waits for its rest would otherwise wait
+        // for our next flush while we wait for its answer.
+        let spare = self.inner.capacity() - self.inner.buffer().len();
+        if 4 + len > spare {
+            self.inner.flush()?;
+        }
         self.inner.write_all(&(len as u32).to_le_bytes())?;
         self.inner.write_all(&[kind])?;
         self.inner.write_all(payload)
@@ -173,5 +189,44 @@ mod tests {
         assert!(matches!(r.read(), Err(FrameError::BadLength(u32::MAX))));
         let mut r = reader(vec![0, 0, 0, 0]);
         assert!(matches!(r.read(), Err(FrameError::BadLength(0))));
+    }
+
+    #[test]
+    fn only_whole_frames_leave_before_a_flush() {
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut w = FrameWriter::new(Box::new(Shared(out.clone())));
+        for (i, size) in [100_000, 200_000, 7, 300_000, 60_000, 250_000, 1 << 20]
+            .iter()
+            .enumerate()
+        {
+            w.write(i as u8 + 1, &vec![i as u8; *size]).unwrap();
+            // What reached the stream parses as whole frames.
+            let bytes = out.lock().unwrap().clone();
+            let r = reader(bytes.clone());
+            assert!(!r.has_frame() || bytes.len() >= 4);
+            let mut r = reader(bytes);
+            loop {
+                match r.read() {
+                    Ok(_) => {}
+                    Err(FrameError::Closed) => break,
+                    Err(e) => panic!("a partial frame went out after frame {i}: {e}"),
+                }
+            }
+        }
+        let mut r = reader(vec![5, 0, 0, 0, 1, 2]);
+        assert!(!r.has_frame());
+        r = reader(vec![2, 0, 0, 0, 1, 2, 9]);
+        let _ = std::io::BufRead::fill_buf(&mut r.inner);
+        assert!(r.has_frame());
     }
 }

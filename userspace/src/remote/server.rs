@@ -212,7 +212,7 @@ pub fn run_agent<T>(
     mut other: impl FnMut(Msg) -> Result<Option<T>, Violation>,
 ) -> Result<Option<T>, Violation> {
     loop {
-        if !r.has_buffered() {
+        if !r.has_frame() {
             w.flush()
                 .map_err(|e| Violation(format!("cannot send: {e}")))?;
         }
