@@ -10,7 +10,7 @@ CARGO ?= cargo
 USERSPACE := userspace
 
 .PHONY: all deps kernel kernel-kasan patches check-patches lint-shell lint-rust \
-	userspace host-test qemu-test test demo bench clean
+	userspace userspace-static host-test qemu-test test demo bench clean
 
 all: userspace kernel
 
@@ -40,6 +40,11 @@ lint-shell: deps
 
 userspace: deps
 	cd $(USERSPACE) && $(CARGO) build --release --locked
+
+# The static (musl) CLI that `--deploy` uploads:
+# userspace/target/x86_64-unknown-linux-musl/release/dirsync.
+userspace-static: deps
+	scripts/build-static.sh
 
 host-test: deps
 	cd $(USERSPACE) && $(CARGO) test --release --locked

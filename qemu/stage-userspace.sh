@@ -6,7 +6,8 @@
 #                                    integration tests), statically linked,
 #                                    but the host-only ones (HOST_ONLY below:
 #                                    they need what the VM lacks, e.g. btrfs,
-#                                    loop devices and mkfs.btrfs)
+#                                    loop devices and mkfs.btrfs, and the
+#                                    remote tests: sshd, ssh, a network)
 #   build/guest/bench/resync.sh      qemu/guest-bench-resync.sh
 # qemu/run-tests.sh packs build/guest/ into the initramfs; the guest (busybox,
 # root, tmpfs /tmp) runs each /guest/tests/* with DIRSYNC_BIN pointing at
@@ -53,7 +54,9 @@ for line in open(src):
     if not exe or "bin" in kinds:
         continue
     name = "unit" if "lib" in kinds else m["target"]["name"]
-    if name in HOST_ONLY:
+    # The remote tests need sshd, ssh and a network: host only too (the
+    # protocol fuzz test needs none of them).
+    if name in HOST_ONLY or (name.startswith("remote_") and name != "remote_fuzz"):
         continue
     found.append((0 if name == "unit" else 1, name, exe))
 found.sort()

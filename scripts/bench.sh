@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the exact
-# replica benchmark (scripts/bench-fidelity.sh), the watch
-# benchmark (scripts/bench-watch.sh) when there is one, then the syscall
+# replica benchmark (scripts/bench-fidelity.sh), the watch benchmark
+# (scripts/bench-watch.sh) when there is one, the remote one
+# (scripts/bench-remote.sh), then the syscall
 # microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,10 @@ scripts/bench-fidelity.sh "$@"
 if [ -x scripts/bench-watch.sh ]; then
 	echo
 	scripts/bench-watch.sh "$@"
+fi
+if [ -x scripts/bench-remote.sh ]; then
+	echo
+	REBUILD=0 scripts/bench-remote.sh
 fi
 echo
 qemu/run-bench.sh

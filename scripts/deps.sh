@@ -6,11 +6,14 @@ set -euo pipefail
 PKGS=(
 	linux-source-6.12 rustc-web rust-web-src
 	clang lld llvm libclang-dev
+	musl-tools iproute2
 	qemu-system-x86 busybox-static cpio
 	flex bison bc libelf-dev libssl-dev
 	make gcc libc6-dev xz-utils python3 git patch perl
 	rsync lsyncd shellcheck
 	acl attr btrfs-progs xfsprogs e2fsprogs strace
+	# remote replicas: the tests start a real sshd on 127.0.0.1
+	openssh-server openssh-client
 )
 BINDGEN_VERSION=0.69.5
 
@@ -48,4 +51,9 @@ for tool in clippy rustfmt; do
 		rustup component add "$tool"
 	fi
 done
+# The static agent (`make userspace-static`) is built for musl.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+	echo "deps: rustup target add x86_64-unknown-linux-musl"
+	rustup target add x86_64-unknown-linux-musl
+fi
 echo "deps: all present"

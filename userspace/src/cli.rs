@@ -21,7 +21,8 @@ Exit codes:
      one warning, everything else synced)
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
-     kernel without dirsync_stat or dirsync_readdir, ...)";
+     kernel without dirsync_stat or dirsync_readdir, remote host unreachable,
+     no dirsync there, protocol version mismatch, connection lost, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
@@ -132,6 +133,32 @@ pub struct SyncArgs {
     /// DST share a file system that has them: btrfs, xfs)
     #[arg(long)]
     pub no_reflink: bool,
+    /// The command that reaches a remote host (`[user@]host:PATH`): it is
+    /// run with the host and the remote command, and must give a byte
+    /// stream to it
+    #[arg(
+        short = 'e',
+        long,
+        value_name = "CMD",
+        default_value = "ssh",
+        env = "DIRSYNC_RSH"
+    )]
+    pub rsh: String,
+    /// The dirsync to run on the remote host (default: `dirsync` on its PATH)
+    #[arg(long, value_name = "PATH")]
+    pub remote_path: Option<OsString>,
+    /// Upload this dirsync to the remote host
+    /// (~/.cache/dirsync/agent-VERSION-HASH, checked by hash) and run that
+    #[arg(long)]
+    pub deploy: bool,
+    /// Compress the stream to a remote host with zstd
+    #[arg(short = 'z', long)]
+    pub compress: bool,
+    /// Limit the bytes sent to (or from) a remote host per second, as
+    /// rsync does: a number of KiB, or with a suffix B, K, M, G (powers
+    /// of 1024) or KB, MB, GB (powers of 1000), e.g. 5M; 0: no limit
+    #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
+    pub bwlimit: Option<u64>,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -160,6 +187,17 @@ impl SyncArgs {
             numeric_ids: self.numeric_ids,
             sparse: self.sparse || self.archive,
             no_reflink: self.no_reflink,
+        }
+    }
+
+    /// How to reach a remote side.
+    pub fn connect(&self) -> dirsync::remote::client::Connect {
+        dirsync::remote::client::Connect {
+            rsh: self.rsh.clone(),
+            remote_path: self.remote_path.clone(),
+            deploy: self.deploy,
+            compress: self.compress,
+            bwlimit: self.bwlimit.filter(|&r| r > 0),
         }
     }
 
@@ -192,10 +230,14 @@ hard links, ACLs, extended attributes, owner, group and holes of sparse files.\n
     subcommand_negates_reqs = true
 )]
 pub struct Cli {
-    /// Source directory
+    /// Run as the remote side of a remote sync (on stdin/stdout)
+    #[arg(long, hide = true, exclusive = true)]
+    pub server: bool,
+    /// Source directory ([user@]host:PATH for a remote one)
     #[arg(value_name = "SRC", requires = "dst")]
     pub src: Option<PathBuf>,
-    /// Destination directory (created if missing)
+    /// Destination directory, created if missing ([user@]host:PATH for a
+    /// remote one)
     #[arg(value_name = "DST")]
     pub dst: Option<PathBuf>,
     #[command(flatten)]
@@ -227,4 +269,11 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout
     Man,
+}
+
+/// `--bwlimit RATE` in bytes per second (0: no limit).
+fn parse_bwlimit(s: &str) -> Result<u64, String> {
+    dirsync::transfer::bwlimit::parse_rate(s)
+        .map(|r| r.unwrap_or(0))
+        .map_err(|e| e.to_string())
 }

@@ -14,7 +14,8 @@
 //!   content (the system call side of `-o -g -X -A -S`, reflinks);
 //! * [`sync`]: the engine (walk, decide, install, in parallel), which
 //!   reaches DST only through [`sync::Replica`];
-//! * [`watch`]: `dirsync watch` on top of the engine.
+//! * [`watch`]: `dirsync watch` on top of the engine;
+//! * [`remote`]: remote replicas over ssh (an agent, the protocol).
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
@@ -23,10 +24,12 @@ pub mod attrs;
 pub mod copy;
 pub mod error;
 pub mod exclude;
+pub mod remote;
 pub mod report;
 pub mod stat;
 pub mod sync;
 pub mod sys;
+pub mod transfer;
 pub mod uapi;
 pub mod watch;
 

@@ -71,6 +71,9 @@ fn run() -> anyhow::Result<ExitCode> {
         }
     };
     raise_nofile_limit();
+    if cli.server {
+        return Ok(run_server());
+    }
     match cli.command {
         Some(Command::Completions { shell }) => {
             let mut cmd = Cli::command();
@@ -119,7 +122,91 @@ fn print_summary(args: &SyncArgs, summary: &Summary, status: ExitStatus) {
     }
 }
 
+/// `dirsync --server`: the remote side, on stdin/stdout. Errors go to the
+/// client in the protocol when it can carry them, and to stderr (which
+/// ssh shows the user) otherwise.
+fn run_server() -> ExitCode {
+    use std::os::fd::AsFd;
+    // The descriptors themselves: std's stdout is line-buffered, and the
+    // frames have their own buffers.
+    let fds = (
+        std::io::stdin().as_fd().try_clone_to_owned(),
+        std::io::stdout().as_fd().try_clone_to_owned(),
+    );
+    let (r, w) = match fds {
+        (Ok(r), Ok(w)) => (std::fs::File::from(r), std::fs::File::from(w)),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("dirsync --server: cannot use stdin/stdout: {e}");
+            return exit(ExitStatus::Fatal);
+        }
+    };
+    match dirsync::remote::server::serve(Box::new(r), Box::new(w)) {
+        Ok(()) => exit(ExitStatus::Ok),
+        Err(e) => {
+            eprintln!("dirsync --server: {}", dirsync::error::chain(&e));
+            exit(ExitStatus::Fatal)
+        }
+    }
+}
+
+/// The exit status of a finished run, after printing its summary.
+fn finish(args: &SyncArgs, summary: &Summary) -> ExitCode {
+    let status = if summary.errors > 0 {
+        ExitStatus::Partial
+    } else {
+        ExitStatus::Ok
+    };
+    print_summary(args, summary, status);
+    if status == ExitStatus::Partial && !args.json {
+        eprintln!(
+            "dirsync: {} entries could not be synced (see above); everything else was",
+            summary.errors
+        );
+    }
+    exit(status)
+}
+
+/// The protocol does not carry the attributes of -H -A -X -o -g -S yet:
+/// says so (true) rather than syncing less than was asked for.
+fn refuse_remote_fidelity(o: &dirsync::sync::Options) -> bool {
+    let asked = o.hard_links || o.acls || o.xattrs || o.owner || o.group || o.sparse;
+    if asked {
+        eprintln!(
+            "dirsync: -H, -A, -X, -o, -g and -S (and -a) are not supported with a remote \
+             replica yet"
+        );
+    }
+    asked
+}
+
+/// A one-shot sync with a remote side (`host:PATH` as SRC or DST).
+fn run_remote(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<Option<ExitCode>> {
+    use dirsync::remote::{client, spec};
+    let (rs, rd) = (spec::parse(src.as_os_str()), spec::parse(dst.as_os_str()));
+    let (rep, _) = reporter(args);
+    let result = match (rs, rd) {
+        (None, None) => return Ok(None),
+        (Some(_), Some(_)) => {
+            eprintln!("dirsync: SRC and DST cannot both be remote");
+            return Ok(Some(exit(ExitStatus::Usage)));
+        }
+        _ if refuse_remote_fidelity(&args.options()) => return Ok(Some(exit(ExitStatus::Usage))),
+        (None, Some(d)) => client::push(src, &d, &args.connect(), args.options(), rep),
+        (Some(s), None) => client::pull(&s, dst, &args.connect(), args.options(), rep),
+    };
+    match result {
+        Ok(summary) => Ok(Some(finish(args, &summary))),
+        Err(e) => {
+            print_summary(args, &Summary::default(), ExitStatus::Fatal);
+            Err(e.into())
+        }
+    }
+}
+
 fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {
+    if let Some(code) = run_remote(src, dst, args)? {
+        return Ok(code);
+    }
     let (rep, line) = reporter(args);
     let syncer = match Syncer::new(src, dst, args.options(), rep) {
         Ok(s) => s,
@@ -148,19 +235,7 @@ fn run_once(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode>
             });
         }
     };
-    let status = if summary.errors > 0 {
-        ExitStatus::Partial
-    } else {
-        ExitStatus::Ok
-    };
-    print_summary(args, &summary, status);
-    if status == ExitStatus::Partial && !args.json {
-        eprintln!(
-            "dirsync: {} entries could not be synced (see above); everything else was",
-            summary.errors
-        );
-    }
-    Ok(exit(status))
+    Ok(finish(args, &summary))
 }
 
 fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode> {
@@ -170,6 +245,18 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
     } else {
         Arc::new(HumanReporter::new(args.verbosity(), None))
     };
+    if dirsync::remote::spec::parse(src.as_os_str()).is_some() {
+        eprintln!("dirsync: watch needs a local SRC (a remote DST is fine)");
+        return Ok(exit(ExitStatus::Usage));
+    }
+    if let Some(spec) = dirsync::remote::spec::parse(dst.as_os_str()) {
+        if refuse_remote_fidelity(&args.options()) {
+            return Ok(exit(ExitStatus::Usage));
+        }
+        let status = dirsync::remote::watch::run(src, &spec, &args.connect(), args.options(), rep)
+            .with_context(|| format!("watching {}", src.display()))?;
+        return Ok(exit(status));
+    }
     let status = dirsync::watch::run(src, dst, args.options(), rep)
         .with_context(|| format!("watching {}", src.display()))?;
     Ok(exit(status))

@@ -279,6 +279,13 @@ macro_rules! counters {
                 vec![$( (stringify!($name), self.$name) ),*]
             }
 
+            /// Sets the counter with the JSON name `name`; false when
+            /// there is none.
+            pub fn set(&mut self, name: &str, v: u64) -> bool {
+                $( if name == stringify!($name) { self.$name = v; return true; } )*
+                false
+            }
+
             /// Adds another summary's counts to this one.
             pub fn add(&mut self, o: &Summary) {
                 $( self.$name += o.$name; )*

@@ -294,14 +294,18 @@ fn special_files_are_skipped_with_a_warning() {
     // DST has an entry where SRC has a special file: it goes.
     std::fs::create_dir(&dst).unwrap();
     std::fs::write(dst.join("fifo"), b"stale").unwrap();
-    let o = cmd(["--json"]).arg(&src).arg(&dst).output().unwrap();
+    let o = run([
+        std::ffi::OsStr::new("--json"),
+        src.as_os_str(),
+        dst.as_os_str(),
+    ]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
     let lines = json_lines(&out);
     for (name, message) in &expected {
         let want = serde_json::json!({
             "action": "skipped",
-            "path": format!("{}/{name}", src.display()),
+            "path": format!("{}/{name}", shown_src(&src).display()),
             "message": message,
         });
         assert!(lines.contains(&want), "missing {want} in:\n{out}");

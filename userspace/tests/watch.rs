@@ -137,11 +137,20 @@ impl Watch {
         fs::create_dir(&src).unwrap();
         fs::create_dir(&outside).unwrap();
         setup(&src);
+        // The remote suite (remote_push_watch.rs) puts DST behind ssh.
+        let (remote_args, dst_arg) = match common::sshd::mode() {
+            Some(_) => (
+                common::sshd::Sshd::shared().args(),
+                common::sshd::remote(&dst),
+            ),
+            None => (Vec::new(), dst.clone()),
+        };
         let mut child = Command::new(bin())
             .arg("watch")
+            .args(remote_args)
             .args(args)
             .arg(&src)
-            .arg(&dst)
+            .arg(&dst_arg)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

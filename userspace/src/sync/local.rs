@@ -9,6 +9,7 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
+use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -87,6 +88,15 @@ impl LocalReplica {
             ctx.mode = mode;
         }
         self
+    }
+
+    /// A handle on the root directory (the remote agent's way in: it keeps
+    /// handles in a table, see `remote::agent`).
+    pub fn root_dir(&self) -> io::Result<LocalDir> {
+        Ok(LocalDir {
+            fd: sys::open_dir_at(self.root.as_fd(), c".")?,
+            ctx: self.ctx.clone(),
+        })
     }
 
     /// The parent directory of the path `comps`, opened from the root.
@@ -206,6 +216,54 @@ impl LocalDir {
         }
     }
 
+    /// Opens the regular file `name` for reading (never through a
+    /// symlink).
+    pub fn open_file(&self, name: &CStr) -> io::Result<OwnedFd> {
+        sys::open_file_at(self.fd(), name)
+    }
+
+    /// Opens the subdirectory `name` (never through a symlink).
+    pub fn open_local(&self, name: &CStr) -> io::Result<LocalDir> {
+        Ok(LocalDir {
+            fd: sys::open_dir_at(self.fd(), name)?,
+            ctx: self.ctx.clone(),
+        })
+    }
+
+    /// [`ReplicaDir::receive_file`] for a shared handle: the file keeps
+    /// its directory alive (the remote agent holds several at once).
+    pub fn receive_shared(
+        self: &Arc<Self>,
+        name: &CStr,
+        fresh: bool,
+    ) -> io::Result<Box<dyn IncomingFile + Send>> {
+        Ok(Box::new(receive(self.clone(), name, fresh)?))
+    }
+
+    /// Receives `name` under the name `partial` (a new file; a regular
+    /// file by that name is replaced) which stays when the file is not
+    /// committed: what arrived is there for a later resume. Committed
+    /// like any temporary (renamed over `name`).
+    pub fn receive_partial(
+        self: &Arc<Self>,
+        name: &CStr,
+        partial: &CStr,
+    ) -> io::Result<Box<dyn IncomingFile + Send>> {
+        match sys::unlink_at(self.fd(), partial) {
+            Err(e) if e.raw_os_error() != Some(libc::ENOENT) => return Err(e),
+            _ => {}
+        }
+        let out = sys::create_excl_at(self.fd(), partial, 0o600)?;
+        Ok(Box::new(LocalIncoming {
+            dir: self.clone(),
+            name: name.to_owned(),
+            tmp: Some(partial.to_owned()),
+            out: Some(out),
+            cloned: false,
+            keep: true,
+        }))
+    }
+
     /// Gives the complete temporary entry `tmp` the name `name`, first
     /// removing a tree in the way: the one "install over" of the replica.
     /// On failure `tmp` is removed. Returns the entries removed.
@@ -319,42 +377,54 @@ impl ReplicaDir for LocalDir {
         name: &CStr,
         fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
-        let named = || copy::create_temp(self.fd()).map(|(t, fd)| (Some(t), fd));
-        let (tmp, out) = if fresh && self.ctx.tmpfile() != Tmpfile::Unusable {
-            match sys::open_tmpfile(self.fd()) {
-                Ok(fd) => (None, fd),
-                Err(e) if is_out_of_space(&e) => return Err(e),
-                Err(_) => {
-                    self.ctx.set_tmpfile(Tmpfile::Unusable);
-                    named()?
-                }
-            }
-        } else {
-            named()?
-        };
-        Ok(Box::new(LocalIncoming {
-            dir: self,
-            name: name.to_owned(),
-            tmp,
-            out: Some(out),
-            cloned: false,
-        }))
+        Ok(Box::new(receive(self, name, fresh)?))
     }
 }
 
-/// A file being written into a [`LocalDir`]: unnamed (`tmp` is `None`) or
-/// under a temporary name.
-struct LocalIncoming<'a> {
-    dir: &'a LocalDir,
+/// Starts receiving `name` into `dir` (see [`ReplicaDir::receive_file`]).
+fn receive<D: Deref<Target = LocalDir>>(
+    dir: D,
+    name: &CStr,
+    fresh: bool,
+) -> io::Result<LocalIncoming<D>> {
+    let named = || copy::create_temp(dir.fd()).map(|(t, fd)| (Some(t), fd));
+    let (tmp, out) = if fresh && dir.ctx.tmpfile() != Tmpfile::Unusable {
+        match sys::open_tmpfile(dir.fd()) {
+            Ok(fd) => (None, fd),
+            Err(e) if is_out_of_space(&e) => return Err(e),
+            Err(_) => {
+                dir.ctx.set_tmpfile(Tmpfile::Unusable);
+                named()?
+            }
+        }
+    } else {
+        named()?
+    };
+    Ok(LocalIncoming {
+        dir,
+        name: name.to_owned(),
+        tmp,
+        out: Some(out),
+        cloned: false,
+        keep: false,
+    })
+}
+
+/// A file being written into a [`LocalDir`] (held as `D`: borrowed or
+/// shared): unnamed (`tmp` is `None`) or under a temporary name.
+struct LocalIncoming<D: Deref<Target = LocalDir>> {
+    dir: D,
     name: CString,
     tmp: Option<CString>,
     /// `None` once committed or discarded.
     out: Option<OwnedFd>,
     /// The content is a clone of SRC's.
     cloned: bool,
+    /// Not committed: leave `tmp` (a partial file, for a later resume).
+    keep: bool,
 }
 
-impl LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> LocalIncoming<D> {
     /// Links the complete unnamed file into place.
     fn link_unnamed(&self, out: BorrowedFd<'_>) -> io::Result<Committed> {
         let (dir, ctx) = (self.dir.fd(), &self.dir.ctx);
@@ -381,7 +451,7 @@ impl LocalIncoming<'_> {
     }
 }
 
-impl IncomingFile for LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> IncomingFile for LocalIncoming<D> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
         let out = self.out.as_ref().expect("not committed yet");
         let ctx = &self.dir.ctx;
@@ -418,6 +488,15 @@ impl IncomingFile for LocalIncoming<'_> {
         self.cloned
     }
 
+    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
+        let out = self.out.as_ref().expect("not committed yet");
+        while !data.is_empty() {
+            let n = sys::write(out.as_fd(), data)?;
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
     fn commit(
         mut self: Box<Self>,
         attrs: &Attrs,
@@ -440,10 +519,10 @@ impl IncomingFile for LocalIncoming<'_> {
     }
 }
 
-impl Drop for LocalIncoming<'_> {
+impl<D: Deref<Target = LocalDir>> Drop for LocalIncoming<D> {
     fn drop(&mut self) {
         drop(self.out.take());
-        if let Some(t) = self.tmp.take() {
+        if let Some(t) = self.tmp.take().filter(|_| !self.keep) {
             let _ = sys::unlink_at(self.dir.fd(), &t);
         }
     }

@@ -98,6 +98,13 @@ pub struct Syncer {
     dst: Option<Box<dyn Replica>>,
 }
 
+/// The two ends of a syncer: SRC (shown as, open), DST (shown as, the
+/// replica, created now).
+struct Ends<'a> {
+    src: (&'a Path, OwnedFd),
+    dst: (&'a Path, Option<Box<dyn Replica>>, bool),
+}
+
 /// Splits a relative path into components; rejects `..`, absolute paths
 /// and NUL bytes.
 fn components(rel: &Path) -> Result<Vec<CString>> {
@@ -142,7 +149,6 @@ impl Syncer {
         let (excludes, backend) = prepared.expect("set by roots::open");
         let backend: Arc<dyn stat::StatBackend> = Arc::from(backend);
         let is_root = sys::euid() == 0;
-        let pool = Pool::new(options.threads()).map_err(|e| Error::new("starting threads", e))?;
         let mode = crate::attrs::content::CopyMode {
             sparse: options.sparse,
             reflink: !options.no_reflink,
@@ -150,13 +156,52 @@ impl Syncer {
         let dst_replica = roots.dst.map(|fd| -> Box<dyn Replica> {
             Box::new(LocalReplica::new(fd, backend.clone(), is_root).with_copy_mode(mode))
         });
+        let ends = Ends {
+            src: (src, roots.src),
+            dst: (dst, dst_replica, roots.dst_created),
+        };
+        Self::build(ends, excludes, backend, options, reporter)
+    }
+
+    /// A syncer whose DST is `dst` (a replica reached another way, e.g. an
+    /// agent over ssh; `None`: a dry run and DST does not exist), shown to
+    /// the user as `dst_label`; `dst_created`: DST was created for this
+    /// run. SRC is validated as by [`Syncer::new`]; SRC/DST nesting cannot
+    /// be checked across machines.
+    pub fn with_replica(
+        src: &Path,
+        dst_label: &Path,
+        dst: Option<Box<dyn Replica>>,
+        dst_created: bool,
+        options: Options,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self> {
+        let src_fd = roots::open_src(src)?;
+        let excludes = Excludes::new(&options.excludes)?;
+        let backend: Arc<dyn stat::StatBackend> =
+            Arc::from(stat::select(options.stat_backend, &stat::sysfs_dir())?);
+        let ends = Ends {
+            src: (src, src_fd),
+            dst: (dst_label, dst, dst_created),
+        };
+        Self::build(ends, excludes, backend, options, reporter)
+    }
+
+    fn build(
+        ends: Ends<'_>,
+        excludes: Excludes,
+        backend: Arc<dyn stat::StatBackend>,
+        options: Options,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self> {
+        let pool = Pool::new(options.threads()).map_err(|e| Error::new("starting threads", e))?;
         let sh = Shared {
-            src_root: src.to_path_buf(),
-            dst_root: dst.to_path_buf(),
+            src_root: ends.src.0.to_path_buf(),
+            dst_root: ends.dst.0.to_path_buf(),
             excludes,
             backend,
             reporter,
-            is_root,
+            is_root: sys::euid() == 0,
             progress: Progress::default(),
             unsettled: std::sync::Mutex::new(Vec::new()),
             fid: fidstate::State::new(options.numeric_ids),
@@ -166,9 +211,9 @@ impl Syncer {
         Ok(Syncer {
             sh: Arc::new(sh),
             pool,
-            fresh_dst: AtomicBool::new(roots.dst_created),
-            src_fd: roots.src,
-            dst: dst_replica,
+            fresh_dst: AtomicBool::new(ends.dst.2),
+            src_fd: ends.src.1,
+            dst: ends.dst.1,
         })
     }
 

@@ -233,6 +233,9 @@ pub trait IncomingFile {
     /// Appends exactly `len` bytes (fewer if `src` ends first) read from
     /// `src` at its current offset; returns how many.
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64>;
+    /// Appends `data` (content that arrived from elsewhere: the remote
+    /// agent's way in).
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
     /// `-o`/`-g`: sets owner and/or group, after the content and before
     /// the extended attributes (a chown clears `security.capability`).
     fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {

@@ -83,7 +83,7 @@ fn dst_anchor(dst: &Path, exists: bool) -> Result<PathBuf> {
 }
 
 /// SRC: exists, a directory; opened.
-fn open_src(src: &Path) -> Result<OwnedFd> {
+pub fn open_src(src: &Path) -> Result<OwnedFd> {
     let sm = std::fs::metadata(src).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => Error::invalid("source directory", src, "does not exist"),
         _ => Error::at("cannot access source directory", src, e),

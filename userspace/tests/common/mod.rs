@@ -16,6 +16,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod sshd;
+
 /// The binary under test: `$DIRSYNC_BIN` (set in the VM), else cargo's,
 /// else (a test executable copied elsewhere) `dirsync` on `PATH`.
 pub fn bin() -> PathBuf {
@@ -46,13 +48,49 @@ where
     c
 }
 
-/// Runs `dirsync args...` and returns its output.
+/// Runs `dirsync args...` and returns its output. In a remote suite
+/// ([`sshd::mode`]) the last two arguments (SRC DST) get their remote
+/// side (`127.0.0.1:PATH`) and the ssh arguments are added.
 pub fn run<I, S>(args: I) -> Output
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    cmd(args).output().expect("cannot run dirsync")
+    let mut a: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    if let Some(mode) = sshd::mode() {
+        let n = a.len();
+        assert!(n >= 2, "a remote suite runs dirsync with SRC and DST");
+        let i = if mode == sshd::Mode::Push {
+            n - 1
+        } else {
+            n - 2
+        };
+        a[i] = sshd::remote(Path::new(&a[i])).into_os_string();
+        let mut full: Vec<std::ffi::OsString> = sshd::Sshd::shared()
+            .args()
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        full.extend(a);
+        a = full;
+    }
+    cmd(a).output().expect("cannot run dirsync")
+}
+
+/// How dirsync shows `src` in its output (remote in a pull suite).
+pub fn shown_src(src: &Path) -> PathBuf {
+    match sshd::mode() {
+        Some(sshd::Mode::Pull) => sshd::remote(src),
+        _ => src.to_path_buf(),
+    }
+}
+
+/// How dirsync shows `dst` in its output (remote in a push suite).
+pub fn shown_dst(dst: &Path) -> PathBuf {
+    match sshd::mode() {
+        Some(sshd::Mode::Push) => sshd::remote(dst),
+        _ => dst.to_path_buf(),
+    }
 }
 
 /// Runs `dirsync args...` as `uid`/`gid` (supplementary groups dropped)

@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# Benchmark of remote mirroring (`make bench`): `dirsync SRC host:DST`
+# against `rsync -a --delete -e ssh`, both through a real sshd started
+# here with its own keys, over two links:
+#   loopback  sshd on 127.0.0.1
+#   netem     sshd inside a network namespace made here, reached through a
+#             veth pair with `netem delay 20ms rate 100mbit` on both ends
+#             (40 ms round trip; needs root, skipped otherwise; a kernel
+#             without netem gets `tbf rate 100mbit` only, link `ns-tbf`)
+# Scenarios (medians of RUNS runs, ratios from the same run):
+#   (a) first copy of FILES small files (0-8 KiB)
+#   (b) the same tree unchanged, resynced
+#   (d) loopback only: a BIG_MIB MiB file with 1 MiB changed in the middle,
+#       resynced: time and bytes on the wire, counted by a relay around
+#       ssh (userspace/tests/common/count_rsh.py) for both tools
+# Not a test: it prints a table and exits 0 when the tools ran. Traffic
+# goes only to loopback and to the namespace it creates (removed at exit).
+#
+#   scripts/bench-remote.sh                  # RUNS=3 FILES=20000 BIG_MIB=256
+#   RUNS=1 FILES=2000 scripts/bench-remote.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
+
+RUNS=${RUNS:-3}
+FILES=${FILES:-20000}
+BIG_MIB=${BIG_MIB:-256}
+for t in rsync ssh ssh-keygen python3 bc; do
+	command -v "$t" >/dev/null || die "bench-remote: $t is missing (make deps)"
+done
+[ -x /usr/sbin/sshd ] || die "bench-remote: /usr/sbin/sshd is missing (make deps)"
+if [ "${REBUILD:-1}" = 1 ] || [ ! -x userspace/target/release/dirsync ]; then
+	(cd userspace && cargo build --release --locked -q)
+fi
+DIRSYNC=$PWD/userspace/target/release/dirsync
+COUNT_RSH=$PWD/userspace/tests/common/count_rsh.py
+
+WORK=$(mktemp -d /tmp/dirsync-rbench.XXXXXX)
+NS=dsbench$$
+VH=dsbh$$
+VN=dsbn$$
+PIDS=()
+cleanup() {
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if ip netns list 2>/dev/null | grep -qw "$NS"; then ip netns del "$NS" || true; fi
+	ip link del "$VH" 2>/dev/null || true
+	rm -rf "${WORK:?}"
+}
+trap cleanup EXIT
+
+# Keys and an sshd configuration of our own.
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
+cp "$WORK/client_key.pub" "$WORK/authorized_keys"
+cat >"$WORK/sshd_config" <<CONF
+HostKey $WORK/host_key
+AuthorizedKeysFile $WORK/authorized_keys
+PidFile none
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+UsePAM no
+PermitRootLogin yes
+LogLevel QUIET
+MaxStartups 200
+CONF
+if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
+
+# wait_port HOST PORT [NETNS]: until something listens there (10 s).
+wait_port() {
+	local i
+	for i in $(seq 200); do
+		if [ -n "${3:-}" ]; then
+			ip netns exec "$3" bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0
+		else
+			bash -c "exec 3<>/dev/tcp/$1/$2" 2>/dev/null && return 0
+		fi
+		sleep 0.05
+		: "$i"
+	done
+	die "bench-remote: sshd did not start on $1:$2"
+}
+
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+/usr/sbin/sshd -D -e -f "$WORK/sshd_config" -o "ListenAddress=127.0.0.1" -p "$PORT" 2>/dev/null &
+PIDS+=($!)
+wait_port 127.0.0.1 "$PORT"
+LINKS=("loopback 127.0.0.1 $PORT")
+
+if [ "$(id -u)" -eq 0 ] && command -v tc >/dev/null; then
+	ip netns add "$NS"
+	ip link add "$VH" type veth peer name "$VN"
+	ip link set "$VN" netns "$NS"
+	ip addr add 10.231.77.1/24 dev "$VH"
+	ip link set "$VH" up
+	ip netns exec "$NS" ip addr add 10.231.77.2/24 dev "$VN"
+	ip netns exec "$NS" ip link set "$VN" up
+	ip netns exec "$NS" ip link set lo up
+	# netem where the kernel has it; else only the rate (tbf), said so.
+	LINK=netem
+	if ! tc qdisc add dev "$VH" root netem delay 20ms rate 100mbit 2>/dev/null; then
+		echo "bench-remote: this kernel has no netem qdisc: the namespace link has" \
+			"rate 100mbit (tbf) and no added delay" >&2
+		LINK=ns-tbf
+		tc qdisc add dev "$VH" root tbf rate 100mbit burst 64kb latency 50ms
+		ip netns exec "$NS" tc qdisc add dev "$VN" root tbf rate 100mbit burst 64kb latency 50ms
+	else
+		ip netns exec "$NS" tc qdisc add dev "$VN" root netem delay 20ms rate 100mbit
+	fi
+	ip netns exec "$NS" /usr/sbin/sshd -D -e -f "$WORK/sshd_config" \
+		-o "ListenAddress=10.231.77.2" -p 22 2>/dev/null &
+	PIDS+=($!)
+	wait_port 10.231.77.2 22 "$NS"
+	LINKS+=("$LINK 10.231.77.2 22")
+else
+	echo "bench-remote: not root (or no tc): the netem link is skipped" >&2
+fi
+
+rsh() { # port
+	echo "ssh -p $1 -i $WORK/client_key -o StrictHostKeyChecking=no" \
+		"-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR"
+}
+timeit() {
+	local t0 t1
+	t0=$EPOCHREALTIME
+	"$@" >/dev/null 2>&1 || die "bench-remote: failed: $*"
+	t1=$EPOCHREALTIME
+	echo "$t1 - $t0" | bc -l
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+ratio() { echo "scale=2; $1 / $2" | bc -l; }
+declare -A R
+
+run() { # tool rsh host src dst
+	case $1 in
+	dirsync) "$DIRSYNC" -e "$2" --remote-path "$DIRSYNC" "$4" "$3:$5" ;;
+	rsync) rsync -a --delete -e "$2" "$4/" "$3:$5/" ;;
+	esac
+}
+
+SRC=$WORK/src
+DST=$WORK/dst
+echo "bench-remote: generating $FILES small files; $("$DIRSYNC" --version), $(rsync --version | head -1)"
+python3 - "$SRC" "$FILES" <<'PY'
+import os, random, sys
+root, n = sys.argv[1], int(sys.argv[2])
+random.seed(42)
+for i in range(n):
+    d = os.path.join(root, "d%03d" % (i // 100 // 20), "s%03d" % (i // 100))
+    if i % 100 == 0:
+        os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d" % i), "wb") as f:
+        f.write(os.urandom(random.randint(0, 8192)))
+PY
+
+for link in "${LINKS[@]}"; do
+	read -r name host port <<<"$link"
+	r=$(rsh "$port")
+	for tool in dirsync rsync; do
+		a=() b=()
+		for _ in $(seq "$RUNS"); do
+			rm -rf "$DST"
+			a+=("$(timeit run "$tool" "$r" "$host" "$SRC" "$DST")")
+			b+=("$(timeit run "$tool" "$r" "$host" "$SRC" "$DST")")
+		done
+		R[$name/a/$tool]=$(median "${a[@]}")
+		R[$name/b/$tool]=$(median "${b[@]}")
+		printf '  %-8s %-7s first copy %8.3f s  unchanged %8.3f s  (runs: %s | %s)\n' \
+			"$name" "$tool" "${R[$name/a/$tool]}" "${R[$name/b/$tool]}" "${a[*]}" "${b[*]}"
+	done
+done
+rm -rf "$SRC" "$DST"
+
+echo "bench-remote: the delta case, $BIG_MIB MiB with 1 MiB changed (loopback)"
+mkdir -p "$SRC"
+head -c "$((BIG_MIB << 20))" /dev/urandom >"$SRC/big"
+r=$(rsh "$PORT")
+for tool in dirsync rsync; do
+	rm -rf "$DST" "$WORK/count"
+	mkdir -p "$WORK/count"
+	cp "$SRC/big" "$WORK/big.orig"
+	run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
+	head -c 1048576 /dev/urandom | dd of="$SRC/big" bs=1M seek="$((BIG_MIB / 2))" conv=notrunc status=none
+	R[d/$tool/s]=$(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")
+	R[d/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
+	cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
+	mv "$WORK/big.orig" "$SRC/big"
+	printf '  delta    %-7s %8.3f s, %d bytes on the wire\n' "$tool" "${R[d/$tool/s]}" "${R[d/$tool/bytes]}"
+done
+
+echo
+echo "| link | scenario | dirsync | rsync -a --delete -e ssh | dirsync/rsync | target | met |"
+echo "|---|---|---|---|---|---|---|"
+for link in "${LINKS[@]}"; do
+	read -r name _ _ <<<"$link"
+	for s in a b; do
+		d=${R[$name/$s/dirsync]} x=${R[$name/$s/rsync]}
+		label=$([ "$s" = a ] && echo "first copy, $FILES files" || echo "unchanged resync")
+		met=$(echo "$d <= 0.5 * $x" | bc -l)
+		printf '| %s | %s | %.3f s | %.3f s | %sx | <= 0.5x | %s |\n' "$name" "$label" "$d" "$x" \
+			"$(ratio "$d" "$x")" "$([ "$met" = 1 ] && echo yes || echo NO)"
+	done
+done
+d=${R[d/dirsync/bytes]} x=${R[d/rsync/bytes]}
+printf '| loopback | %s MiB, 1 MiB changed | %.3f s, %d B | %.3f s, %d B | bytes %sx | bytes <= rsync | %s |\n' \
+	"$BIG_MIB" "${R[d/dirsync/s]}" "$d" "${R[d/rsync/s]}" "$x" "$(ratio "$d" "$x")" \
+	"$([ "$d" -le "$x" ] && echo yes || echo NO)"

@@ -1,0 +1,459 @@
+//! The encoding of [`Msg`]: a type byte and the fields in order
+//! ([`super::wire`]); decoding is strict (see [`super::proto`]).
+
+use std::ffi::CString;
+
+use super::proto::*;
+use super::wire::{Dec, Enc};
+
+fn enc_entry(e: &mut Enc, x: &Entry) {
+    e.bytes(x.name.as_bytes()).u8(x.d_type);
+    match &x.meta {
+        Ok(Some(m)) => e.u8(1).meta(m),
+        Ok(None) => e.u8(0),
+        Err(errno) => e.u8(2).i32(*errno),
+    };
+    e.opt_bytes(x.link.as_deref()).u32(x.rdev.0).u32(x.rdev.1);
+}
+
+fn dec_entry(d: &mut Dec<'_>) -> Result<Entry, ProtoError> {
+    let name = d.name()?;
+    let d_type = d.u8()?;
+    let meta = match d.u8()? {
+        0 => Ok(None),
+        1 => Ok(Some(d.meta()?)),
+        2 => Err(d.i32()?),
+        _ => return Err(ProtoError::BadValue("stat result")),
+    };
+    Ok(Entry {
+        name,
+        d_type,
+        meta,
+        link: d.opt_bytes()?,
+        rdev: (d.u32()?, d.u32()?),
+    })
+}
+
+fn enc_path(e: &mut Enc, p: &[CString]) {
+    e.u32(p.len() as u32);
+    for c in p {
+        e.bytes(c.as_bytes());
+    }
+}
+
+fn dec_path(d: &mut Dec<'_>) -> Result<Vec<CString>, ProtoError> {
+    let n = d.count(5)?;
+    (0..n).map(|_| d.name()).collect()
+}
+
+fn opt_name(e: &mut Enc, n: &Option<CString>) {
+    e.opt_bytes(n.as_ref().map(|n| n.as_bytes()));
+}
+
+impl Msg {
+    /// The type byte and payload.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        let mut e = Enc::default();
+        let kind = self.encode_fields(&mut e);
+        (kind, e.0)
+    }
+
+    fn encode_fields(&self, e: &mut Enc) -> u8 {
+        match self {
+            Msg::Hello(h) => {
+                e.0.extend_from_slice(MAGIC);
+                e.u32(h.protocol).u64(h.features).bytes(&h.version);
+                1
+            }
+            Msg::Setup(s) => {
+                e.u8(s.role as u8).bytes(&s.path).u32(s.flags).u8(s.backend);
+                e.u32(s.jobs).u32(s.excludes.len() as u32);
+                for x in &s.excludes {
+                    e.bytes(x);
+                }
+                e.bytes(&s.label).bool(s.dst_exists).u64(s.bwlimit);
+                2
+            }
+            Msg::Ready { created, exists } => {
+                e.bool(*created).bool(*exists);
+                3
+            }
+            Msg::Refuse(t) => {
+                e.bytes(t);
+                4
+            }
+            other => self.encode_ops(other, e),
+        }
+    }
+
+    fn encode_ops(&self, m: &Msg, e: &mut Enc) -> u8 {
+        match m {
+            Msg::Open { id, parent, name } => {
+                e.u32(*id).u32(*parent);
+                opt_name(e, name);
+                10
+            }
+            Msg::Close { id } => {
+                e.u32(*id);
+                11
+            }
+            Msg::List { req, id } => {
+                e.u32(*req).u32(*id);
+                12
+            }
+            Msg::Stat { req, id, name } => {
+                e.u32(*req).u32(*id);
+                opt_name(e, name);
+                13
+            }
+            Msg::CreateDir { id, name } => {
+                e.u32(*id).bytes(name.as_bytes());
+                14
+            }
+            Msg::Remove { id, name } => {
+                e.u32(*id).bytes(name.as_bytes());
+                15
+            }
+            Msg::SetAttrs { id, name, attrs } => {
+                e.u32(*id);
+                opt_name(e, name);
+                e.attrs(attrs);
+                16
+            }
+            Msg::Symlink {
+                id,
+                name,
+                target,
+                attrs,
+                over,
+            } => {
+                e.u32(*id).bytes(name.as_bytes()).bytes(target);
+                e.attrs(attrs).over(*over);
+                17
+            }
+            Msg::Special {
+                id,
+                name,
+                fmt,
+                rdev,
+                attrs,
+                over,
+            } => {
+                e.u32(*id).bytes(name.as_bytes()).u32(*fmt);
+                e.u32(rdev.0).u32(rdev.1).attrs(attrs).over(*over);
+                18
+            }
+            other => self.encode_files(other, e),
+        }
+    }
+
+    fn encode_files(&self, m: &Msg, e: &mut Enc) -> u8 {
+        match m {
+            Msg::FileBegin {
+                fid,
+                id,
+                name,
+                size,
+                compare,
+                plan,
+            } => {
+                e.u32(*fid).u32(*id).bytes(name.as_bytes());
+                e.u64(*size).bool(*compare).u32(*plan);
+                19
+            }
+            Msg::Delta { fid, ops } => {
+                e.u32(*fid).bytes(ops);
+                26
+            }
+            Msg::DeltaEnd { req, fid } => {
+                e.u32(*req).u32(*fid);
+                27
+            }
+            Msg::Data { fid, bytes } => {
+                e.u32(*fid).bytes(bytes);
+                20
+            }
+            Msg::Commit {
+                fid,
+                attrs,
+                fsync,
+                over,
+            } => {
+                e.u32(*fid).attrs(attrs).bool(*fsync).over(*over);
+                21
+            }
+            Msg::Abort { fid } => {
+                e.u32(*fid);
+                22
+            }
+            Msg::CompareEnd { req, fid } => {
+                e.u32(*req).u32(*fid);
+                23
+            }
+            Msg::Rename { req, from, to } => {
+                e.u32(*req);
+                enc_path(e, from);
+                enc_path(e, to);
+                24
+            }
+            Msg::Barrier { req } => {
+                e.u32(*req);
+                25
+            }
+            other => self.encode_replies(other, e),
+        }
+    }
+
+    fn encode_replies(&self, m: &Msg, e: &mut Enc) -> u8 {
+        match m {
+            Msg::Entries { req, entries } => {
+                e.u32(*req).u32(entries.len() as u32);
+                for x in entries {
+                    enc_entry(e, x);
+                }
+                40
+            }
+            Msg::Reply { req, result } => {
+                e.u32(*req);
+                match result {
+                    Ok(Answer::Unit) => e.u8(0),
+                    Ok(Answer::Bool(b)) => e.u8(1).bool(*b),
+                    Ok(Answer::Meta(None)) => e.u8(2),
+                    Ok(Answer::Meta(Some(m))) => e.u8(3).meta(m),
+                    Ok(Answer::Plan(sig)) => e.u8(5).opt_bytes(sig.as_deref()),
+                    Err(errno) => e.u8(4).i32(*errno),
+                };
+                41
+            }
+            Msg::Note {
+                op,
+                path,
+                errno,
+                count,
+                silent,
+            } => {
+                e.u8(*op as u8).bytes(path).i32(*errno).u64(*count);
+                e.bool(*silent);
+                42
+            }
+            Msg::Event(w) => {
+                e.u8(w.kind).bytes(&w.a).bytes(&w.b).bytes(&w.text);
+                e.u64(w.count);
+                43
+            }
+            Msg::Done { counters, fatal } => {
+                e.u32(counters.len() as u32);
+                for (n, c) in counters {
+                    e.bytes(n).u64(*c);
+                }
+                e.opt_bytes(fatal.as_deref());
+                44
+            }
+            Msg::Bye => 45,
+            _ => unreachable!("every message kind is encoded above"),
+        }
+    }
+
+    /// Decodes a frame's type byte and payload.
+    pub fn decode(kind: u8, payload: &[u8]) -> Result<Msg, ProtoError> {
+        let mut d = Dec::new(payload);
+        let m = match kind {
+            1..=4 => decode_setup(kind, &mut d)?,
+            10..=18 => decode_ops(kind, &mut d)?,
+            19..=27 => decode_files(kind, &mut d)?,
+            40..=45 => decode_replies(kind, &mut d)?,
+            k => return Err(ProtoError::UnknownType(k)),
+        };
+        d.end()?;
+        Ok(m)
+    }
+}
+
+fn decode_setup(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
+    Ok(match kind {
+        1 => {
+            let magic = [d.u8()?, d.u8()?, d.u8()?, d.u8()?];
+            if &magic != MAGIC {
+                return Err(ProtoError::BadValue("not a dirsync hello"));
+            }
+            Msg::Hello(Hello {
+                protocol: d.u32()?,
+                features: d.u64()?,
+                version: d.bytes()?,
+            })
+        }
+        2 => {
+            let role = match d.u8()? {
+                0 => Role::Agent,
+                1 => Role::Engine,
+                _ => return Err(ProtoError::BadValue("role")),
+            };
+            let (path, flags, backend, jobs) = (d.bytes()?, d.u32()?, d.u8()?, d.u32()?);
+            let n = d.count(4)?;
+            let excludes = (0..n).map(|_| d.bytes()).collect::<Result<_, _>>()?;
+            Msg::Setup(Setup {
+                role,
+                path,
+                flags,
+                backend,
+                jobs,
+                excludes,
+                label: d.bytes()?,
+                dst_exists: d.bool()?,
+                bwlimit: d.u64()?,
+            })
+        }
+        3 => Msg::Ready {
+            created: d.bool()?,
+            exists: d.bool()?,
+        },
+        _ => Msg::Refuse(d.bytes()?),
+    })
+}
+
+fn decode_ops(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
+    Ok(match kind {
+        10 => Msg::Open {
+            id: d.u32()?,
+            parent: d.u32()?,
+            name: d.opt_name()?,
+        },
+        11 => Msg::Close { id: d.u32()? },
+        12 => Msg::List {
+            req: d.u32()?,
+            id: d.u32()?,
+        },
+        13 => Msg::Stat {
+            req: d.u32()?,
+            id: d.u32()?,
+            name: d.opt_name()?,
+        },
+        14 => Msg::CreateDir {
+            id: d.u32()?,
+            name: d.name()?,
+        },
+        15 => Msg::Remove {
+            id: d.u32()?,
+            name: d.name()?,
+        },
+        16 => Msg::SetAttrs {
+            id: d.u32()?,
+            name: d.opt_name()?,
+            attrs: d.attrs()?,
+        },
+        17 => Msg::Symlink {
+            id: d.u32()?,
+            name: d.name()?,
+            target: non_empty_target(d.bytes()?)?,
+            attrs: d.attrs()?,
+            over: d.over()?,
+        },
+        _ => Msg::Special {
+            id: d.u32()?,
+            name: d.name()?,
+            fmt: d.u32()?,
+            rdev: (d.u32()?, d.u32()?),
+            attrs: d.attrs()?,
+            over: d.over()?,
+        },
+    })
+}
+
+/// A symlink target: not empty, no NUL.
+fn non_empty_target(t: Vec<u8>) -> Result<Vec<u8>, ProtoError> {
+    if t.is_empty() || t.contains(&0) || t.len() > 4095 {
+        return Err(ProtoError::BadValue("symlink target"));
+    }
+    Ok(t)
+}
+
+fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
+    Ok(match kind {
+        19 => Msg::FileBegin {
+            fid: d.u32()?,
+            id: d.u32()?,
+            name: d.name()?,
+            size: d.u64()?,
+            compare: d.bool()?,
+            plan: d.u32()?,
+        },
+        20 => Msg::Data {
+            fid: d.u32()?,
+            bytes: d.bytes()?,
+        },
+        21 => Msg::Commit {
+            fid: d.u32()?,
+            attrs: d.attrs()?,
+            fsync: d.bool()?,
+            over: d.over()?,
+        },
+        22 => Msg::Abort { fid: d.u32()? },
+        23 => Msg::CompareEnd {
+            req: d.u32()?,
+            fid: d.u32()?,
+        },
+        24 => Msg::Rename {
+            req: d.u32()?,
+            from: dec_path(d)?,
+            to: dec_path(d)?,
+        },
+        25 => Msg::Barrier { req: d.u32()? },
+        26 => Msg::Delta {
+            fid: d.u32()?,
+            ops: d.bytes()?,
+        },
+        _ => Msg::DeltaEnd {
+            req: d.u32()?,
+            fid: d.u32()?,
+        },
+    })
+}
+
+fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
+    Ok(match kind {
+        40 => {
+            let req = d.u32()?;
+            let n = d.count(16)?;
+            let entries = (0..n).map(|_| dec_entry(d)).collect::<Result<_, _>>()?;
+            Msg::Entries { req, entries }
+        }
+        41 => {
+            let req = d.u32()?;
+            let result = match d.u8()? {
+                0 => Ok(Answer::Unit),
+                1 => Ok(Answer::Bool(d.bool()?)),
+                2 => Ok(Answer::Meta(None)),
+                3 => Ok(Answer::Meta(Some(d.meta()?))),
+                4 => Err(d.i32()?),
+                5 => Ok(Answer::Plan(d.opt_bytes()?)),
+                _ => return Err(ProtoError::BadValue("reply")),
+            };
+            Msg::Reply { req, result }
+        }
+        42 => Msg::Note {
+            op: NoteOp::from_u8(d.u8()?)?,
+            path: d.bytes()?,
+            errno: d.i32()?,
+            count: d.u64()?,
+            silent: d.bool()?,
+        },
+        43 => Msg::Event(WireEvent {
+            kind: d.u8()?,
+            a: d.bytes()?,
+            b: d.bytes()?,
+            text: d.bytes()?,
+            count: d.u64()?,
+        }),
+        44 => {
+            let n = d.count(12)?;
+            let counters = (0..n)
+                .map(|_| Ok((d.bytes()?, d.u64()?)))
+                .collect::<Result<_, ProtoError>>()?;
+            Msg::Done {
+                counters,
+                fatal: d.opt_bytes()?,
+            }
+        }
+        _ => Msg::Bye,
+    })
+}

@@ -1,0 +1,347 @@
+//! The engine's end of a link to an agent: requests go out through one
+//! shared writer; a reader thread takes the agent's replies to whoever
+//! waits for them (by request number) and handles its notes (what an
+//! asynchronous operation did) as they come.
+//!
+//! Only listing, stat, rename, compare and the final barrier wait for a
+//! reply; every change (create, remove, attributes, links, file content)
+//! is sent without waiting, in order, and its outcome comes back as a
+//! note: a failure is reported then, and the counters of the summary are
+//! corrected by [`Link::finish`]. So there is no round trip per file.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+
+use super::frame::{FrameError, FrameReader, FrameWriter};
+use super::proto::{Answer, Entry, Msg, NoteOp};
+use crate::report::{Event, Reporter, Summary};
+
+/// What a waiting request gets: the answer and the listing parts.
+type Outcome = Result<(Answer, Vec<Entry>), io::Error>;
+
+struct Waiter {
+    entries: Vec<Entry>,
+    tx: mpsc::Sender<Outcome>,
+}
+
+/// Corrections of the engine's counters from the agent's notes.
+#[derive(Debug, Default, Clone, Copy)]
+struct Adjust {
+    copied: i64,
+    bytes: i64,
+    dirs_created: i64,
+    links: i64,
+    deleted: i64,
+    specials: i64,
+    errors: i64,
+}
+
+fn apply(v: &mut u64, d: i64) {
+    *v = v.saturating_add_signed(d);
+}
+
+/// A link to an agent (see the module docs).
+pub struct Link {
+    w: Mutex<FrameWriter>,
+    waiters: Mutex<HashMap<u32, Waiter>>,
+    next_req: AtomicU32,
+    next_id: AtomicU32,
+    /// Why the link is down.
+    down: Mutex<Option<String>>,
+    adjust: Mutex<Adjust>,
+    /// An out-of-space failure: the run must stop.
+    fatal: Mutex<Option<(PathBuf, io::Error)>>,
+    reporter: Arc<dyn Reporter>,
+    /// How DST is shown (`host:path`).
+    label: PathBuf,
+    /// The peer, for messages.
+    host: String,
+    /// Feature bits both sides have (`proto::FEATURE_*`).
+    features: std::sync::atomic::AtomicU64,
+    /// Requests that waited for a reply (round trips).
+    calls: std::sync::atomic::AtomicU64,
+}
+
+/// The error every call gets once the link is down.
+pub fn lost(host: &str, why: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        format!("connection to {host} lost: {why}"),
+    )
+}
+
+impl Link {
+    /// Starts the reader thread on `r`; requests go to `w`.
+    pub fn start(
+        r: FrameReader,
+        w: FrameWriter,
+        reporter: Arc<dyn Reporter>,
+        label: &Path,
+        host: &str,
+    ) -> Arc<Link> {
+        let link = Arc::new(Link {
+            w: Mutex::new(w),
+            waiters: Mutex::new(HashMap::new()),
+            next_req: AtomicU32::new(1),
+            next_id: AtomicU32::new(1),
+            down: Mutex::new(None),
+            adjust: Mutex::new(Adjust::default()),
+            fatal: Mutex::new(None),
+            reporter,
+            label: label.to_path_buf(),
+            host: host.to_string(),
+            features: std::sync::atomic::AtomicU64::new(0),
+            calls: std::sync::atomic::AtomicU64::new(0),
+        });
+        let l = link.clone();
+        std::thread::spawn(move || l.read_loop(r));
+        link
+    }
+
+    /// Records the feature bits both sides have.
+    pub fn set_features(&self, f: u64) {
+        self.features.store(f, Ordering::Relaxed);
+    }
+
+    /// The feature bits both sides have.
+    pub fn features(&self) -> u64 {
+        self.features.load(Ordering::Relaxed)
+    }
+
+    /// How many requests waited for a reply so far (round trips).
+    pub fn round_trips(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The peer's name.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Why the link is down, if it is.
+    pub fn down(&self) -> Option<String> {
+        lock(&self.down).clone()
+    }
+
+    /// A new handle or file stream number.
+    pub fn new_id(&self) -> u32 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if let Some(why) = self.down() {
+            return Err(lost(&self.host, &why));
+        }
+        if let Some((_, e)) = &*lock(&self.fatal) {
+            return Err(io::Error::from_raw_os_error(
+                e.raw_os_error().unwrap_or(libc::ENOSPC),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sends `m` without waiting (buffered; `flush` to push it out now).
+    pub fn send(&self, m: &Msg, flush: bool) -> io::Result<()> {
+        self.check()?;
+        let (kind, payload) = m.encode();
+        let mut w = lock(&self.w);
+        let r = w
+            .write(kind, &payload)
+            .and_then(|()| if flush { w.flush() } else { Ok(()) });
+        if let Err(e) = &r {
+            self.set_down(&e.to_string());
+        }
+        r
+    }
+
+    /// Sends what is buffered (the end of an operation: the changes sent
+    /// without waiting must not wait for the next request).
+    pub fn flush(&self) -> io::Result<()> {
+        self.check()?;
+        let r = lock(&self.w).flush();
+        if let Err(e) = &r {
+            self.set_down(&e.to_string());
+        }
+        r
+    }
+
+    /// Sends the request `make(req)` and waits for its reply.
+    pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
+        let req = self.next_req.fetch_add(1, Ordering::Relaxed);
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel();
+        lock(&self.waiters).insert(
+            req,
+            Waiter {
+                entries: Vec::new(),
+                tx,
+            },
+        );
+        if let Err(e) = self.send(&make(req), true) {
+            lock(&self.waiters).remove(&req);
+            return Err(e);
+        }
+        match rx.recv() {
+            Ok(r) => r,
+            Err(_) => Err(lost(&self.host, &self.down().unwrap_or_default())),
+        }
+    }
+
+    fn set_down(&self, why: &str) {
+        let mut d = lock(&self.down);
+        if d.is_none() {
+            *d = Some(why.to_string());
+        }
+        drop(d);
+        // Wake every waiter: their senders are dropped.
+        lock(&self.waiters).clear();
+    }
+
+    fn read_loop(self: Arc<Self>, mut r: FrameReader) {
+        let why = loop {
+            let m = match r.read() {
+                Ok((kind, payload)) => Msg::decode(kind, payload),
+                Err(FrameError::Closed) => break "the connection was closed".to_string(),
+                Err(e) => break format!("{e}"),
+            };
+            match m {
+                Ok(Msg::Bye) => break "the agent said goodbye".to_string(),
+                Ok(m) => {
+                    if let Err(e) = self.dispatch(m) {
+                        break format!("protocol error: {e}");
+                    }
+                }
+                Err(e) => break format!("protocol error: {e}"),
+            }
+        };
+        self.set_down(&why);
+    }
+
+    fn dispatch(&self, m: Msg) -> Result<(), &'static str> {
+        match m {
+            Msg::Entries { req, entries } => {
+                let mut w = lock(&self.waiters);
+                let waiter = w.get_mut(&req).ok_or("a listing nobody asked for")?;
+                waiter.entries.extend(entries);
+            }
+            Msg::Reply { req, result } => {
+                let waiter = lock(&self.waiters)
+                    .remove(&req)
+                    .ok_or("a reply nobody asked for")?;
+                let out = result
+                    .map(|a| (a, waiter.entries))
+                    .map_err(io::Error::from_raw_os_error);
+                let _ = waiter.tx.send(out);
+            }
+            Msg::Note {
+                op,
+                path,
+                errno,
+                count,
+                silent,
+            } => self.note(op, &path, errno, count, silent),
+            _ => return Err("an unexpected message"),
+        }
+        Ok(())
+    }
+
+    /// Handles what an asynchronous operation did.
+    fn note(&self, op: NoteOp, path: &[u8], errno: i32, count: u64, silent: bool) {
+        let count = i64::try_from(count).unwrap_or(i64::MAX);
+        let mut a = lock(&self.adjust);
+        if errno == 0 {
+            match op {
+                NoteOp::Remove => a.deleted += count - 1,
+                NoteOp::Symlink | NoteOp::Special | NoteOp::Copy => a.deleted += count,
+                _ => {}
+            }
+            return;
+        }
+        let what = match op {
+            NoteOp::Open => "cannot open directory",
+            NoteOp::CreateDir => {
+                a.dirs_created -= 1;
+                "cannot create directory"
+            }
+            NoteOp::Remove => {
+                a.deleted -= 1;
+                "cannot delete"
+            }
+            NoteOp::SetAttrs => "cannot set attributes",
+            NoteOp::Symlink => {
+                a.links -= 1;
+                "cannot create symlink"
+            }
+            NoteOp::Special => {
+                a.specials -= 1;
+                "cannot create"
+            }
+            NoteOp::Copy => {
+                a.copied -= 1;
+                a.bytes -= count;
+                "cannot copy"
+            }
+        };
+        if (op == NoteOp::Remove && errno == libc::ENOENT) || silent || op == NoteOp::Open {
+            return;
+        }
+        let e = io::Error::from_raw_os_error(errno);
+        let p = self.path(path);
+        if crate::error::is_out_of_space(&e) {
+            let mut f = lock(&self.fatal);
+            if f.is_none() {
+                *f = Some((p, e));
+            }
+            return;
+        }
+        a.errors += 1;
+        drop(a);
+        let message = format!("{what}: {e}");
+        self.reporter.event(&Event::Error {
+            path: &p,
+            message: &message,
+        });
+    }
+
+    /// The user-visible path of `rel`.
+    pub fn path(&self, rel: &[u8]) -> PathBuf {
+        use std::os::unix::ffi::OsStrExt;
+        if rel.is_empty() {
+            self.label.clone()
+        } else {
+            self.label.join(std::ffi::OsStr::from_bytes(rel))
+        }
+    }
+
+    /// Waits until the agent has done everything sent so far, then
+    /// corrects `summary` with what its notes said. An error: the link is
+    /// down, or an out-of-space failure stopped the run (path, error).
+    pub fn finish(&self, summary: &mut Summary) -> Result<(), (Option<PathBuf>, io::Error)> {
+        if let Some((p, e)) = lock(&self.fatal).take() {
+            return Err((Some(p), e));
+        }
+        self.call(|req| Msg::Barrier { req })
+            .map_err(|e| (None, e))?;
+        if let Some((p, e)) = lock(&self.fatal).take() {
+            return Err((Some(p), e));
+        }
+        let a = *lock(&self.adjust);
+        apply(&mut summary.copied, a.copied);
+        apply(&mut summary.bytes, a.bytes);
+        apply(&mut summary.dirs_created, a.dirs_created);
+        apply(&mut summary.links, a.links);
+        apply(&mut summary.deleted, a.deleted);
+        apply(&mut summary.specials, a.specials);
+        apply(&mut summary.errors, a.errors);
+        *lock(&self.adjust) = Adjust::default();
+        Ok(())
+    }
+}
+
+/// Locks, ignoring poisoning (a panicked holder left consistent data).
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

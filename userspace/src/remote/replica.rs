@@ -1,0 +1,388 @@
+//! [The seam](crate::sync::replica) implemented over a [`Link`]: a DST
+//! that an agent on another machine holds. The engine (walk, decide,
+//! install) runs unchanged on this side.
+//!
+//! A handle is a number the agent maps to an open directory descriptor.
+//! A listing brings the metadata, symlink targets and device numbers of
+//! the whole directory in one exchange (the agent stats its own tree with
+//! its own backend), and `stat`/`read_link`/`rdev` of a listed entry are
+//! answered from it. A directory this side just created is known to be
+//! empty: no exchange at all. Changes are sent without waiting.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::BorrowedFd;
+use std::sync::{Arc, Mutex};
+
+use super::link::{lock, Link};
+use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA};
+use crate::stat::{Kind, Meta};
+use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
+use crate::sys::{self, DirEntry};
+
+/// Size of the data messages of a file.
+const CHUNK: usize = 256 << 10;
+
+/// A DST held by an agent.
+pub struct RemoteReplica {
+    link: Arc<Link>,
+}
+
+impl RemoteReplica {
+    /// The replica behind `link`.
+    pub fn new(link: Arc<Link>) -> Self {
+        RemoteReplica { link }
+    }
+}
+
+fn unexpected() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected reply from the agent",
+    )
+}
+
+impl Replica for RemoteReplica {
+    fn root(&self) -> io::Result<Box<dyn ReplicaDir>> {
+        let id = self.link.new_id();
+        let m = Msg::Open {
+            id,
+            parent: 0,
+            name: None,
+        };
+        self.link.send(&m, false)?;
+        Ok(Box::new(RemoteDir::new(self.link.clone(), id, false)))
+    }
+
+    fn rename(&self, from: &[CString], to: &[CString]) -> io::Result<bool> {
+        let (from, to) = (from.to_vec(), to.to_vec());
+        match self.link.call(|req| Msg::Rename { req, from, to })? {
+            (Answer::Bool(b), _) => Ok(b),
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+/// One directory handle of a [`RemoteReplica`].
+struct RemoteDir {
+    link: Arc<Link>,
+    id: u32,
+    /// Created by this side just now: empty, no need to ask.
+    fresh: bool,
+    /// The last listing, by name.
+    cache: Mutex<HashMap<CString, Entry>>,
+    /// Subdirectories created through this handle.
+    created: Mutex<HashSet<CString>>,
+}
+
+impl RemoteDir {
+    fn new(link: Arc<Link>, id: u32, fresh: bool) -> Self {
+        RemoteDir {
+            link,
+            id,
+            fresh,
+            cache: Mutex::new(HashMap::new()),
+            created: Mutex::new(HashSet::new()),
+        }
+    }
+
+    fn cached<T>(&self, name: &CStr, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        lock(&self.cache).get(name).map(f)
+    }
+}
+
+impl Drop for RemoteDir {
+    fn drop(&mut self) {
+        let _ = self.link.send(&Msg::Close { id: self.id }, false);
+    }
+}
+
+fn stat_reply(r: (Answer, Vec<Entry>)) -> io::Result<Option<Meta>> {
+    match r.0 {
+        Answer::Meta(m) => Ok(m),
+        _ => Err(unexpected()),
+    }
+}
+
+impl ReplicaDir for RemoteDir {
+    fn list(&self) -> io::Result<Vec<DirEntry>> {
+        if self.fresh {
+            return Ok(Vec::new());
+        }
+        let id = self.id;
+        let (_, entries) = self.link.call(|req| Msg::List { req, id })?;
+        let out = entries
+            .iter()
+            .map(|e| DirEntry {
+                name: e.name.clone(),
+                d_type: e.d_type,
+            })
+            .collect();
+        let mut c = lock(&self.cache);
+        c.clear();
+        c.extend(entries.into_iter().map(|e| (e.name.clone(), e)));
+        Ok(out)
+    }
+    fn stat(&self, name: &CStr) -> io::Result<Option<Meta>> {
+        if let Some(m) = self.cached(name, |e| e.meta) {
+            return m.map_err(io::Error::from_raw_os_error);
+        }
+        let (id, name) = (self.id, Some(name.to_owned()));
+        stat_reply(self.link.call(|req| Msg::Stat { req, id, name })?)
+    }
+    fn stat_self(&self) -> io::Result<Meta> {
+        if self.fresh {
+            // Created 0700 by this side: its attributes get set after its
+            // children, without asking.
+            return Ok(Meta {
+                kind: Kind::Dir,
+                perm: 0o700,
+                size: 0,
+                mtime: 0,
+                mtime_nsec: 0,
+                ino: 0,
+                dev: (0, 0),
+                ids: Default::default(),
+            });
+        }
+        let id = self.id;
+        stat_reply(self.link.call(|req| Msg::Stat {
+            req,
+            id,
+            name: None,
+        })?)?
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
+    }
+    fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
+        let id = self.link.new_id();
+        let fresh = lock(&self.created).remove(name);
+        let m = Msg::Open {
+            id,
+            parent: self.id,
+            name: Some(name.to_owned()),
+        };
+        self.link.send(&m, false)?;
+        Ok(Box::new(RemoteDir::new(self.link.clone(), id, fresh)))
+    }
+    fn create_dir(&self, name: &CStr) -> io::Result<()> {
+        let m = Msg::CreateDir {
+            id: self.id,
+            name: name.to_owned(),
+        };
+        self.link.send(&m, false)?;
+        lock(&self.created).insert(name.to_owned());
+        Ok(())
+    }
+    fn remove(&self, name: &CStr) -> io::Result<u64> {
+        let m = Msg::Remove {
+            id: self.id,
+            name: name.to_owned(),
+        };
+        self.link.send(&m, false)?;
+        lock(&self.cache).remove(name);
+        Ok(1)
+    }
+    fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {
+        self.cached(name, |e| e.link.clone())
+            .flatten()
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    }
+    fn rdev(&self, name: &CStr) -> io::Result<(u32, u32)> {
+        self.cached(name, |e| e.rdev)
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))
+    }
+    fn set_attrs(&self, name: Option<&CStr>, attrs: &Attrs) -> io::Result<()> {
+        let m = Msg::SetAttrs {
+            id: self.id,
+            name: name.map(CStr::to_owned),
+            attrs: *attrs,
+        };
+        self.link.send(&m, false)
+    }
+    fn install_symlink(
+        &self,
+        name: &CStr,
+        target: &[u8],
+        attrs: &Attrs,
+        over: Over,
+    ) -> io::Result<u64> {
+        let m = Msg::Symlink {
+            id: self.id,
+            name: name.to_owned(),
+            target: target.to_vec(),
+            attrs: *attrs,
+            over,
+        };
+        self.link.send(&m, false).map(|()| 0)
+    }
+    fn install_special(
+        &self,
+        name: &CStr,
+        fmt: u32,
+        rdev: (u32, u32),
+        attrs: &Attrs,
+        over: Over,
+    ) -> io::Result<u64> {
+        let m = Msg::Special {
+            id: self.id,
+            name: name.to_owned(),
+            fmt,
+            rdev,
+            attrs: *attrs,
+            over,
+        };
+        self.link.send(&m, false).map(|()| 0)
+    }
+    fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
+        let fid = self.link.new_id();
+        let size = crate::stat::StatBackend::stat_fd(&crate::stat::Statx, src)?.size;
+        let begin = Msg::FileBegin {
+            fid,
+            id: self.id,
+            name: name.to_owned(),
+            size,
+            compare: true,
+            plan: 0,
+        };
+        self.link.send(&begin, false)?;
+        send_data(&self.link, fid, src, u64::MAX)?;
+        match self.link.call(|req| Msg::CompareEnd { req, fid })? {
+            (Answer::Bool(b), _) => Ok(b),
+            _ => Err(unexpected()),
+        }
+    }
+    fn receive_file<'a>(
+        &'a self,
+        name: &CStr,
+        _fresh: bool,
+    ) -> io::Result<Box<dyn IncomingFile + 'a>> {
+        Ok(Box::new(RemoteIncoming {
+            dir: self,
+            fid: self.link.new_id(),
+            name: name.to_owned(),
+            begun: false,
+            done: false,
+        }))
+    }
+}
+
+/// Sends up to `len` bytes of `src` (from its offset) as data messages;
+/// returns how many.
+fn send_data(link: &Link, fid: u32, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut sent = 0u64;
+    while sent < len {
+        let want = usize::try_from(len - sent).map_or(CHUNK, |l| l.min(CHUNK));
+        let n = sys::read(src, &mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        let m = Msg::Data {
+            fid,
+            bytes: buf[..n].to_vec(),
+        };
+        link.send(&m, false)?;
+        sent += n as u64;
+    }
+    Ok(sent)
+}
+
+/// A file on its way to the agent. The content flows without waiting;
+/// the commit (or abort, on drop) follows it.
+struct RemoteIncoming<'a> {
+    dir: &'a RemoteDir,
+    fid: u32,
+    name: CString,
+    begun: bool,
+    done: bool,
+}
+
+impl RemoteIncoming<'_> {
+    /// Sends the beginning of the stream once (`size`: what the sender
+    /// expects to send, for the receiver's plan).
+    fn begin(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
+        if self.begun {
+            return Ok(None);
+        }
+        self.begun = true;
+        let (fid, id, name) = (self.fid, self.dir.id, self.name.clone());
+        let link = &self.dir.link;
+        if link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
+            // The receiver's plan first (one exchange, large files only).
+            let m = |plan| Msg::FileBegin {
+                fid,
+                id,
+                name,
+                size,
+                compare: false,
+                plan,
+            };
+            return match link.call(m)? {
+                // `Some(signature)`: the content goes as delta ops
+                // against it (`delta::send_file`).
+                (Answer::Plan(signature), _) => Ok(signature),
+                _ => Err(unexpected()),
+            };
+        }
+        let m = Msg::FileBegin {
+            fid,
+            id,
+            name,
+            size,
+            compare: false,
+            plan: 0,
+        };
+        link.send(&m, false).map(|()| None)
+    }
+}
+
+impl IncomingFile for RemoteIncoming<'_> {
+    fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+        if let Some(sig) = self.begin(len)? {
+            let sent = super::delta::send_file(&self.dir.link, self.fid, &sig, src, len)?;
+            if let Some(n) = sent {
+                return Ok(n);
+            }
+        }
+        send_data(&self.dir.link, self.fid, src, len)
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.begin(data.len() as u64)?;
+        for chunk in data.chunks(CHUNK) {
+            let m = Msg::Data {
+                fid: self.fid,
+                bytes: chunk.to_vec(),
+            };
+            self.dir.link.send(&m, false)?;
+        }
+        Ok(())
+    }
+
+    fn commit(
+        mut self: Box<Self>,
+        attrs: &Attrs,
+        fsync: bool,
+        over: Over,
+    ) -> io::Result<Committed> {
+        self.begin(0)?;
+        self.done = true;
+        let m = Msg::Commit {
+            fid: self.fid,
+            attrs: *attrs,
+            fsync,
+            over,
+        };
+        self.dir.link.send(&m, false)?;
+        Ok(Committed::Done { deleted: 0 })
+    }
+}
+
+impl Drop for RemoteIncoming<'_> {
+    fn drop(&mut self) {
+        if self.begun && !self.done {
+            let _ = self.dir.link.send(&Msg::Abort { fid: self.fid }, false);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! `dirsync --server`: the remote side, on stdin/stdout. It sends its
+//! hello first, checks the client's, takes the setup, then is the agent of
+//! DST (push) or runs the engine on its SRC with the client as the agent
+//! of DST (pull).
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::{Arc, OnceLock, Weak};
+
+use super::agent::{self, Agent, Violation};
+use super::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
+use super::link::Link;
+use super::proto::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
+use super::replica::RemoteReplica;
+use super::{events, hello, layers, options_of, RemoteError};
+use crate::error::chain;
+use crate::report::{Event, Reporter};
+use crate::sync::{Replica, Syncer};
+
+/// The client, in messages.
+const CLIENT: &str = "client";
+
+fn proto_err(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::Protocol {
+        host: CLIENT.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Reads one message.
+pub fn read_msg(r: &mut FrameReader) -> Result<Msg, FrameErrorOr> {
+    let (k, p) = r.read().map_err(FrameErrorOr::Frame)?;
+    Msg::decode(k, p).map_err(|e| FrameErrorOr::Proto(e.to_string()))
+}
+
+/// A frame or decoding error.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameErrorOr {
+    /// Reading the frame failed.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The message is malformed.
+    #[error("protocol error: {0}")]
+    Proto(String),
+}
+
+/// Runs the server on `r`/`w` (stdin/stdout).
+pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
+    let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
+    let flushed = |w: &mut FrameWriter, m: &Msg| agent::send(w, m).and_then(|()| w.flush());
+    flushed(&mut w, &Msg::Hello(hello(FEATURES))).map_err(proto_err)?;
+    let features = match read_msg(&mut r).map_err(proto_err)? {
+        Msg::Hello(h) if h.protocol == PROTOCOL => h.features & FEATURES,
+        Msg::Hello(h) => {
+            return Err(RemoteError::Version {
+                host: CLIENT.into(),
+                local: PROTOCOL,
+                local_version: env!("CARGO_PKG_VERSION").into(),
+                remote: h.protocol,
+                remote_version: String::from_utf8_lossy(&h.version).into_owned(),
+            })
+        }
+        _ => return Err(proto_err("the client did not start with a hello")),
+    };
+    // The client's stream is layered from its setup on, ours from the
+    // ready (module `layers`).
+    let mut r = layers::reader(r, features);
+    let setup = match read_msg(&mut r).map_err(proto_err)? {
+        Msg::Setup(s) => s,
+        _ => return Err(proto_err("expected the setup")),
+    };
+    let w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
+    match setup.role {
+        Role::Agent => serve_agent(r, w, &setup),
+        Role::Engine => serve_engine(r, w, setup, features),
+    }
+}
+
+fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
+    let message = chain(e);
+    let _ = agent::send(w, &Msg::Refuse(message.as_bytes().to_vec())).and_then(|()| w.flush());
+    RemoteError::Remote {
+        host: CLIENT.into(),
+        message,
+    }
+}
+
+fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<(), RemoteError> {
+    let path = Path::new(OsStr::from_bytes(&setup.path));
+    let o = options_of(setup);
+    let (root, created) = match super::root::open(path, o.dry_run, o.stat_backend) {
+        Ok(x) => x,
+        Err(e) => return Err(refuse(&mut w, &e)),
+    };
+    let ready = Msg::Ready {
+        created,
+        exists: root.is_some(),
+    };
+    agent::send(&mut w, &ready)
+        .and_then(|()| w.flush())
+        .map_err(proto_err)?;
+    let Some(root) = root else {
+        // A dry run with no DST: the engine asks nothing; wait for the end.
+        return wait_bye(&mut r);
+    };
+    let mut agent = Agent::new(root);
+    if o.dry_run {
+        agent.keep_partials();
+    }
+    run_agent(Some(&mut agent), &mut r, &mut w, |m| {
+        Err(Violation(format!("unexpected message {m:?}")))
+    })
+    .map_err(proto_err)
+    .map(|_: Option<()>| ())
+}
+
+fn wait_bye(r: &mut FrameReader) -> Result<(), RemoteError> {
+    match read_msg(r) {
+        Ok(Msg::Bye) | Err(FrameErrorOr::Frame(FrameError::Closed)) => Ok(()),
+        Ok(_) => Err(proto_err("unexpected message")),
+        Err(e) => Err(proto_err(e)),
+    }
+}
+
+/// Sends the engine's events to the client.
+struct Forward {
+    link: OnceLock<Weak<Link>>,
+}
+
+impl Reporter for Forward {
+    fn event(&self, e: &Event<'_>) {
+        if let Some(l) = self.link.get().and_then(Weak::upgrade) {
+            let _ = l.send(&Msg::Event(events::to_wire(e)), false);
+        }
+    }
+}
+
+fn serve_engine(
+    r: FrameReader,
+    w: FrameWriter,
+    setup: Setup,
+    features: u64,
+) -> Result<(), RemoteError> {
+    let src = Path::new(OsStr::from_bytes(&setup.path));
+    let label = Path::new(OsStr::from_bytes(&setup.label));
+    let fwd = Arc::new(Forward {
+        link: OnceLock::new(),
+    });
+    let link = Link::start(r, w, fwd.clone(), label, CLIENT);
+    link.set_features(features);
+    let _ = fwd.link.set(Arc::downgrade(&link));
+    let replica = setup
+        .dst_exists
+        .then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
+    let created = setup.flags & OPT_DST_CREATED != 0;
+    let syncer = match Syncer::with_replica(src, label, replica, created, options_of(&setup), fwd) {
+        Ok(s) => s,
+        Err(e) => {
+            let m = chain(&e);
+            let _ = link.send(&Msg::Refuse(m.as_bytes().to_vec()), true);
+            return Err(RemoteError::Sync(e));
+        }
+    };
+    link.send(
+        &Msg::Ready {
+            created,
+            exists: true,
+        },
+        true,
+    )
+    .map_err(proto_err)?;
+    let result = syncer.sync_all().map_err(|e| chain(&e)).and_then(|mut s| {
+        link.finish(&mut s).map_err(|(p, e)| match p {
+            Some(p) => format!("{}: {e}", p.display()),
+            None => e.to_string(),
+        })?;
+        Ok(s)
+    });
+    let done = match result {
+        Ok(s) => Msg::Done {
+            counters: s
+                .fields()
+                .into_iter()
+                .map(|(n, v)| (n.as_bytes().to_vec(), v))
+                .collect(),
+            fatal: None,
+        },
+        Err(m) => Msg::Done {
+            counters: Vec::new(),
+            fatal: Some(m.into_bytes()),
+        },
+    };
+    link.send(&done, true).map_err(proto_err)?;
+    // The client answers with a goodbye (or closes): then the link is down.
+    for _ in 0..6000 {
+        if link.down().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Ok(())
+}
+
+/// Serves `agent` from `r` until the engine says goodbye; messages that
+/// are not for the agent (a pull's events and end) go to `other`, which
+/// ends the loop by returning `Some`.
+pub fn run_agent<T>(
+    mut agent: Option<&mut Agent>,
+    r: &mut FrameReader,
+    w: &mut FrameWriter,
+    mut other: impl FnMut(Msg) -> Result<Option<T>, Violation>,
+) -> Result<Option<T>, Violation> {
+    loop {
+        if !r.has_frame() {
+            w.flush()
+                .map_err(|e| Violation(format!("cannot send: {e}")))?;
+        }
+        let m = match r.read() {
+            Ok((k, p)) => Msg::decode(k, p).map_err(|e| Violation(e.to_string()))?,
+            // The engine went away between two messages: the end.
+            Err(FrameError::Closed) => return Ok(None),
+            Err(e) => return Err(Violation(e.to_string())),
+        };
+        match m {
+            m @ (Msg::Event(_) | Msg::Done { .. } | Msg::Refuse(_) | Msg::Ready { .. }) => {
+                if let Some(t) = other(m)? {
+                    let _ = w.flush();
+                    return Ok(Some(t));
+                }
+            }
+            Msg::Bye if agent.is_none() => return Ok(None),
+            m => {
+                let a = agent
+                    .as_deref_mut()
+                    .ok_or_else(|| Violation("a request, but there is no DST".into()))?;
+                if !a.handle_msg(m, w)? {
+                    let _ = w.flush();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}

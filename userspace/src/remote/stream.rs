@@ -1,0 +1,322 @@
+//! The agent's file streams, with the receiving side of delta transfer
+//! and of resumable files (see [`super::delta`] for the protocol).
+//!
+//! [`Receiver::plan`] picks a basis: the partial file of that name (what
+//! arrived of an interrupted transfer) or else the current file, and
+//! gives its signature. From then on the file is written into a new
+//! partial file, `.dirsync-partial.NAME` next to it: never under the
+//! final name, kept when the transfer is cut, renamed over NAME at the
+//! commit (the same install as any temporary). Partial files are hidden
+//! from listings ([`hide_partials`]), so the engine neither sees nor
+//! deletes them; a completed file consumes its own.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+
+use super::frame::FrameWriter;
+use super::proto::{Answer, Msg};
+use crate::sync::local::LocalDir;
+use crate::sync::IncomingFile;
+use crate::transfer::delta::wire::WireError;
+use crate::transfer::delta::{
+    block_len_for, Applier, DeltaError, Op, Signature, MAX_BLOCK, STRONG_LEN,
+};
+
+/// Prefix of the partial files.
+pub const PARTIAL_PREFIX: &[u8] = b".dirsync-partial.";
+/// The largest signature sent (it fits a frame): files up to about
+/// 6 GiB get a delta, larger ones are sent whole.
+const MAX_SIGNATURE: usize = 1 << 20;
+
+/// A file being received or compared.
+pub enum Stream {
+    Write {
+        file: Box<dyn IncomingFile + Send>,
+        rel: Vec<u8>,
+        got: u64,
+        err: Option<io::Error>,
+        /// Delta transfer and partial file.
+        rx: Option<Box<Receiver>>,
+    },
+    Compare {
+        mine: Option<OwnedFd>,
+        same: bool,
+    },
+    /// Its directory is unusable or it could not be created.
+    Failed {
+        rel: Vec<u8>,
+        got: u64,
+        err: Option<io::Error>,
+    },
+}
+
+/// The name of the partial file of `name` (`None`: too long).
+pub fn partial_name(name: &[u8]) -> Option<CString> {
+    let p = [PARTIAL_PREFIX, name].concat();
+    (p.len() <= 255).then(|| CString::new(p).ok()).flatten()
+}
+
+/// Whether `name` is a partial file (hidden from listings).
+pub fn is_partial(name: &[u8]) -> bool {
+    name.starts_with(PARTIAL_PREFIX)
+}
+
+/// Opens `name` in `dir` if it is a non-empty regular file.
+fn open_basis(dir: &LocalDir, name: &CStr) -> Option<File> {
+    let f = File::from(dir.open_file(name).ok()?);
+    let m = f.metadata().ok()?;
+    (m.is_file() && m.len() > 0).then_some(f)
+}
+
+/// A writer into a file being received.
+struct Out<'a>(&'a mut (dyn IncomingFile + Send));
+
+impl Write for Out<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf).map(|()| buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a delta message could not be applied.
+pub enum ApplyError {
+    /// The peer sent bytes that are not ops: a protocol error.
+    Wire(WireError),
+    /// Writing the file failed.
+    Io(io::Error),
+}
+
+/// The receiver's side of one file stream.
+pub struct Receiver {
+    dir: Arc<LocalDir>,
+    name: CString,
+    /// The partial file being written, if there is one.
+    partial: Option<CString>,
+    applier: Option<Applier>,
+    /// The delta did not fit or did not match: the whole file is needed.
+    failed: bool,
+}
+
+impl Receiver {
+    /// For the stream of `name` in `dir`.
+    pub fn new(dir: Arc<LocalDir>, name: CString) -> Self {
+        Receiver {
+            dir,
+            name,
+            partial: None,
+            applier: None,
+            failed: false,
+        }
+    }
+
+    /// Answers a plan request: switches `file` (nothing written yet) to
+    /// a partial file, and returns the signature of the basis, if any.
+    pub fn plan(&mut self, file: &mut Box<dyn IncomingFile + Send>) -> Option<Vec<u8>> {
+        let partial = partial_name(self.name.as_bytes())?;
+        let basis = open_basis(&self.dir, &partial).or_else(|| open_basis(&self.dir, &self.name));
+        // The basis (maybe the old partial file) stays open for reading.
+        if let Ok(f) = self.dir.receive_partial(&self.name, &partial) {
+            *file = f;
+            self.partial = Some(partial);
+        }
+        let basis = basis?;
+        let len = basis.metadata().ok()?.len();
+        // Blocks large enough for the signature to fit a frame.
+        let fit = len.div_ceil((MAX_SIGNATURE / (4 + STRONG_LEN) - 64) as u64);
+        let bl = block_len_for(len).max(((fit + 7) & !7).min(u32::MAX as u64) as u32);
+        if bl > MAX_BLOCK {
+            return None;
+        }
+        let sig = Signature::compute(std::io::BufReader::new(&basis), bl).ok()?;
+        let mut bytes = Vec::new();
+        sig.encode(&mut bytes);
+        self.applier = Some(Applier::new(&sig, Some(basis)));
+        Some(bytes)
+    }
+
+    /// Applies a message of ops to `file`; returns the bytes written.
+    /// Ops that do not fit the basis only mark the delta failed.
+    pub fn apply(
+        &mut self,
+        ops: &[u8],
+        file: &mut (dyn IncomingFile + Send),
+    ) -> Result<u64, ApplyError> {
+        let Some(a) = self.applier.as_mut().filter(|_| !self.failed) else {
+            self.failed = true;
+            return Ok(0);
+        };
+        let before = a.written();
+        let mut rest = ops;
+        while !rest.is_empty() {
+            let (op, used) = Op::decode(rest).map_err(ApplyError::Wire)?;
+            match a.apply(op, &mut Out(file)) {
+                Ok(()) => {}
+                Err(DeltaError::Io(e)) => return Err(ApplyError::Io(e)),
+                Err(_) => {
+                    self.failed = true;
+                    break;
+                }
+            }
+            rest = &rest[used..];
+        }
+        Ok(a.written() - before)
+    }
+
+    /// The end of the delta: whether the file is complete and matches.
+    /// If not, `file` starts again empty for the whole content.
+    pub fn end(&mut self, file: &mut Box<dyn IncomingFile + Send>) -> io::Result<bool> {
+        let ok = !self.failed && self.applier.as_ref().is_some_and(Applier::is_done);
+        self.applier = None;
+        if !ok {
+            self.failed = false;
+            *file = match &self.partial {
+                Some(p) => self.dir.receive_partial(&self.name, p)?,
+                None => self.dir.receive_shared(&self.name, false)?,
+            };
+        }
+        Ok(ok)
+    }
+}
+
+/// Leaves the partial files (regular files by their prefix) out of a
+/// listing; returns their names.
+pub fn hide_partials(names: &mut Vec<crate::sys::DirEntry>) -> Vec<CString> {
+    let mut hidden = Vec::new();
+    names.retain(|d| {
+        let file = matches!(d.d_type, libc::DT_REG | libc::DT_UNKNOWN);
+        if file && is_partial(d.name.as_bytes()) {
+            hidden.push(d.name.clone());
+            return false;
+        }
+        true
+    });
+    hidden
+}
+
+/// The partial files seen in listings, by directory handle. Those that
+/// no file of this run used are removed when the engine is done with
+/// the directory (their file is complete or gone from SRC).
+#[derive(Default)]
+pub struct Partials {
+    seen: HashMap<u32, HashSet<CString>>,
+    /// A dry run: remove nothing.
+    keep: bool,
+}
+
+impl Partials {
+    /// Removes nothing (a dry run).
+    pub fn keep(&mut self) {
+        self.keep = true;
+    }
+
+    /// Partial files `names` in the listing of handle `id`.
+    pub fn seen(&mut self, id: u32, names: Vec<CString>) {
+        if !names.is_empty() && !self.keep {
+            self.seen.insert(id, names.into_iter().collect());
+        }
+    }
+
+    /// File `name` of handle `id` is being sent: its partial file (and
+    /// itself, if its name looks like one) is in use.
+    pub fn used(&mut self, id: u32, name: &CStr) {
+        if let Some(s) = self.seen.get_mut(&id) {
+            s.remove(name);
+            if let Some(p) = partial_name(name.to_bytes()) {
+                s.remove(&p);
+            }
+        }
+    }
+
+    /// Handle `id` (directory `dir`) is closed: removes what was unused,
+    /// leaving the directory's mtime as it was (the engine may have set
+    /// it already).
+    pub fn close(&mut self, id: u32, dir: Option<&LocalDir>) {
+        use crate::sync::{Attrs, ReplicaDir};
+        if let (Some(names), Some(d)) = (self.seen.remove(&id), dir) {
+            let before = d.stat_self().ok();
+            for n in names {
+                let _ = d.remove(&n);
+            }
+            if let Some(m) = before {
+                let attrs = Attrs {
+                    perm: None,
+                    mtime: Some((m.mtime, m.mtime_nsec)),
+                };
+                let _ = d.set_attrs(None, &attrs);
+            }
+        }
+    }
+}
+
+/// The agent's handling of [`Msg::Delta`] and [`Msg::DeltaEnd`] for its
+/// file streams.
+pub fn on_message(
+    streams: &mut HashMap<u32, Stream>,
+    m: Msg,
+    w: &mut FrameWriter,
+) -> Result<(), String> {
+    let unknown = || "delta message for an unknown file".to_string();
+    let io = |e: io::Error| format!("cannot send: {e}");
+    let send = |w: &mut FrameWriter, m: &Msg| {
+        let (k, p) = m.encode();
+        w.write(k, &p)
+    };
+    match m {
+        Msg::Delta { fid, ops } => match streams.get_mut(&fid).ok_or_else(unknown)? {
+            Stream::Write {
+                file,
+                rx: Some(rx),
+                got,
+                err: err @ None,
+                ..
+            } => match rx.apply(&ops, file.as_mut()) {
+                Ok(n) => {
+                    *got += n;
+                    Ok(())
+                }
+                Err(ApplyError::Io(e)) => {
+                    *err = Some(e);
+                    Ok(())
+                }
+                Err(ApplyError::Wire(e)) => Err(format!("bad delta: {e}")),
+            },
+            _ => Ok(()),
+        },
+        Msg::DeltaEnd { req, fid } => {
+            let ok = match streams.get_mut(&fid).ok_or_else(unknown)? {
+                Stream::Write {
+                    file,
+                    rx: Some(rx),
+                    got,
+                    err: err @ None,
+                    ..
+                } => match rx.end(file) {
+                    Ok(ok) => {
+                        if !ok {
+                            *got = 0;
+                        }
+                        ok
+                    }
+                    Err(e) => {
+                        *err = Some(e);
+                        true
+                    }
+                },
+                // A failed stream: the commit reports it.
+                _ => true,
+            };
+            let reply = Msg::Reply {
+                req,
+                result: Ok(Answer::Bool(ok)),
+            };
+            send(w, &reply).map_err(io)
+        }
+        _ => Err("not a delta message".into()),
+    }
+}

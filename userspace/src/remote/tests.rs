@@ -1,0 +1,105 @@
+//! The engine against an agent in the same process, over a socket pair:
+//! the exchange count does not grow with the number of files (no round
+//! trip per file), and the result is the tree a local sync gives.
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::agent::Agent;
+use super::frame::{FrameReader, FrameWriter};
+use super::link::Link;
+use super::replica::RemoteReplica;
+use super::server::run_agent;
+use crate::report::NullReporter;
+use crate::stat::{BackendChoice, Statx};
+use crate::sync::local::LocalReplica;
+use crate::sync::{Options, Syncer};
+use crate::sys;
+
+/// Pushes `src` to `dst` through an in-process agent; returns the summary
+/// and the round trips.
+fn push(src: &Path, dst: &Path) -> (crate::sync::Summary, u64) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let root = LocalReplica::new(sys::open_root(dst).unwrap(), Arc::new(Statx), false);
+    let agent = std::thread::spawn(move || {
+        let mut agent = Agent::new(root);
+        let mut r = FrameReader::new(Box::new(b.try_clone().unwrap()));
+        let mut w = FrameWriter::new(Box::new(b));
+        run_agent(Some(&mut agent), &mut r, &mut w, |_| Ok(None::<()>)).unwrap();
+    });
+    let r = FrameReader::new(Box::new(a.try_clone().unwrap()));
+    let w = FrameWriter::new(Box::new(a));
+    let link = Link::start(r, w, Arc::new(NullReporter), dst, "test");
+    let replica = Box::new(RemoteReplica::new(link.clone()));
+    let options = Options {
+        stat_backend: BackendChoice::Statx,
+        jobs: 2,
+        ..Options::default()
+    };
+    let syncer = Syncer::with_replica(
+        src,
+        dst,
+        Some(replica),
+        false,
+        options,
+        Arc::new(NullReporter),
+    )
+    .unwrap();
+    let mut summary = syncer.sync_all().unwrap();
+    link.finish(&mut summary).unwrap();
+    let trips = link.round_trips();
+    link.send(&super::proto::Msg::Bye, true).unwrap();
+    drop(syncer);
+    agent.join().unwrap();
+    (summary, trips)
+}
+
+fn tree(root: &Path, dirs: usize, files: usize) {
+    for d in 0..dirs {
+        let dir = root.join(format!("d{d}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..files {
+            std::fs::write(dir.join(format!("f{f}")), format!("{d}/{f}")).unwrap();
+        }
+    }
+}
+
+#[test]
+fn round_trips_do_not_grow_with_files() {
+    let t = tempfile::tempdir().unwrap();
+    let mut trips = Vec::new();
+    for (i, files) in [10usize, 300].into_iter().enumerate() {
+        let (src, dst) = (
+            t.path().join(format!("s{i}")),
+            t.path().join(format!("d{i}")),
+        );
+        tree(&src, 4, files);
+        std::fs::create_dir(&dst).unwrap();
+        let (s, first) = push(&src, &dst);
+        assert_eq!(s.copied, 4 * files as u64);
+        assert_eq!(s.errors, 0);
+        // Changed files in an existing tree: listings, not one exchange each.
+        for d in 0..4 {
+            std::fs::write(src.join(format!("d{d}/f0")), b"changed!").unwrap();
+        }
+        let (s, second) = push(&src, &dst);
+        assert_eq!(s.copied, 4);
+        let out = std::process::Command::new("diff")
+            .arg("-r")
+            .arg(&src)
+            .arg(&dst)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        trips.push((first, second));
+    }
+    println!("round trips (first copy, resync) for 40 and 1200 files: {trips:?}");
+    // The same directories, 30 times the files: the same exchanges.
+    assert_eq!(trips[0], trips[1], "{trips:?}");
+    assert!(trips[1].1 <= 4 * 3 + 4, "{trips:?}");
+}

@@ -1,0 +1,239 @@
+//! `dirsync watch SRC host:DST`: the local watcher ([`crate::watch`])
+//! with an engine whose DST is a remote agent, over one long-lived
+//! connection.
+//!
+//! When the connection drops (the link's reader sees the end, or a send
+//! fails), [`RemoteEngine`] says so (a warning event: stderr, or a JSON
+//! line with `--json`), reconnects with a growing back-off (0.5 s doubling
+//! to 10 s, for ever), then runs a full resync before anything else:
+//! whatever changed while the link was down converges, and the watcher
+//! never stops because of the link. An operation that was under way when
+//! the link dropped is done again after the resync. A monitor thread
+//! notices a drop even when no change is pending.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use super::client::{open, Connect, LinkAware, Session};
+use super::link::{lock, Link};
+use super::proto::Role;
+use super::replica::RemoteReplica;
+use super::spec::Spec;
+use super::{setup, RemoteError};
+use crate::report::{Event, Reporter, Summary};
+use crate::sync::{Options, Replica, Syncer};
+use crate::watch::{Config, Engine, Signals};
+use crate::{ExitStatus, Result};
+
+/// One connection and the syncer that uses it.
+struct Live {
+    syncer: Syncer,
+    link: Arc<Link>,
+    _session: super::transport::Transport,
+}
+
+/// The watcher's engine for a remote DST (see the module docs).
+pub struct RemoteEngine {
+    src: PathBuf,
+    spec: Spec,
+    connect: Connect,
+    options: Options,
+    reporter: Arc<dyn Reporter>,
+    live: Mutex<Option<Arc<Live>>>,
+    /// Held while reconnecting (one reconnection at a time).
+    reconnecting: Mutex<()>,
+    stop: AtomicBool,
+}
+
+impl RemoteEngine {
+    fn connect_once(&self) -> std::result::Result<Arc<Live>, RemoteError> {
+        let host = self.spec.host.as_str();
+        let st = setup(Role::Agent, &self.spec.path, &self.options);
+        let Session {
+            transport,
+            r,
+            w,
+            created,
+            exists,
+            features,
+        } = open(&self.spec, &self.connect, &st)?;
+        let label = self.spec.label();
+        if created {
+            self.reporter.event(&Event::CreatedDir { path: &label });
+        }
+        let rep = Arc::new(LinkAware {
+            inner: self.reporter.clone(),
+            link: OnceLock::new(),
+        });
+        let link = Link::start(r, w, rep.clone(), &label, host);
+        link.set_features(features);
+        let _ = rep.link.set(Arc::downgrade(&link));
+        let replica =
+            exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
+        let syncer = Syncer::with_replica(
+            &self.src,
+            &label,
+            replica,
+            created,
+            self.options.clone(),
+            rep,
+        )?;
+        Ok(Arc::new(Live {
+            syncer,
+            link,
+            _session: transport,
+        }))
+    }
+
+    fn warn(&self, message: &str) {
+        let label = self.spec.label();
+        self.reporter.event(&Event::Warning {
+            path: &label,
+            message,
+        });
+    }
+
+    /// The live connection, reconnecting first when it is down.
+    fn current(&self) -> Arc<Live> {
+        loop {
+            if let Some(l) = lock(&self.live).clone() {
+                if l.link.down().is_none() {
+                    return l;
+                }
+            }
+            self.recover();
+        }
+    }
+
+    /// Reconnects (with back-off, for ever) and resyncs everything.
+    fn recover(&self) {
+        let _one = lock(&self.reconnecting);
+        let old = lock(&self.live).clone();
+        if let Some(l) = &old {
+            match l.link.down() {
+                None => return, // another thread reconnected meanwhile
+                Some(why) => self.warn(&format!("connection lost ({why}); reconnecting")),
+            }
+        }
+        *lock(&self.live) = None;
+        drop(old);
+        let mut delay = Duration::from_millis(500);
+        loop {
+            match self.connect_once() {
+                Ok(l) => {
+                    self.warn("reconnected; full resync");
+                    let _ = l.syncer.sync_all();
+                    let _ = l.link.flush();
+                    if l.link.down().is_none() {
+                        *lock(&self.live) = Some(l);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let msg = format!(
+                        "cannot reconnect: {}; again in {:.1} s",
+                        crate::error::chain(&e),
+                        delay.as_secs_f64()
+                    );
+                    self.warn(&msg);
+                }
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Runs `f` on the live syncer; again (after reconnecting and the
+    /// resync) when the link dropped meanwhile.
+    fn with(&self, f: impl Fn(&Syncer) -> Result<Summary>) -> Result<Summary> {
+        loop {
+            let l = self.current();
+            let r = f(&l.syncer);
+            let _ = l.link.flush();
+            if l.link.down().is_none() {
+                return r;
+            }
+        }
+    }
+}
+
+impl Engine for RemoteEngine {
+    fn sync_all(&self) -> Result<Summary> {
+        self.with(Syncer::sync_all)
+    }
+    fn sync_path(&self, rel: &Path) -> Result<Summary> {
+        self.with(|s| s.sync_path(rel))
+    }
+    fn sync_attrs(&self, rel: &Path) -> Result<Summary> {
+        self.with(|s| s.sync_attrs(rel))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> Result<Summary> {
+        self.with(|s| s.rename(from, to))
+    }
+    fn take_unsettled(&self) -> Vec<PathBuf> {
+        match lock(&self.live).clone() {
+            Some(l) => l.syncer.take_unsettled(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Notices a dropped link while nothing else happens.
+fn monitor(engine: Weak<RemoteEngine>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let Some(e) = engine.upgrade() else { return };
+        if e.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let down = lock(&e.live)
+            .as_ref()
+            .is_some_and(|l| l.link.down().is_some());
+        if down {
+            e.recover();
+        }
+    }
+}
+
+/// `dirsync watch SRC host:DST` (see the module docs). The first
+/// connection must succeed (an unreachable host is an error); after it,
+/// the link may come and go.
+pub fn run(
+    src: &Path,
+    spec: &Spec,
+    connect: &Connect,
+    options: Options,
+    reporter: Arc<dyn Reporter>,
+) -> std::result::Result<ExitStatus, RemoteError> {
+    // Before any thread: every thread inherits the blocked signals.
+    let signals = Signals::new()?;
+    let excludes = crate::exclude::Excludes::new(&options.excludes).map_err(crate::Error::from)?;
+    let config = Config {
+        recursive: !options.no_recursive,
+        excludes,
+        ..Config::default()
+    };
+    let options = Options {
+        defer_changing: true,
+        ..options
+    };
+    let engine = Arc::new(RemoteEngine {
+        src: src.to_path_buf(),
+        spec: spec.clone(),
+        connect: connect.clone(),
+        options,
+        reporter: reporter.clone(),
+        live: Mutex::new(None),
+        reconnecting: Mutex::new(()),
+        stop: AtomicBool::new(false),
+    });
+    let first = engine.connect_once()?;
+    *lock(&engine.live) = Some(first);
+    let weak = Arc::downgrade(&engine);
+    std::thread::spawn(move || monitor(weak));
+    let status = crate::watch::run_with(src, engine.clone(), reporter, signals, config);
+    engine.stop.store(true, Ordering::Relaxed);
+    Ok(status?)
+}
