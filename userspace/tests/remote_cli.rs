@@ -546,3 +546,44 @@ fn unreachable_host_and_refused_key_are_clear_errors() {
     );
     assert!(!dst.exists());
 }
+
+/// The protocol does not carry owners, xattrs, ACLs, hard links or holes
+/// yet: each of those options with a remote side is a usage error (exit
+/// 1) before any connection, never a replica with less than was asked.
+#[test]
+fn fidelity_options_are_refused_with_a_remote_side() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    build_sample_tree(&src);
+    let marker = t.path().join("rsh-ran");
+    let rsh = format!("touch {}", marker.display());
+    for opt in ["-a", "-H", "-A", "-X", "-o", "-g", "-S"] {
+        for (a, b) in [
+            (src.clone().into_os_string(), OsString::from("host:dst")),
+            (
+                OsString::from("host:src"),
+                t.path().join("dst").into_os_string(),
+            ),
+        ] {
+            let o = cmd([OsStr::new(opt), OsStr::new("-e"), OsStr::new(&rsh), &a, &b])
+                .output()
+                .unwrap();
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(1), "{opt}: {err}");
+            assert!(err.contains("not supported with a remote"), "{opt}: {err}");
+        }
+        let o = cmd([
+            OsStr::new("watch"),
+            OsStr::new(opt),
+            OsStr::new("-e"),
+            OsStr::new(&rsh),
+            src.as_os_str(),
+            OsStr::new("host:dst"),
+        ])
+        .output()
+        .unwrap();
+        assert_eq!(o.status.code(), Some(1), "watch {opt}: {}", stderr(&o));
+    }
+    assert!(!marker.exists(), "the --rsh command ran");
+    assert!(!t.path().join("dst").exists());
+}
