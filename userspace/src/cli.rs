@@ -255,7 +255,8 @@ pub enum Command {
         /// Source directory
         #[arg(value_name = "SRC")]
         src: PathBuf,
-        /// Destination directory (created if missing)
+        /// Destination directory, created if missing ([user@]host:PATH
+        /// for a remote one: one connection, reconnected when it drops)
         #[arg(value_name = "DST")]
         dst: PathBuf,
         #[command(flatten)]

@@ -40,11 +40,14 @@ fn violation(what: &str) -> Violation {
     Violation(what.to_string())
 }
 
-/// An open directory (or one that could not be opened: its operations
-/// fail silently, the failure was reported once).
+/// An open directory, or one that could not be opened (`dir` `None`):
+/// then the first operation on it reports the failure, unless `quiet`
+/// (its creation failed, or its parent's opening: already reported), and
+/// the others fail silently.
 struct Handle {
     dir: Option<Arc<LocalDir>>,
     rel: Vec<u8>,
+    quiet: bool,
 }
 
 /// A change to carry out on a directory; returns entries removed.
@@ -54,6 +57,9 @@ type Change = Box<dyn FnOnce(&LocalDir) -> io::Result<u64>>;
 pub struct Agent {
     root: LocalReplica,
     handles: HashMap<u32, Handle>,
+    /// (handle, name) of directories whose creation failed (reported):
+    /// opening them fails quietly.
+    failed_creates: std::collections::HashSet<(u32, CString)>,
     streams: HashMap<u32, Stream>,
     partials: Partials,
 }
@@ -111,6 +117,7 @@ impl Agent {
         Agent {
             root,
             handles: HashMap::new(),
+            failed_creates: Default::default(),
             streams: HashMap::new(),
             partials: Partials::default(),
         }
@@ -131,7 +138,7 @@ impl Agent {
     pub fn handle_msg(&mut self, m: Msg, w: &mut FrameWriter) -> Result<bool, Violation> {
         let io = |e: io::Error| Violation(format!("cannot send: {e}"));
         match m {
-            Msg::Open { id, parent, name } => self.open(id, parent, name, w).map_err(io)?,
+            Msg::Open { id, parent, name } => self.open(id, parent, name).map_err(io)?,
             Msg::Close { id } => {
                 let h = self.handles.remove(&id);
                 let h = h.ok_or_else(|| violation("closing an unknown handle"))?;
@@ -174,38 +181,32 @@ impl Agent {
         Ok(true)
     }
 
-    fn open(
-        &mut self,
-        id: u32,
-        parent: u32,
-        name: Option<CString>,
-        w: &mut FrameWriter,
-    ) -> io::Result<()> {
+    fn open(&mut self, id: u32, parent: u32, name: Option<CString>) -> io::Result<()> {
         if self.handles.contains_key(&id) || self.handles.len() >= MAX_HANDLES {
             return Err(io::Error::other(violation(
                 "reused handle or too many handles",
             )));
         }
-        let (r, rel) = match (parent, name) {
-            (0, None) => (self.root.root_dir(), Vec::new()),
-            (p, Some(n)) => match self.handles.get(&p) {
-                Some(Handle { dir: Some(d), rel }) => (d.open_local(&n), join(rel, n.as_bytes())),
-                Some(Handle { dir: None, rel }) => (
-                    Err(io::Error::from_raw_os_error(libc::ENOENT)),
-                    join(rel, n.as_bytes()),
-                ),
-                None => return Err(io::Error::other(violation("unknown parent handle"))),
-            },
+        let (r, rel, quiet) = match (parent, name) {
+            (0, None) => (self.root.root_dir(), Vec::new(), false),
+            (p, Some(n)) => {
+                let quiet = self.failed_creates.remove(&(p, n.clone()));
+                match self.handles.get(&p) {
+                    Some(Handle {
+                        dir: Some(d), rel, ..
+                    }) => (d.open_local(&n), join(rel, n.as_bytes()), quiet),
+                    Some(Handle { dir: None, rel, .. }) => (
+                        Err(io::Error::from_raw_os_error(libc::ENOENT)),
+                        join(rel, n.as_bytes()),
+                        true,
+                    ),
+                    None => return Err(io::Error::other(violation("unknown parent handle"))),
+                }
+            }
             _ => return Err(io::Error::other(violation("bad open"))),
         };
-        let dir = match r {
-            Ok(d) => Some(Arc::new(d)),
-            Err(e) => {
-                note(w, NoteOp::Open, rel.clone(), Err(e), true)?;
-                None
-            }
-        };
-        self.handles.insert(id, Handle { dir, rel });
+        let dir = r.ok().map(Arc::new);
+        self.handles.insert(id, Handle { dir, rel, quiet });
         Ok(())
     }
 
@@ -273,15 +274,29 @@ impl Agent {
             }
             m => return self.stream(m, w),
         };
-        let h = self.handle(id)?;
+        let h = self
+            .handles
+            .get_mut(&id)
+            .ok_or_else(|| violation("unknown directory handle"))?;
         let rel = match &name {
             Some(n) => join(&h.rel, n.as_bytes()),
             None => h.rel.clone(),
         };
         let (r, silent) = match &h.dir {
             Some(d) => (f(d), false),
-            None => (Err(io::Error::from_raw_os_error(libc::ENOENT)), true),
+            None => (
+                Err(io::Error::from_raw_os_error(libc::ENOENT)),
+                std::mem::replace(&mut h.quiet, true),
+            ),
         };
+        if op == NoteOp::CreateDir && r.is_err() {
+            if self.failed_creates.len() >= MAX_HANDLES {
+                self.failed_creates.clear();
+            }
+            if let Some(n) = name.clone() {
+                self.failed_creates.insert((id, n));
+            }
+        }
         note(w, op, rel, r, silent).map_err(io)
     }
 
@@ -301,8 +316,14 @@ impl Agent {
                     return Err(violation("reused file number or too many files at once"));
                 }
                 self.partials.used(id, &name);
-                let h = self.handle(id)?;
+                let h = self
+                    .handles
+                    .get_mut(&id)
+                    .ok_or_else(|| violation("unknown directory handle"))?;
                 let rel = join(&h.rel, name.as_bytes());
+                // The first file into a directory that could not be
+                // opened reports it (unless already reported).
+                let report = h.dir.is_none() && !std::mem::replace(&mut h.quiet, true);
                 let s = match (&h.dir, compare) {
                     (Some(d), true) => Stream::Compare {
                         mine: d.open_file(&name).ok(),
@@ -329,12 +350,12 @@ impl Agent {
                     (None, false) => Stream::Failed {
                         rel,
                         got: 0,
-                        err: None,
+                        err: report.then(|| io::Error::from_raw_os_error(libc::ENOENT)),
                     },
                 };
                 let mut s = s;
                 if plan_req != 0 {
-                    let sig = plan(&mut s, size);
+                    let sig = super::stream::plan(&mut s, size);
                     let m = Msg::Reply {
                         req: plan_req,
                         result: Ok(Answer::Plan(sig)),
@@ -433,27 +454,6 @@ impl Agent {
             _ => return Err(violation("a message the agent does not take")),
         }
         Ok(())
-    }
-}
-
-/// THE place where the receiver decides how the content of the file of
-/// stream `s` (the sender has `size` bytes of it) comes: whole (`None`),
-/// or as delta ops against the signature of its basis (`Some(signature
-/// bytes)`): its partial file or its current copy. Either way the file
-/// is then received into a partial file ([`super::stream::Receiver`]).
-/// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
-/// file is large ([`super::proto::DELTA_MIN`]).
-fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
-    let _ = size;
-    match s {
-        Stream::Write {
-            file,
-            rx: Some(rx),
-            got: 0,
-            err: None,
-            ..
-        } => rx.plan(file),
-        _ => None,
     }
 }
 

@@ -285,7 +285,7 @@ impl Link {
                 "cannot copy"
             }
         };
-        if (op == NoteOp::Remove && errno == libc::ENOENT) || silent || op == NoteOp::Open {
+        if (op == NoteOp::Remove && errno == libc::ENOENT) || silent {
             return;
         }
         let e = io::Error::from_raw_os_error(errno);

@@ -184,6 +184,27 @@ impl Receiver {
     }
 }
 
+/// THE place where the receiver decides how the content of the file of
+/// stream `s` (the sender has `size` bytes of it) comes: whole (`None`),
+/// or as delta ops against the signature of its basis (`Some(signature
+/// bytes)`): its partial file or its current copy. Either way the file
+/// is then received into a partial file ([`super::stream::Receiver`]).
+/// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
+/// file is large ([`super::proto::DELTA_MIN`]).
+pub fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
+    let _ = size;
+    match s {
+        Stream::Write {
+            file,
+            rx: Some(rx),
+            got: 0,
+            err: None,
+            ..
+        } => rx.plan(file),
+        _ => None,
+    }
+}
+
 /// Leaves the partial files (regular files by their prefix) out of a
 /// listing; returns their names.
 pub fn hide_partials(names: &mut Vec<crate::sys::DirEntry>) -> Vec<CString> {

@@ -103,3 +103,108 @@ fn round_trips_do_not_grow_with_files() {
     assert_eq!(trips[0], trips[1], "{trips:?}");
     assert!(trips[1].1 <= 4 * 3 + 4, "{trips:?}");
 }
+
+/// A writer the test reads back.
+#[derive(Clone, Default)]
+struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The notes an agent sends for `msgs`.
+fn notes(root: &Path, msgs: Vec<super::proto::Msg>) -> Vec<super::proto::Msg> {
+    let replica = LocalReplica::new(sys::open_root(root).unwrap(), Arc::new(Statx), false);
+    let mut agent = Agent::new(replica);
+    let sink = Sink::default();
+    let mut w = FrameWriter::new(Box::new(sink.clone()));
+    for m in msgs {
+        assert!(agent.handle_msg(m, &mut w).unwrap());
+    }
+    w.flush().unwrap();
+    let bytes = sink.0.lock().unwrap().clone();
+    let mut r = FrameReader::new(Box::new(std::io::Cursor::new(bytes)));
+    let mut out = Vec::new();
+    while let Ok((k, p)) = r.read() {
+        out.push(super::proto::Msg::decode(k, p).unwrap());
+    }
+    out
+}
+
+#[test]
+fn a_directory_that_cannot_be_opened_is_reported_once() {
+    use super::proto::{Msg, NoteOp};
+    use crate::sync::{Attrs, Over};
+    let t = tempfile::tempdir().unwrap();
+    let name = |s: &str| std::ffi::CString::new(s).unwrap();
+    let file = |fid| {
+        vec![
+            Msg::FileBegin {
+                fid,
+                id: 2,
+                name: name("f"),
+                size: 1,
+                compare: false,
+                plan: 0,
+            },
+            Msg::Data {
+                fid,
+                bytes: b"x".to_vec(),
+            },
+            Msg::Commit {
+                fid,
+                attrs: Attrs::default(),
+                fsync: false,
+                over: Over::Entry,
+            },
+        ]
+    };
+    let open = |id, parent, n: Option<&str>| Msg::Open {
+        id,
+        parent,
+        name: n.map(name),
+    };
+    // Gone (removed meanwhile): the first file says so, the next is quiet.
+    let mut msgs = vec![open(1, 0, None), open(2, 1, Some("gone"))];
+    msgs.extend(file(10));
+    msgs.extend(file(11));
+    let out = notes(t.path(), msgs);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        matches!(&out[0], Msg::Note { op: NoteOp::Copy, errno: libc::ENOENT, silent: false, path, .. } if path == b"gone/f"),
+        "{out:?}"
+    );
+    assert!(matches!(&out[1], Msg::Note { silent: true, .. }), "{out:?}");
+    // Its creation failed (reported): everything in it is quiet.
+    std::fs::write(t.path().join("afile"), b"").unwrap();
+    let mut msgs = vec![
+        open(1, 0, None),
+        Msg::CreateDir {
+            id: 1,
+            name: name("afile"),
+        },
+        open(2, 1, Some("afile")),
+    ];
+    msgs.extend(file(10));
+    let out = notes(t.path(), msgs);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        matches!(
+            &out[0],
+            Msg::Note {
+                op: NoteOp::CreateDir,
+                errno: libc::EEXIST,
+                silent: false,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    assert!(matches!(&out[1], Msg::Note { silent: true, .. }), "{out:?}");
+}
