@@ -14,6 +14,16 @@ bool rust_helper_vfs_empty_path(int dfd, const char __user *path)
 }
 /* dirsync-series: begin dir */
 
+bool rust_helper_d_managed(const struct dentry *dentry)
+{
+	return d_managed(dentry);
+}
+
+bool rust_helper_d_is_negative(const struct dentry *dentry)
+{
+	return d_is_negative(dentry);
+}
+
 struct file *rust_helper_fd_file(struct fd f)
 {
 	return fd_file(f);

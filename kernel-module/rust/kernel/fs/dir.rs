@@ -7,11 +7,11 @@
 //! [`include/linux/fs.h`](srctree/include/linux/fs.h),
 //! [`include/linux/namei.h`](srctree/include/linux/namei.h).
 
-use super::Path;
+use super::{getattr, Kstat};
 use crate::{
     bindings,
     error::{
-        code::{EBADF, EINVAL},
+        code::{EBADF, EINVAL, ENOENT},
         from_err_ptr, to_result, Error, Result,
     },
     ffi::{c_char, c_int, c_uint},
@@ -167,7 +167,7 @@ impl PosFile {
     /// Fails with -ENOENT for a missing entry, -EACCES for a name that
     /// is not one path component, -ENOTDIR when the file is not a
     /// directory, and the errors of the lookup.
-    pub fn lookup(&self, name: &[u8]) -> Result<Path> {
+    pub fn lookup(&self, name: &[u8]) -> Result<Child<'_>> {
         let len = c_int::try_from(name.len()).map_err(|_| EINVAL)?;
         // SAFETY: the file is valid (type invariant) and holds references
         // to its `f_path` while open.
@@ -183,6 +183,28 @@ impl PosFile {
         let dentry = from_err_ptr(unsafe {
             bindings::lookup_one_unlocked(idmap, name.as_ptr().cast::<c_char>(), dir.dentry, len)
         })?;
+        // SAFETY: `dentry` is a valid dentry we hold a reference to; its
+        // flags may change under us, as `traverse_mounts()` expects too.
+        if !unsafe { bindings::d_managed(dentry) } {
+            // Nothing is mounted there and it is no automount point: the
+            // dentry is the entry, on the directory's mount.
+            // SAFETY: as above.
+            if unsafe { bindings::d_is_negative(dentry) } {
+                // SAFETY: we own the reference, released once.
+                unsafe { bindings::dput(dentry) };
+                return Err(ENOENT);
+            }
+            // INVARIANT: a reference to a positive dentry; the mount is
+            // the directory's, pinned by `self` for `'_`.
+            return Ok(Child {
+                path: bindings::path {
+                    mnt: dir.mnt,
+                    dentry,
+                },
+                own_mnt: false,
+                _dir: PhantomData,
+            });
+        }
         let mut path = bindings::path {
             // SAFETY: `dir.mnt` is a valid mount (see above); `mntget()`
             // returns it with one more reference.
@@ -199,9 +221,53 @@ impl PosFile {
             unsafe { bindings::path_put(&path) };
             return Err(Error::from_errno(ret));
         }
-        // INVARIANT: `path` holds a reference to a positive dentry and its
-        // mount.
-        Ok(Path(path))
+        // INVARIANT: `path` holds a reference to a positive dentry and one
+        // to its mount.
+        Ok(Child {
+            path,
+            own_mnt: true,
+            _dir: PhantomData,
+        })
+    }
+}
+
+/// An entry of a directory found by [`PosFile::lookup`].
+///
+/// # Invariants
+///
+/// `self.path.dentry` is a positive dentry we hold one reference to.  If
+/// `self.own_mnt`, we hold one reference to `self.path.mnt` too; if not,
+/// `self.path.mnt` is the mount of the directory's file, which the
+/// borrowed [`PosFile`] keeps alive for `'a`.  The references are released
+/// exactly once, on drop.
+pub struct Child<'a> {
+    path: bindings::path,
+    own_mnt: bool,
+    _dir: PhantomData<&'a PosFile>,
+}
+
+impl Child<'_> {
+    /// Reads the attributes `request_mask` (`STATX_*` bits) asks for, with
+    /// the `AT_STATX_SYNC_*` bits of `query_flags`, as `statx()` does.
+    #[inline]
+    pub fn getattr(&self, request_mask: u32, query_flags: u32) -> Result<Kstat> {
+        // SAFETY: `self.path` is valid and its references are held for as
+        // long as `self` lives (type invariant).
+        unsafe { getattr(&self.path, request_mask, query_flags) }
+    }
+}
+
+impl Drop for Child<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: we own a reference to the dentry (type invariant),
+        // released only here.
+        unsafe { bindings::dput(self.path.dentry) };
+        if self.own_mnt {
+            // SAFETY: we own a reference to the mount (type invariant),
+            // released only here.
+            unsafe { bindings::mntput(self.path.mnt) };
+        }
     }
 }
 

@@ -501,17 +501,30 @@ FIXTURE_TEARDOWN(dir)
 
 TEST(discovery)
 {
+	const char *path = DIRSYNC_SYSFS_DIR "/readdir_syscall_nr";
 	char buf[16] = { 0 };
-	int fd;
+	struct stat st;
+	int fd, status;
+	pid_t pid;
 
 	ASSERT_LT(0, rd_nr) TH_LOG("dirsync_readdir is not announced in sysfs");
-	fd = open(DIRSYNC_SYSFS_DIR "/readdir_syscall_nr", O_RDONLY);
+	ASSERT_EQ(0, stat(path, &st));
+	EXPECT_TRUE(S_ISREG(st.st_mode));
+	EXPECT_EQ(0444, st.st_mode & 07777);
+	fd = open(path, O_RDONLY);
 	ASSERT_LE(0, fd);
 	EXPECT_EQ(4, read(fd, buf, sizeof(buf)));
 #ifdef __x86_64__
 	EXPECT_STREQ("464\n", buf);
 #endif
 	close(fd);
+	/* Readable by anyone. */
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (pid == 0)
+		_exit(!become(NOBODY) || read_sysfs("readdir_syscall_nr") != rd_nr);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 TEST(struct_layout)

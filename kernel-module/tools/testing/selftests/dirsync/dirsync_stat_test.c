@@ -374,7 +374,8 @@ static void read_abi_version(struct __test_metadata *_metadata, void *arg)
 
 TEST(discovery)
 {
-	const char * const names[] = { "abi_version", "syscall_nr" };
+	/* readdir_syscall_nr is dirsync_readdir's (dirsync_readdir_test.c) */
+	const char * const names[] = { "abi_version", "readdir_syscall_nr", "syscall_nr" };
 	char path[256], buf[16];
 	struct dirent *de;
 	struct stat st;
@@ -386,13 +387,14 @@ TEST(discovery)
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
-		EXPECT_TRUE(!strcmp(de->d_name, names[0]) || !strcmp(de->d_name, names[1]))
+		EXPECT_TRUE(!strcmp(de->d_name, names[0]) || !strcmp(de->d_name, names[1]) ||
+			    !strcmp(de->d_name, names[2]))
 			TH_LOG("unexpected file %s", de->d_name);
 		n++;
 	}
 	closedir(d);
-	EXPECT_EQ(2, n);
-	for (int i = 0; i < 2; i++) {
+	EXPECT_EQ(3, n);
+	for (int i = 0; i < 3; i++) {
 		snprintf(path, sizeof(path), "%s/%s", DIRSYNC_SYSFS_DIR, names[i]);
 		ASSERT_EQ(0, stat(path, &st));
 		EXPECT_TRUE(S_ISREG(st.st_mode));
