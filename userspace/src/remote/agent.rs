@@ -518,7 +518,9 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
             },
         );
     };
-    let names = match d.list() {
+    // The agent's own best backend lists and describes the directory in
+    // one pass (dirsync_readdir when its kernel has it).
+    let mut entries = match d.scan() {
         Ok(n) => n,
         Err(e) => {
             return send_none(
@@ -530,12 +532,11 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
             )
         }
     };
-    let mut names = names;
-    let hidden = super::stream::hide_partials(&mut names);
+    let hidden = super::stream::hide_partials(&mut entries);
     let mut part = Vec::new();
     let mut bytes = 0;
-    for de in names {
-        let meta = d.stat(&de.name).map_err(|e| errno(&e));
+    for de in entries {
+        let meta = de.meta.map_err(|e| errno(&e));
         let kind = meta.as_ref().ok().and_then(|m| m.map(|m| m.kind));
         let link = match kind {
             Some(Kind::Symlink) => d.read_link(&de.name).ok(),

@@ -207,7 +207,7 @@ pub fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
 
 /// Leaves the partial files (regular files by their prefix) out of a
 /// listing; returns their names.
-pub fn hide_partials(names: &mut Vec<crate::sys::DirEntry>) -> Vec<CString> {
+pub fn hide_partials(names: &mut Vec<crate::stat::Entry>) -> Vec<CString> {
     let mut hidden = Vec::new();
     names.retain(|d| {
         let file = matches!(d.d_type, libc::DT_REG | libc::DT_UNKNOWN);
