@@ -84,7 +84,7 @@ fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
     let t = tmpfs_dir();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     std::fs::create_dir(&src).unwrap();
-    build(&src, 64 << 20);
+    build(&src, 4 << 20);
     sync_ok(&src, &dst, &["-a"]);
     assert_exact(&src, &dst);
     assert_eq!(ino(&dst.join("d1/a")), ino(&dst.join("d2/b")));
@@ -122,7 +122,7 @@ fn archive_is_an_exact_replica_and_a_resync_fixes_each_attribute_in_place() {
         .write(true)
         .open(src.join("sparse"))
         .unwrap();
-    f.set_len(128 << 20).unwrap();
+    f.set_len(8 << 20).unwrap();
     let x = ino(&dst.join("d1/x"));
     let out = sync_ok(&src, &dst, &["-a", "-v"]);
     assert!(out.contains("Hard linked:"), "{out}");
@@ -151,7 +151,7 @@ fn each_option_alone() {
     let t = tmpfs_dir();
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    build(&src, 64 << 20);
+    build(&src, 4 << 20);
     let fresh = |flag: &str| -> PathBuf {
         let d = t.path().join(format!("dst{flag}"));
         sync_ok(&src, &d, &[flag]);
@@ -274,7 +274,7 @@ fn exact_comparator_sees_every_attribute() {
     let t = tmpfs_dir();
     let (src, dst) = (t.path().join("src"), t.path().join("dst"));
     std::fs::create_dir(&src).unwrap();
-    build(&src, 64 << 20);
+    build(&src, 4 << 20);
     type Mutation = (&'static str, fn(&Path), &'static str);
     let cases: [Mutation; 6] = [
         (

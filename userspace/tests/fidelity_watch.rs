@@ -23,7 +23,7 @@ impl Watch {
         std::fs::create_dir_all(src.join("d")).unwrap();
         std::fs::write(src.join("f"), "a").unwrap();
         std::fs::write(src.join("d/g"), "b").unwrap();
-        common::exact::write_sparse(&src.join("sparse"), 64 << 20);
+        common::exact::write_sparse(&src.join("sparse"), 4 << 20);
         let out = std::fs::File::create(dir.path().join("out")).unwrap();
         let child = Command::new(common::bin())
             .args(["watch", "-a", "-v"])
@@ -119,7 +119,7 @@ fn watch_replicates_acls_xattrs_owner_links_and_holes() {
                 .write(true)
                 .open(s.join("sparse"))
                 .unwrap();
-            f.set_len(256 << 20).unwrap();
+            f.set_len(16 << 20).unwrap();
         }),
     ];
     for (step, act) in steps {
