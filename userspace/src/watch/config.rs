@@ -11,7 +11,10 @@ use crate::exclude::Excludes;
 pub struct Config {
     /// Coalescing and settle delays.
     pub delays: Delays,
-    /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO`.
+    /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO` (the kernel
+    /// queues both in one rename, but a reader on another CPU can see the
+    /// first alone; 5 ms was too short for a slow guest, where a rename
+    /// then became a copy).
     pub pair_window: Duration,
     /// Period of the rescans of directories that could not be watched.
     pub rescan_interval: Duration,
@@ -29,7 +32,7 @@ impl Default for Config {
         let cpus = thread::available_parallelism().map_or(2, |n| n.get());
         Config {
             delays: Delays::default(),
-            pair_window: Duration::from_millis(5),
+            pair_window: Duration::from_millis(50),
             rescan_interval: Duration::from_secs(1),
             workers: cpus.clamp(2, 4),
             recursive: true,
