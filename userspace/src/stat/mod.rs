@@ -302,14 +302,7 @@ mod tests {
     use std::fs;
 
     fn fake_readdir(abi: Option<&str>, nr: Option<&str>) -> tempfile::TempDir {
-        let d = tempfile::tempdir().unwrap();
-        if let Some(a) = abi {
-            fs::write(d.path().join("abi_version"), a).unwrap();
-        }
-        if let Some(n) = nr {
-            fs::write(d.path().join("readdir_syscall_nr"), n).unwrap();
-        }
-        d
+        fake_sysfs(abi, "readdir_syscall_nr", nr)
     }
 
     #[test]
@@ -411,12 +404,18 @@ mod tests {
     }
 
     fn fake(abi: Option<&str>, nr: Option<&str>) -> tempfile::TempDir {
+        fake_sysfs(abi, "syscall_nr", nr)
+    }
+
+    /// A sysfs directory with `abi_version` and the number file `nr_file`
+    /// (each only when given).
+    fn fake_sysfs(abi: Option<&str>, nr_file: &str, nr: Option<&str>) -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
         if let Some(a) = abi {
             fs::write(d.path().join("abi_version"), a).unwrap();
         }
         if let Some(n) = nr {
-            fs::write(d.path().join("syscall_nr"), n).unwrap();
+            fs::write(d.path().join(nr_file), n).unwrap();
         }
         d
     }
