@@ -7,7 +7,7 @@
 # and the syscall backend (dirsync_readdir: one call per 64 KiB of
 # records), RUNS runs of each, interleaved; prints the medians and the
 # ratio on "bench resync" lines.  Not a test: the numbers are printed, not
-# asserted (TCG, a debug kernel: only the ratio means something).
+# asserted (TCG: only the ratio means something).
 #
 # Environment: DIRSYNC_RESYNC_FILES (default 20000), DIRSYNC_RESYNC_RUNS
 # (default 7), DIRSYNC_BIN (default /guest/bin/dirsync).

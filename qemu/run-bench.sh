@@ -5,7 +5,8 @@
 # statx and fstatat, existing and missing names, 1 and 2 threads), then
 # the unchanged resync of a 20,000-file tree with each metadata backend
 # (qemu/guest-bench-resync.sh, "bench resync" lines with the ratio).  The
-# kernel is a debug kernel under TCG: only the ratios mean something.
+# kernel has no debug option, but runs under TCG: only the ratios mean
+# something.
 set -euo pipefail
 # shellcheck source=qemu/vm-lib.sh
 . "$(dirname "$0")/vm-lib.sh"

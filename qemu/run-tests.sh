@@ -2,11 +2,12 @@
 # make qemu-test: boots the patched kernel in QEMU and runs the guest tests,
 # on two kernels one after the other:
 #
-#   default  tinyconfig + qemu/kernel.config (SMP, PREEMPT, lockdep, atomic
-#            sleep and hung-task checks): every guest test, then the
+#   default  tinyconfig + qemu/kernel.config (SMP, PREEMPT, no debug option
+#            that costs at run time): every guest test, then the
 #            microbenchmark and the unchanged-resync benchmark with each
 #            backend (qemu/guest-bench-resync.sh; printed, not asserted)
-#   kasan    the same plus qemu/kernel-kasan.config (KASAN, UBSAN): the
+#   kasan    the debug kernel: the same plus qemu/kernel-kasan.config
+#            (lockdep, atomic sleep and hung-task checks, KASAN, UBSAN): the
 #            guest tests whose name matches DIRSYNC_KASAN_TESTS (default
 #            "*", every test: 3 to 4 minutes under TCG; "1*" is the
 #            kselftest alone), no microbenchmark

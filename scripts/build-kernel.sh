@@ -4,8 +4,8 @@
 #   scripts/build-kernel.sh [--force] [--variant NAME]
 #
 # Variants: the default one (tinyconfig + qemu/kernel.config: SMP, PREEMPT,
-# lockdep, ...) and "kasan" (the same plus qemu/kernel-kasan.config: KASAN
-# and UBSAN).  Each variant has its own cache key and its own build output
+# no debug option that costs at run time) and "kasan", the debug kernel
+# (the same plus qemu/kernel-kasan.config: lockdep, KASAN, UBSAN, ...).  Each variant has its own cache key and its own build output
 # directory, so both stay incrementally cached side by side.
 #
 # Source: Debian's linux-source-6.12 tarball, extracted once into
