@@ -73,10 +73,9 @@ const fn record_len(namelen: usize) -> usize {
     (HEADER + namelen + 1 + 7) & !7
 }
 
-/// Lays out the record of `name` at the start of `rec` (exactly its
-/// length): every byte written, the metadata zero.
+/// Lays out the record of `name` in `rec` (exactly its length, all zero):
+/// the header fields and the name; the metadata stays zero.
 fn put_record(rec: &mut [u8], name: &[u8], d_type: u8, reclen: u16, namelen: u16) {
-    rec.fill(0);
     rec[RECLEN..RECLEN + 2].copy_from_slice(&reclen.to_ne_bytes());
     rec[D_TYPE] = d_type;
     rec[NAMELEN..NAMELEN + 2].copy_from_slice(&namelen.to_ne_bytes());
@@ -126,12 +125,14 @@ fn readdir(fd: c_uint, buf: UserPtr, size: usize, flags: u32) -> Result<usize> {
     let size = size.min(MAX_SIZE);
     let query_flags = flags & at::STATX_SYNC_TYPE;
     let mut dir = PosFile::fdget_pos(fd)?;
-    let mut chunk = KVVec::from_elem(0u8, size.min(CHUNK), GFP_KERNEL)?;
     let mut out = UserSlice::new(buf, size).writer();
     let mut written = 0;
     loop {
         let room = out.len().min(CHUNK);
         let start = dir.pos();
+        // Not zeroed as a whole: each record is, as it is added (a chunk is
+        // often mostly unused, and this runs once per chunk).
+        let mut chunk = KVVec::with_capacity(room, GFP_KERNEL)?;
         let mut used = 0;
         // Whether an entry did not fit: the directory has not ended.
         let mut stopped = false;
@@ -148,7 +149,8 @@ fn readdir(fd: c_uint, buf: UserPtr, size: usize, flags: u32) -> Result<usize> {
                 stopped = true;
                 return false;
             };
-            if used + len > room {
+            // Within the capacity: this does not allocate, and cannot fail.
+            if used + len > room || chunk.extend_with(len, 0, GFP_KERNEL).is_err() {
                 stopped = true;
                 return false;
             }
