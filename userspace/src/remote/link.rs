@@ -63,6 +63,13 @@ pub struct Link {
     features: std::sync::atomic::AtomicU64,
     /// Requests that waited for a reply (round trips).
     calls: std::sync::atomic::AtomicU64,
+    /// Requests sent whose reply nobody took yet, and the most at once.
+    pending: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+}
+
+/// A request on its way: [`Link::wait`] takes its reply.
+pub struct Pending {
+    rx: mpsc::Receiver<Outcome>,
 }
 
 /// The error every call gets once the link is down.
@@ -95,6 +102,7 @@ impl Link {
             host: host.to_string(),
             features: std::sync::atomic::AtomicU64::new(0),
             calls: std::sync::atomic::AtomicU64::new(0),
+            pending: Default::default(),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
@@ -114,6 +122,12 @@ impl Link {
     /// How many requests waited for a reply so far (round trips).
     pub fn round_trips(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were on their way at once (sent, reply not
+    /// taken yet): how far the listings were pipelined.
+    pub fn most_pending(&self) -> u64 {
+        self.pending.1.load(Ordering::Relaxed)
     }
 
     /// The peer's name.
@@ -170,6 +184,13 @@ impl Link {
 
     /// Sends the request `make(req)` and waits for its reply.
     pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
+        let p = self.request(make)?;
+        self.wait(p)
+    }
+
+    /// Sends the request `make(req)` (flushed) without waiting: several
+    /// can be on their way at once; [`Link::wait`] takes the reply.
+    pub fn request(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<Pending> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
@@ -184,10 +205,26 @@ impl Link {
             lock(&self.waiters).remove(&req);
             return Err(e);
         }
-        match rx.recv() {
+        let now = self.pending.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pending.1.fetch_max(now, Ordering::Relaxed);
+        Ok(Pending { rx })
+    }
+
+    /// The reply of a request sent by [`Link::request`].
+    pub fn wait(&self, p: Pending) -> io::Result<(Answer, Vec<Entry>)> {
+        let r = p.rx.recv();
+        self.pending.0.fetch_sub(1, Ordering::Relaxed);
+        match r {
             Ok(r) => r,
             Err(_) => Err(lost(&self.host, &self.down().unwrap_or_default())),
         }
+    }
+
+    /// A request whose reply nobody will take (its listing is not
+    /// needed any more): no longer counted as on its way.
+    pub fn abandon(&self, p: Pending) {
+        drop(p);
+        self.pending.0.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn set_down(&self, why: &str) {
