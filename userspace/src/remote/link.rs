@@ -70,6 +70,21 @@ pub struct Link {
 /// A request on its way: [`Link::wait`] takes its reply.
 pub struct Pending {
     rx: mpsc::Receiver<Outcome>,
+    /// The reply, once [`Pending::arrived`] saw it.
+    got: Option<Outcome>,
+}
+
+impl Pending {
+    /// The listing, if the reply is here (without waiting).
+    pub fn arrived(&mut self) -> Option<&[Entry]> {
+        if self.got.is_none() {
+            self.got = self.rx.try_recv().ok();
+        }
+        match &self.got {
+            Some(Ok((_, entries))) => Some(entries),
+            _ => None,
+        }
+    }
 }
 
 /// The error every call gets once the link is down.
@@ -207,12 +222,15 @@ impl Link {
         }
         let now = self.pending.0.fetch_add(1, Ordering::Relaxed) + 1;
         self.pending.1.fetch_max(now, Ordering::Relaxed);
-        Ok(Pending { rx })
+        Ok(Pending { rx, got: None })
     }
 
     /// The reply of a request sent by [`Link::request`].
     pub fn wait(&self, p: Pending) -> io::Result<(Answer, Vec<Entry>)> {
-        let r = p.rx.recv();
+        let r = match p.got {
+            Some(got) => Ok(got),
+            None => p.rx.recv(),
+        };
         self.pending.0.fetch_sub(1, Ordering::Relaxed);
         match r {
             Ok(r) => r,
@@ -356,12 +374,24 @@ impl Link {
     /// Waits until the agent has done everything sent so far, then
     /// corrects `summary` with what its notes said. An error: the link is
     /// down, or an out-of-space failure stopped the run (path, error).
-    pub fn finish(&self, summary: &mut Summary) -> Result<(), (Option<PathBuf>, io::Error)> {
+    /// `last`: the goodbye goes right behind the barrier (the end of a
+    /// one-shot run: the agent answers, then ends, and the transport with
+    /// it, without another round trip).
+    pub fn finish(
+        &self,
+        summary: &mut Summary,
+        last: bool,
+    ) -> Result<(), (Option<PathBuf>, io::Error)> {
         if let Some((p, e)) = lock(&self.fatal).take() {
             return Err((Some(p), e));
         }
-        self.call(|req| Msg::Barrier { req })
+        let barrier = self
+            .request(|req| Msg::Barrier { req })
             .map_err(|e| (None, e))?;
+        if last {
+            let _ = self.send(&Msg::Bye, true);
+        }
+        self.wait(barrier).map_err(|e| (None, e))?;
         if let Some((p, e)) = lock(&self.fatal).take() {
             return Err((Some(p), e));
         }

@@ -31,13 +31,33 @@ const CHUNK: usize = 256 << 10;
 pub struct RemoteReplica {
     link: Arc<Link>,
     pre: Arc<Prefetch>,
+    /// A one-shot run: the root's listing is asked for with its opening
+    /// (the run lists it next; a watcher's operations mostly do not), and
+    /// a directory written into does not ask for its own attributes (a
+    /// watcher's operation ends with that exchange: once it is over, the
+    /// agent has carried out the operation, and the watcher may stop).
+    one_shot: bool,
 }
 
 impl RemoteReplica {
     /// The replica behind `link`.
     pub fn new(link: Arc<Link>) -> Self {
         let pre = Arc::new(Prefetch::new(link.clone()));
-        RemoteReplica { link, pre }
+        RemoteReplica {
+            link,
+            pre,
+            one_shot: false,
+        }
+    }
+
+    /// The replica of a one-shot run (push, or the engine of a pull): the
+    /// root's listing travels with the root's stat, and the run's final
+    /// barrier is the only exchange after the walk.
+    pub fn one_shot(link: Arc<Link>) -> Self {
+        RemoteReplica {
+            one_shot: true,
+            ..Self::new(link)
+        }
     }
 }
 
@@ -57,7 +77,12 @@ impl Replica for RemoteReplica {
             name: None,
         };
         self.link.send(&m, false)?;
-        Ok(Box::new(RemoteDir::new(&self.link, &self.pre, id, false)))
+        let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
+        d.one_shot = self.one_shot;
+        if self.one_shot {
+            *lock(&d.ahead) = Some(self.link.request(|req| Msg::List { req, id })?);
+        }
+        Ok(Box::new(d))
     }
 
     fn rename(&self, from: &[CString], to: &[CString]) -> io::Result<bool> {
@@ -82,6 +107,8 @@ struct RemoteDir {
     ahead: Mutex<Option<Pending>>,
     /// A change inside it was sent: its own mtime is not known any more.
     written: std::sync::atomic::AtomicBool,
+    /// Of a one-shot run ([`RemoteReplica::one_shot`]).
+    one_shot: bool,
     /// The last listing, by name.
     cache: Mutex<HashMap<CString, Entry>>,
     /// Subdirectories created through this handle.
@@ -97,6 +124,7 @@ impl RemoteDir {
             fresh,
             ahead: Mutex::new(None),
             written: Default::default(),
+            one_shot: false,
             cache: Mutex::new(HashMap::new()),
             created: Mutex::new(HashSet::new()),
         }
@@ -176,7 +204,7 @@ impl ReplicaDir for RemoteDir {
                 ids: Default::default(),
             });
         }
-        if self.written.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.one_shot && self.written.load(std::sync::atomic::Ordering::Relaxed) {
             // Changes went in without waiting, so its mtime is whatever
             // the agent's clock said then: not worth a round trip. An
             // answer that matches no SRC (no such mode or mtime) makes
@@ -206,7 +234,8 @@ impl ReplicaDir for RemoteDir {
     fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
         let fresh = lock(&self.created).remove(name);
         if let (false, Some((id, p))) = (fresh, self.pre.take(self.id, name)) {
-            let d = RemoteDir::new(&self.link, &self.pre, id, false);
+            let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
+            d.one_shot = self.one_shot;
             *lock(&d.ahead) = Some(p);
             return Ok(Box::new(d));
         }
@@ -217,7 +246,9 @@ impl ReplicaDir for RemoteDir {
             name: Some(name.to_owned()),
         };
         self.link.send(&m, false)?;
-        Ok(Box::new(RemoteDir::new(&self.link, &self.pre, id, fresh)))
+        let mut d = RemoteDir::new(&self.link, &self.pre, id, fresh);
+        d.one_shot = self.one_shot;
+        Ok(Box::new(d))
     }
     fn create_dir(&self, name: &CStr) -> io::Result<()> {
         let m = Msg::CreateDir {

@@ -38,7 +38,7 @@ fn push_jobs(src: &Path, dst: &Path, jobs: usize) -> (crate::sync::Summary, u64,
     let r = FrameReader::new(Box::new(a.try_clone().unwrap()));
     let w = FrameWriter::new(Box::new(a));
     let link = Link::start(r, w, Arc::new(NullReporter), dst, "test");
-    let replica = Box::new(RemoteReplica::new(link.clone()));
+    let replica = Box::new(RemoteReplica::one_shot(link.clone()));
     let options = Options {
         stat_backend: BackendChoice::Statx,
         jobs,
@@ -54,9 +54,8 @@ fn push_jobs(src: &Path, dst: &Path, jobs: usize) -> (crate::sync::Summary, u64,
     )
     .unwrap();
     let mut summary = syncer.sync_all().unwrap();
-    link.finish(&mut summary).unwrap();
+    link.finish(&mut summary, true).unwrap();
     let trips = link.round_trips();
-    link.send(&super::proto::Msg::Bye, true).unwrap();
     drop(syncer);
     agent.join().unwrap();
     (summary, trips, link.most_pending())
