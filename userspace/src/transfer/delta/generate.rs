@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use super::{strong, DeltaError, Op, Rolling, Signature, MAX_LITERAL, STRONG_LEN};
+use super::{strong, DeltaError, Op, Rolling, Signature, MAX_LITERAL, MAX_STRONG};
 
 /// Bytes read from the new file at a time.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 /// Most blocks with the same weak checksum compared with a window.
 const MAX_CANDIDATES: usize = 64;
 /// End of a chain in [`Index::next`].
@@ -36,9 +36,9 @@ impl<'s> Index<'s> {
     /// trying `hint` (the block after the last match) first.
     fn find(&self, weak: u32, window: &[u8], hint: Option<u32>) -> Option<u32> {
         let mut cand = *self.first.get(&weak)?;
-        let mut hash: Option<[u8; STRONG_LEN]> = None;
+        let mut hash: Option<[u8; MAX_STRONG]> = None;
         let mut same = |i: u32| {
-            let h = hash.get_or_insert_with(|| strong(window));
+            let h = hash.get_or_insert_with(|| strong(window, self.sig.strong_len));
             self.sig.blocks[i as usize].strong == *h
         };
         if let Some(h) = hint.filter(|&h| (h as usize) < self.next.len()) {
@@ -178,7 +178,7 @@ where
         len == tail.len()
             && len > 0
             && sig.blocks[i as usize].weak == Rolling::new(tail).digest()
-            && sig.blocks[i as usize].strong == strong(tail)
+            && sig.blocks[i as usize].strong == strong(tail, sig.strong_len)
     });
     match short {
         Some(i) => {
