@@ -97,12 +97,16 @@ pub fn block_len_for(size: u64) -> u32 {
 /// blocks; with a 32-bit weak sum, a false match of both sums is
 /// expected about once in 2^[`STRONG_BIAS`] files when the weak and
 /// strong sums have together `STRONG_BIAS + log2(len) + log2(blocks)`
-/// bits. Within [`MIN_STRONG`]..=[`MAX_STRONG`].
+/// bits. The window after a match is compared with the next block by
+/// the strong hash alone (up to `blocks` times), so that has at least
+/// `STRONG_BIAS + log2(blocks)` bits. Within
+/// [`MIN_STRONG`]..=[`MAX_STRONG`].
 pub fn strong_len_for(len: u64, block_len: u32) -> usize {
     let log2_ceil = |x: u64| 64 - x.max(1).saturating_sub(1).leading_zeros();
     let blocks = len.div_ceil(block_len.max(1) as u64);
-    let bits = (STRONG_BIAS + log2_ceil(len) + log2_ceil(blocks)).saturating_sub(32);
-    (bits.div_ceil(8) as usize).clamp(MIN_STRONG, MAX_STRONG)
+    let rolling = (STRONG_BIAS + log2_ceil(len) + log2_ceil(blocks)).saturating_sub(32);
+    let next = STRONG_BIAS + log2_ceil(blocks);
+    (rolling.max(next).div_ceil(8) as usize).clamp(MIN_STRONG, MAX_STRONG)
 }
 
 /// The weak checksum of a window (rsync's: two 16-bit sums), which moves

@@ -170,8 +170,10 @@ fn the_rolling_checksum_is_rsyncs() {
 fn the_strong_hash_is_as_long_as_the_file_needs() {
     // 256 MiB in 32 KiB blocks: 24 + 28 + 13 bits, less the weak 32.
     assert_eq!(strong_len_for(256 << 20, 32768), 5);
-    assert_eq!(strong_len_for(1 << 20, MIN_BLOCK), 3);
-    assert_eq!(strong_len_for(0, MIN_BLOCK), MIN_STRONG);
+    // 1 MiB in 2 KiB blocks: the window after a match is compared by
+    // its strong hash alone, 24 + 9 bits.
+    assert_eq!(strong_len_for(1 << 20, MIN_BLOCK), 5);
+    assert_eq!(strong_len_for(0, MIN_BLOCK), 3);
     assert_eq!(strong_len_for(u64::MAX, MIN_BLOCK), 14);
     let mut prev = 0;
     for shift in 0..63 {
