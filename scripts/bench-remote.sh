@@ -13,7 +13,8 @@
 #   (d) loopback only: a BIG_MIB MiB file with 1 MiB changed in the middle,
 #       resynced: time and bytes on the wire, counted by a relay around
 #       ssh (userspace/tests/common/count_rsh.py) for both tools; once with
-#       the changed MiB on a block boundary, once 12,345 bytes off
+#       the changed MiB on a block boundary, once 12,345 bytes off (median
+#       time of RUNS runs, interleaved)
 #   (e) loopback only: watch latency, `dirsync watch SRC host:DST` against
 #       lsyncd (default.rsync, delay 0, rsync over the same ssh): N_WATCH
 #       (lsyncd: N_WATCH_PEER) single-file changes, one at a time, from
@@ -191,18 +192,27 @@ r=$(rsh "$PORT")
 DELTA_CASES=("aligned $((BIG_MIB << 19))" "unaligned $(((BIG_MIB << 19) + 12345))")
 for c in "${DELTA_CASES[@]}"; do
 	read -r at off <<<"$c"
+	# RUNS runs of each tool, interleaved; the median time, the bytes of
+	# the last run (the same each run).
+	declare -A T=()
+	for _ in $(seq "$RUNS"); do
+		for tool in dirsync rsync; do
+			rm -rf "$DST" "$WORK/count"
+			mkdir -p "$WORK/count"
+			cp "$SRC/big" "$WORK/big.orig"
+			run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
+			dd if="$WORK/change" of="$SRC/big" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
+			T[$tool]+=" $(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")"
+			R[d/$at/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
+			cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
+			mv "$WORK/big.orig" "$SRC/big"
+		done
+	done
 	for tool in dirsync rsync; do
-		rm -rf "$DST" "$WORK/count"
-		mkdir -p "$WORK/count"
-		cp "$SRC/big" "$WORK/big.orig"
-		run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
-		dd if="$WORK/change" of="$SRC/big" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
-		R[d/$at/$tool/s]=$(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")
-		R[d/$at/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
-		cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
-		mv "$WORK/big.orig" "$SRC/big"
-		printf '  delta    %-9s %-7s %8.3f s, %d bytes on the wire\n' "$at" "$tool" \
-			"${R[d/$at/$tool/s]}" "${R[d/$at/$tool/bytes]}"
+		# shellcheck disable=SC2086 # the runs, one word each
+		R[d/$at/$tool/s]=$(median ${T[$tool]})
+		printf '  delta    %-9s %-7s %8.3f s, %d bytes on the wire  (runs:%s)\n' "$at" "$tool" \
+			"${R[d/$at/$tool/s]}" "${R[d/$at/$tool/bytes]}" "${T[$tool]}"
 	done
 done
 rm -rf "$SRC" "$DST"
@@ -282,7 +292,7 @@ d99=${R[e/dirsync/p99]}
 peer="(no lsyncd)" pr="-"
 if [ -n "${R[e/lsyncd/p99]:-}" ]; then
 	peer="lsyncd: p50 $(ms "${R[e/lsyncd/p50]}") ms, p99 $(ms "${R[e/lsyncd/p99]}") ms, lost ${R[e/lsyncd/lost]}"
-	pr="p99 $(ratio "$d99" "${R[e/lsyncd/p99]}")x"
+	pr="p99 $(echo "scale=4; $d99 / ${R[e/lsyncd/p99]}" | bc -l)x"
 fi
 printf '| loopback | watch latency, 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
 	"$(ms "${R[e/dirsync/p50]}")" "$(ms "$d99")" "${R[e/dirsync/lost]}" "$peer" "$pr" \
