@@ -355,3 +355,7 @@ pub fn on_message(
         _ => Err("not a delta message".into()),
     }
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;
