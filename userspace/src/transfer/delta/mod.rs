@@ -44,7 +44,7 @@ pub use generate::generate;
 
 /// The smallest block length (small files).
 pub const MIN_BLOCK: u32 = 2 * 1024;
-/// The largest block length (files of 16 GiB and more).
+/// The largest block length (files of 4 GiB and more).
 pub const MAX_BLOCK: u32 = 128 * 1024;
 /// The most blocks a signature may have (with [`MAX_BLOCK`]: 2 TiB).
 pub const MAX_BLOCKS: u64 = 1 << 24;
