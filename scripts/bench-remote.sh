@@ -21,7 +21,15 @@
 #       against `rsync -az`
 #   (d) loopback only: a BIG_MIB MiB file with 1 MiB changed in the middle,
 #       resynced: time and bytes on the wire, counted by a relay around
-#       ssh (userspace/tests/common/count_rsh.py) for both tools
+#       ssh (userspace/tests/common/count_rsh.py) for both tools; once with
+#       the changed MiB on a block boundary, once 12,345 bytes off (median
+#       time of RUNS runs, interleaved)
+#   (e) loopback only: watch latency, `dirsync watch SRC host:DST` against
+#       lsyncd (default.rsync, delay 0, rsync over the same ssh): N_WATCH
+#       (lsyncd: N_WATCH_PEER) single-file changes, one at a time, from
+#       the writer's close() to DST's file having the new content
+#       (p50/p99; the probe of scripts/bench-watch.sh, watching DST with
+#       inotify)
 # Each link's line also gives `ssh HOST true` (the session setup both
 # tools pay on every run: key exchange, authentication, the remote login
 # shell), the floor under any run's time.
@@ -29,6 +37,7 @@
 # goes only to loopback and to the namespace it creates (removed at exit).
 #
 #   scripts/bench-remote.sh                  # RUNS=3 FILES=20000 BIG_MIB=256
+#                                            # N_WATCH=200 N_WATCH_PEER=50
 #   RUNS=1 FILES=2000 scripts/bench-remote.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -239,20 +248,87 @@ rm -rf "$SRC" "$DST"
 echo "bench-remote: the delta case, $BIG_MIB MiB with 1 MiB changed (loopback)"
 mkdir -p "$SRC"
 head -c "$((BIG_MIB << 20))" /dev/urandom >"$SRC/big"
+head -c 1048576 /dev/urandom >"$WORK/change"
 r=$(rsh "$PORT" -)
-for tool in dirsync rsync; do
-	rm -rf "$DST" "$WORK/count"
-	mkdir -p "$WORK/count"
-	cp "$SRC/big" "$WORK/big.orig"
-	run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
-	head -c 1048576 /dev/urandom | dd of="$SRC/big" bs=1M seek="$((BIG_MIB / 2))" conv=notrunc status=none
-	R[d/$tool/s]=$(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")
-	R[d/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
-	cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
-	mv "$WORK/big.orig" "$SRC/big"
-	printf '  delta    %-7s %8.3f s, %d bytes on the wire\n' "$tool" "${R[d/$tool/s]}" "${R[d/$tool/bytes]}"
+# Where the changed MiB goes: on a block boundary (the middle), or not.
+DELTA_CASES=("aligned $((BIG_MIB << 19))" "unaligned $(((BIG_MIB << 19) + 12345))")
+for c in "${DELTA_CASES[@]}"; do
+	read -r at off <<<"$c"
+	# RUNS runs of each tool, interleaved; the median time, the bytes of
+	# the last run (the same each run).
+	declare -A T=()
+	for _ in $(seq "$RUNS"); do
+		for tool in dirsync rsync; do
+			rm -rf "$DST" "$WORK/count"
+			mkdir -p "$WORK/count"
+			cp "$SRC/big" "$WORK/big.orig"
+			run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
+			dd if="$WORK/change" of="$SRC/big" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
+			T[$tool]+=" $(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")"
+			R[d/$at/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
+			cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
+			mv "$WORK/big.orig" "$SRC/big"
+		done
+	done
+	for tool in dirsync rsync; do
+		# shellcheck disable=SC2086 # the runs, one word each
+		R[d/$at/$tool/s]=$(median ${T[$tool]})
+		printf '  delta    %-9s %-7s %8.3f s, %d bytes on the wire  (runs:%s)\n' "$at" "$tool" \
+			"${R[d/$at/$tool/s]}" "${R[d/$at/$tool/bytes]}" "${T[$tool]}"
+	done
 done
+rm -rf "$SRC" "$DST"
 
+# (e) Watch latency over ssh, with the probe of scripts/bench-watch.sh.
+N_WATCH=${N_WATCH:-200}
+N_WATCH_PEER=${N_WATCH_PEER:-50}
+PROBE=$PWD/userspace/target/release/examples/watch_latency
+[ -x "$PROBE" ] || (cd userspace && cargo build --release --locked -q --example watch_latency)
+echo "bench-remote: watch latency over ssh (loopback), $N_WATCH changes (lsyncd: $N_WATCH_PEER)"
+WTOOLS=(dirsync)
+if command -v lsyncd >/dev/null; then
+	WTOOLS+=(lsyncd)
+else
+	echo "bench-remote: lsyncd is missing: watch latency of dirsync alone" >&2
+fi
+# field NAME LINE: the value of NAME=... in the probe's output.
+field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+for tool in "${WTOOLS[@]}"; do
+	rm -rf "$SRC" "$DST"
+	mkdir -p "$SRC/lat" "$DST"
+	for i in $(seq 0 15); do echo start >"$SRC/lat/f$i"; done
+	case $tool in
+	dirsync)
+		n=$N_WATCH
+		"$DIRSYNC" watch -q -e "$r" --remote-path "$DIRSYNC" "$SRC" "127.0.0.1:$DST" \
+			>"$WORK/watch.log" 2>&1 &
+		;;
+	lsyncd)
+		n=$N_WATCH_PEER
+		cat >"$WORK/lsyncd.conf" <<CONF
+settings { nodaemon = true, logfile = "$WORK/lsyncd.log", statusFile = "$WORK/lsyncd.status", insist = true }
+sync { default.rsync, source = "$SRC", target = "127.0.0.1:$DST", delay = 0, rsync = { rsh = "$r" } }
+CONF
+		lsyncd "$WORK/lsyncd.conf" >"$WORK/watch.log" 2>&1 &
+		;;
+	esac
+	wpid=$!
+	PIDS+=("$wpid")
+	for _ in $(seq 300); do
+		diff -rq "$SRC" "$DST" >/dev/null 2>&1 && break
+		sleep 0.1
+	done
+	diff -rq "$SRC" "$DST" >/dev/null || die "bench-remote: $tool watch: DST never caught up"
+	sleep 0.5
+	out=$("$PROBE" latency "$SRC" "$DST" "$n")
+	kill -TERM "$wpid" 2>/dev/null || true
+	wait "$wpid" 2>/dev/null || true
+	R[e/$tool/p50]=$(field p50_us "$out")
+	R[e/$tool/p99]=$(field p99_us "$out")
+	R[e/$tool/lost]=$(field lost "$out")
+	echo "  watch    $tool: $out"
+done
+rm -rf "$SRC" "$DST"
 echo
 echo "| link | scenario | dirsync | rsync -a --delete -e ssh | dirsync/rsync | target | met |"
 echo "|---|---|---|---|---|---|---|"
@@ -278,7 +354,20 @@ for link in "${LINKS[@]}"; do
 			"$(ratio "$d" "$x")" "$target" "$met"
 	done
 done
-d=${R[d/dirsync/bytes]} x=${R[d/rsync/bytes]}
-printf '| loopback | %s MiB, 1 MiB changed | %.3f s, %d B | %.3f s, %d B | bytes %sx | bytes <= rsync | %s |\n' \
-	"$BIG_MIB" "${R[d/dirsync/s]}" "$d" "${R[d/rsync/s]}" "$x" "$(ratio "$d" "$x")" \
-	"$([ "$d" -le "$x" ] && echo yes || echo NO)"
+for c in "${DELTA_CASES[@]}"; do
+	read -r at _ <<<"$c"
+	d=${R[d/$at/dirsync/bytes]} x=${R[d/$at/rsync/bytes]}
+	printf '| loopback | %s MiB, 1 MiB changed (%s) | %.3f s, %d B | %.3f s, %d B | bytes %sx, time %sx | bytes <= rsync | %s |\n' \
+		"$BIG_MIB" "$at" "${R[d/$at/dirsync/s]}" "$d" "${R[d/$at/rsync/s]}" "$x" "$(ratio "$d" "$x")" \
+		"$(ratio "${R[d/$at/dirsync/s]}" "${R[d/$at/rsync/s]}")" "$([ "$d" -le "$x" ] && echo yes || echo NO)"
+done
+ms() { echo "scale=1; $1 / 1000" | bc -l; }
+d99=${R[e/dirsync/p99]}
+peer="(no lsyncd)" pr="-"
+if [ -n "${R[e/lsyncd/p99]:-}" ]; then
+	peer="lsyncd: p50 $(ms "${R[e/lsyncd/p50]}") ms, p99 $(ms "${R[e/lsyncd/p99]}") ms, lost ${R[e/lsyncd/lost]}"
+	pr="p99 $(echo "scale=4; $d99 / ${R[e/lsyncd/p99]}" | bc -l)x"
+fi
+printf '| loopback | watch latency, 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
+	"$(ms "${R[e/dirsync/p50]}")" "$(ms "$d99")" "${R[e/dirsync/lost]}" "$peer" "$pr" \
+	"$([ "$d99" -lt 30000 ] && [ "${R[e/dirsync/lost]}" = 0 ] && echo yes || echo NO)"
