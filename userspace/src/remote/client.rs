@@ -216,18 +216,18 @@ pub fn push(
     let link = Link::start(r, w, rep.clone(), &label, host);
     link.set_features(features);
     let _ = rep.link.set(Arc::downgrade(&link));
-    let replica = exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
+    let replica =
+        exists.then(|| Box::new(RemoteReplica::one_shot(link.clone())) as Box<dyn Replica>);
     let syncer = Syncer::with_replica(src, &label, replica, created, options, rep)?;
     let result = syncer.sync_all();
     if let Some(why) = link.down() {
         return Err(protocol(host, super::link::lost(host, &why)));
     }
     let mut summary = result?;
-    link.finish(&mut summary).map_err(|(p, e)| match p {
+    link.finish(&mut summary, true).map_err(|(p, e)| match p {
         Some(p) => RemoteError::Sync(crate::Error::at("cannot write", p, e)),
         None => protocol(host, e),
     })?;
-    let _ = link.send(&Msg::Bye, true);
     drop(syncer);
     transport.finish(Duration::from_secs(10));
     Ok(summary)

@@ -17,10 +17,15 @@ use super::link::Link;
 use super::proto::{Answer, Msg};
 use crate::sys;
 use crate::transfer::delta::wire::MAX_OP_BYTES;
-use crate::transfer::delta::{generate, DeltaError, Signature};
+use crate::transfer::delta::{generate, DeltaError, Op, Signature};
 
 /// Bytes of ops per [`Msg::Delta`].
 const OPS_BATCH: usize = 256 << 10;
+/// Bytes of the new file that the ops of one [`Msg::Delta`] stand for
+/// at most: a batch of copies is sent (and flushed) when it has that
+/// much for the receiver to do, not when it is large, so the receiver
+/// works while the sender matches (see `generate::MAX_COPY_RUN`).
+const WORK_BATCH: u64 = 8 << 20;
 
 /// Reads a descriptor from its offset.
 struct FdReader<'a>(BorrowedFd<'a>);
@@ -48,11 +53,19 @@ pub fn send_file(
 ) -> io::Result<Option<u64>> {
     let sig = Signature::decode(signature).map_err(invalid)?;
     let mut batch = Vec::with_capacity(OPS_BATCH + MAX_OP_BYTES);
+    let mut work = 0u64;
+    let bl = sig.block_len() as u64;
     let n = generate(&sig, FdReader(src).take(len), |op| {
         op.encode(&mut batch);
-        if batch.len() >= OPS_BATCH {
+        work += match op {
+            Op::Copy { count, .. } => count as u64 * bl,
+            Op::Literal(d) => d.len() as u64,
+            Op::End { .. } => 0,
+        };
+        if batch.len() >= OPS_BATCH || work >= WORK_BATCH {
             let ops = std::mem::take(&mut batch);
-            link.send(&Msg::Delta { fid, ops }, false)?;
+            link.send(&Msg::Delta { fid, ops }, work >= WORK_BATCH)?;
+            work = 0;
         }
         Ok(())
     })

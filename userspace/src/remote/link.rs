@@ -63,6 +63,28 @@ pub struct Link {
     features: std::sync::atomic::AtomicU64,
     /// Requests that waited for a reply (round trips).
     calls: std::sync::atomic::AtomicU64,
+    /// Requests sent whose reply nobody took yet, and the most at once.
+    pending: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+}
+
+/// A request on its way: [`Link::wait`] takes its reply.
+pub struct Pending {
+    rx: mpsc::Receiver<Outcome>,
+    /// The reply, once [`Pending::arrived`] saw it.
+    got: Option<Outcome>,
+}
+
+impl Pending {
+    /// The listing, if the reply is here (without waiting).
+    pub fn arrived(&mut self) -> Option<&[Entry]> {
+        if self.got.is_none() {
+            self.got = self.rx.try_recv().ok();
+        }
+        match &self.got {
+            Some(Ok((_, entries))) => Some(entries),
+            _ => None,
+        }
+    }
 }
 
 /// The error every call gets once the link is down.
@@ -95,6 +117,7 @@ impl Link {
             host: host.to_string(),
             features: std::sync::atomic::AtomicU64::new(0),
             calls: std::sync::atomic::AtomicU64::new(0),
+            pending: Default::default(),
         });
         let l = link.clone();
         std::thread::spawn(move || l.read_loop(r));
@@ -114,6 +137,12 @@ impl Link {
     /// How many requests waited for a reply so far (round trips).
     pub fn round_trips(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// The most requests that were on their way at once (sent, reply not
+    /// taken yet): how far the listings were pipelined.
+    pub fn most_pending(&self) -> u64 {
+        self.pending.1.load(Ordering::Relaxed)
     }
 
     /// The peer's name.
@@ -170,6 +199,13 @@ impl Link {
 
     /// Sends the request `make(req)` and waits for its reply.
     pub fn call(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<(Answer, Vec<Entry>)> {
+        let p = self.request(make)?;
+        self.wait(p)
+    }
+
+    /// Sends the request `make(req)` (flushed) without waiting: several
+    /// can be on their way at once; [`Link::wait`] takes the reply.
+    pub fn request(&self, make: impl FnOnce(u32) -> Msg) -> io::Result<Pending> {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
@@ -184,10 +220,29 @@ impl Link {
             lock(&self.waiters).remove(&req);
             return Err(e);
         }
-        match rx.recv() {
+        let now = self.pending.0.fetch_add(1, Ordering::Relaxed) + 1;
+        self.pending.1.fetch_max(now, Ordering::Relaxed);
+        Ok(Pending { rx, got: None })
+    }
+
+    /// The reply of a request sent by [`Link::request`].
+    pub fn wait(&self, p: Pending) -> io::Result<(Answer, Vec<Entry>)> {
+        let r = match p.got {
+            Some(got) => Ok(got),
+            None => p.rx.recv(),
+        };
+        self.pending.0.fetch_sub(1, Ordering::Relaxed);
+        match r {
             Ok(r) => r,
             Err(_) => Err(lost(&self.host, &self.down().unwrap_or_default())),
         }
+    }
+
+    /// A request whose reply nobody will take (its listing is not
+    /// needed any more): no longer counted as on its way.
+    pub fn abandon(&self, p: Pending) {
+        drop(p);
+        self.pending.0.fetch_sub(1, Ordering::Relaxed);
     }
 
     fn set_down(&self, why: &str) {
@@ -319,12 +374,24 @@ impl Link {
     /// Waits until the agent has done everything sent so far, then
     /// corrects `summary` with what its notes said. An error: the link is
     /// down, or an out-of-space failure stopped the run (path, error).
-    pub fn finish(&self, summary: &mut Summary) -> Result<(), (Option<PathBuf>, io::Error)> {
+    /// `last`: the goodbye goes right behind the barrier (the end of a
+    /// one-shot run: the agent answers, then ends, and the transport with
+    /// it, without another round trip).
+    pub fn finish(
+        &self,
+        summary: &mut Summary,
+        last: bool,
+    ) -> Result<(), (Option<PathBuf>, io::Error)> {
         if let Some((p, e)) = lock(&self.fatal).take() {
             return Err((Some(p), e));
         }
-        self.call(|req| Msg::Barrier { req })
+        let barrier = self
+            .request(|req| Msg::Barrier { req })
             .map_err(|e| (None, e))?;
+        if last {
+            let _ = self.send(&Msg::Bye, true);
+        }
+        self.wait(barrier).map_err(|e| (None, e))?;
         if let Some((p, e)) = lock(&self.fatal).take() {
             return Err((Some(p), e));
         }

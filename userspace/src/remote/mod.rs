@@ -35,6 +35,7 @@ mod events;
 pub mod frame;
 pub mod layers;
 pub mod link;
+mod prefetch;
 pub mod proto;
 pub mod replica;
 pub mod root;

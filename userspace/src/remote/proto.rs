@@ -14,7 +14,9 @@ use crate::stat::Meta;
 use crate::sync::{Attrs, Over};
 
 /// The protocol version this build speaks. Peers must speak the same.
-pub const PROTOCOL: u32 = 1;
+/// 2: delta signatures carry their strong hash length (encoding 2 of
+/// `transfer::delta::wire`).
+pub const PROTOCOL: u32 = 2;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"DSYN";
 /// Feature bit: zstd compression of the stream after the handshake.

@@ -7,7 +7,9 @@
 //! the whole directory in one exchange (the agent stats its own tree with
 //! its own backend), and `stat`/`read_link`/`rdev` of a listed entry are
 //! answered from it. A directory this side just created is known to be
-//! empty: no exchange at all. Changes are sent without waiting.
+//! empty: no exchange at all. Changes are sent without waiting. The
+//! listings of directories the walk is about to open are asked for ahead
+//! ([`super::prefetch`]): the round trips overlap.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, CString};
@@ -15,7 +17,8 @@ use std::io;
 use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex};
 
-use super::link::{lock, Link};
+use super::link::{lock, Link, Pending};
+use super::prefetch::Prefetch;
 use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
@@ -27,12 +30,34 @@ const CHUNK: usize = 256 << 10;
 /// A DST held by an agent.
 pub struct RemoteReplica {
     link: Arc<Link>,
+    pre: Arc<Prefetch>,
+    /// A one-shot run: the root's listing is asked for with its opening
+    /// (the run lists it next; a watcher's operations mostly do not), and
+    /// a directory written into does not ask for its own attributes (a
+    /// watcher's operation ends with that exchange: once it is over, the
+    /// agent has carried out the operation, and the watcher may stop).
+    one_shot: bool,
 }
 
 impl RemoteReplica {
     /// The replica behind `link`.
     pub fn new(link: Arc<Link>) -> Self {
-        RemoteReplica { link }
+        let pre = Arc::new(Prefetch::new(link.clone()));
+        RemoteReplica {
+            link,
+            pre,
+            one_shot: false,
+        }
+    }
+
+    /// The replica of a one-shot run (push, or the engine of a pull): the
+    /// root's listing travels with the root's stat, and the run's final
+    /// barrier is the only exchange after the walk.
+    pub fn one_shot(link: Arc<Link>) -> Self {
+        RemoteReplica {
+            one_shot: true,
+            ..Self::new(link)
+        }
     }
 }
 
@@ -52,10 +77,17 @@ impl Replica for RemoteReplica {
             name: None,
         };
         self.link.send(&m, false)?;
-        Ok(Box::new(RemoteDir::new(self.link.clone(), id, false)))
+        let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
+        d.one_shot = self.one_shot;
+        if self.one_shot {
+            *lock(&d.ahead) = Some(self.link.request(|req| Msg::List { req, id })?);
+        }
+        Ok(Box::new(d))
     }
 
     fn rename(&self, from: &[CString], to: &[CString]) -> io::Result<bool> {
+        // Listings asked for before the rename may describe what it moves.
+        self.pre.reset();
         let (from, to) = (from.to_vec(), to.to_vec());
         match self.link.call(|req| Msg::Rename { req, from, to })? {
             (Answer::Bool(b), _) => Ok(b),
@@ -67,9 +99,16 @@ impl Replica for RemoteReplica {
 /// One directory handle of a [`RemoteReplica`].
 struct RemoteDir {
     link: Arc<Link>,
+    pre: Arc<Prefetch>,
     id: u32,
     /// Created by this side just now: empty, no need to ask.
     fresh: bool,
+    /// Its listing, asked for ahead and on its way.
+    ahead: Mutex<Option<Pending>>,
+    /// A change inside it was sent: its own mtime is not known any more.
+    written: std::sync::atomic::AtomicBool,
+    /// Of a one-shot run ([`RemoteReplica::one_shot`]).
+    one_shot: bool,
     /// The last listing, by name.
     cache: Mutex<HashMap<CString, Entry>>,
     /// Subdirectories created through this handle.
@@ -77,11 +116,15 @@ struct RemoteDir {
 }
 
 impl RemoteDir {
-    fn new(link: Arc<Link>, id: u32, fresh: bool) -> Self {
+    fn new(link: &Arc<Link>, pre: &Arc<Prefetch>, id: u32, fresh: bool) -> Self {
         RemoteDir {
-            link,
+            link: link.clone(),
+            pre: pre.clone(),
             id,
             fresh,
+            ahead: Mutex::new(None),
+            written: Default::default(),
+            one_shot: false,
             cache: Mutex::new(HashMap::new()),
             created: Mutex::new(HashSet::new()),
         }
@@ -90,10 +133,21 @@ impl RemoteDir {
     fn cached<T>(&self, name: &CStr, f: impl FnOnce(&Entry) -> T) -> Option<T> {
         lock(&self.cache).get(name).map(f)
     }
+
+    /// Sends a change inside this directory (without waiting).
+    fn change(&self, m: &Msg) -> io::Result<()> {
+        self.written
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.link.send(m, false)
+    }
 }
 
 impl Drop for RemoteDir {
     fn drop(&mut self) {
+        self.pre.forget(self.id);
+        if let Some(p) = lock(&self.ahead).take() {
+            self.link.abandon(p);
+        }
         let _ = self.link.send(&Msg::Close { id: self.id }, false);
     }
 }
@@ -111,7 +165,11 @@ impl ReplicaDir for RemoteDir {
             return Ok(Vec::new());
         }
         let id = self.id;
-        let (_, entries) = self.link.call(|req| Msg::List { req, id })?;
+        let ahead = lock(&self.ahead).take();
+        let (_, entries) = match ahead {
+            Some(p) => self.link.wait(p)?,
+            None => self.link.call(|req| Msg::List { req, id })?,
+        };
         let out = entries
             .iter()
             .map(|e| DirEntry {
@@ -146,6 +204,22 @@ impl ReplicaDir for RemoteDir {
                 ids: Default::default(),
             });
         }
+        if self.one_shot && self.written.load(std::sync::atomic::Ordering::Relaxed) {
+            // Changes went in without waiting, so its mtime is whatever
+            // the agent's clock said then: not worth a round trip. An
+            // answer that matches no SRC (no such mode or mtime) makes
+            // the engine set both, again without waiting.
+            return Ok(Meta {
+                kind: Kind::Dir,
+                perm: u32::MAX,
+                size: 0,
+                mtime: i64::MIN,
+                mtime_nsec: 0,
+                ino: 0,
+                dev: (0, 0),
+                ids: Default::default(),
+            });
+        }
         let id = self.id;
         stat_reply(self.link.call(|req| Msg::Stat {
             req,
@@ -154,23 +228,34 @@ impl ReplicaDir for RemoteDir {
         })?)?
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
     }
+    fn prefetch(&self, name: &CStr) {
+        self.pre.hint(self.id, name);
+    }
     fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
-        let id = self.link.new_id();
         let fresh = lock(&self.created).remove(name);
+        if let (false, Some((id, p))) = (fresh, self.pre.take(self.id, name)) {
+            let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
+            d.one_shot = self.one_shot;
+            *lock(&d.ahead) = Some(p);
+            return Ok(Box::new(d));
+        }
+        let id = self.link.new_id();
         let m = Msg::Open {
             id,
             parent: self.id,
             name: Some(name.to_owned()),
         };
         self.link.send(&m, false)?;
-        Ok(Box::new(RemoteDir::new(self.link.clone(), id, fresh)))
+        let mut d = RemoteDir::new(&self.link, &self.pre, id, fresh);
+        d.one_shot = self.one_shot;
+        Ok(Box::new(d))
     }
     fn create_dir(&self, name: &CStr) -> io::Result<()> {
         let m = Msg::CreateDir {
             id: self.id,
             name: name.to_owned(),
         };
-        self.link.send(&m, false)?;
+        self.change(&m)?;
         lock(&self.created).insert(name.to_owned());
         Ok(())
     }
@@ -179,7 +264,7 @@ impl ReplicaDir for RemoteDir {
             id: self.id,
             name: name.to_owned(),
         };
-        self.link.send(&m, false)?;
+        self.change(&m)?;
         lock(&self.cache).remove(name);
         Ok(1)
     }
@@ -214,7 +299,7 @@ impl ReplicaDir for RemoteDir {
             attrs: *attrs,
             over,
         };
-        self.link.send(&m, false).map(|()| 0)
+        self.change(&m).map(|()| 0)
     }
     fn install_special(
         &self,
@@ -232,7 +317,7 @@ impl ReplicaDir for RemoteDir {
             attrs: *attrs,
             over,
         };
-        self.link.send(&m, false).map(|()| 0)
+        self.change(&m).map(|()| 0)
     }
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
         let fid = self.link.new_id();
@@ -374,7 +459,7 @@ impl IncomingFile for RemoteIncoming<'_> {
             fsync,
             over,
         };
-        self.dir.link.send(&m, false)?;
+        self.dir.change(&m)?;
         Ok(Committed::Done { deleted: 0 })
     }
 }

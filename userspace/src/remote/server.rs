@@ -152,7 +152,7 @@ fn serve_engine(
     let _ = fwd.link.set(Arc::downgrade(&link));
     let replica = setup
         .dst_exists
-        .then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
+        .then(|| Box::new(RemoteReplica::one_shot(link.clone())) as Box<dyn Replica>);
     let created = setup.flags & OPT_DST_CREATED != 0;
     let syncer = match Syncer::with_replica(src, label, replica, created, options_of(&setup), fwd) {
         Ok(s) => s,
@@ -171,7 +171,7 @@ fn serve_engine(
     )
     .map_err(proto_err)?;
     let result = syncer.sync_all().map_err(|e| chain(&e)).and_then(|mut s| {
-        link.finish(&mut s).map_err(|(p, e)| match p {
+        link.finish(&mut s, false).map_err(|(p, e)| match p {
             Some(p) => format!("{}: {e}", p.display()),
             None => e.to_string(),
         })?;

@@ -23,13 +23,13 @@ use crate::sync::local::LocalDir;
 use crate::sync::IncomingFile;
 use crate::transfer::delta::wire::WireError;
 use crate::transfer::delta::{
-    block_len_for, Applier, DeltaError, Op, Signature, MAX_BLOCK, STRONG_LEN,
+    block_len_for, strong_len_for, Applier, DeltaError, Op, Signature, MAX_BLOCK,
 };
 
 /// Prefix of the partial files.
 pub const PARTIAL_PREFIX: &[u8] = b".dirsync-partial.";
 /// The largest signature sent (it fits a frame): files up to about
-/// 6 GiB get a delta, larger ones are sent whole.
+/// 12 GiB get a delta, larger ones are sent whole.
 const MAX_SIGNATURE: usize = 1 << 20;
 
 /// A file being received or compared.
@@ -115,9 +115,10 @@ impl Receiver {
         }
     }
 
-    /// Answers a plan request: switches `file` (nothing written yet) to
-    /// a partial file, and returns the signature of the basis, if any.
-    pub fn plan(&mut self, file: &mut Box<dyn IncomingFile + Send>) -> Option<Vec<u8>> {
+    /// Answers a plan request for a file the sender has `size` bytes of:
+    /// switches `file` (nothing written yet) to a partial file, and
+    /// returns the signature of the basis, if any.
+    pub fn plan(&mut self, file: &mut Box<dyn IncomingFile + Send>, size: u64) -> Option<Vec<u8>> {
         let partial = partial_name(self.name.as_bytes())?;
         let basis = open_basis(&self.dir, &partial).or_else(|| open_basis(&self.dir, &self.name));
         // The basis (maybe the old partial file) stays open for reading.
@@ -127,13 +128,8 @@ impl Receiver {
         }
         let basis = basis?;
         let len = basis.metadata().ok()?.len();
-        // Blocks large enough for the signature to fit a frame.
-        let fit = len.div_ceil((MAX_SIGNATURE / (4 + STRONG_LEN) - 64) as u64);
-        let bl = block_len_for(len).max(((fit + 7) & !7).min(u32::MAX as u64) as u32);
-        if bl > MAX_BLOCK {
-            return None;
-        }
-        let sig = Signature::compute(std::io::BufReader::new(&basis), bl).ok()?;
+        let (bl, sl) = sig_params(len, size)?;
+        let sig = Signature::compute(&basis, bl, sl).ok()?;
         let mut bytes = Vec::new();
         sig.encode(&mut bytes);
         self.applier = Some(Applier::new(&sig, Some(basis)));
@@ -184,6 +180,25 @@ impl Receiver {
     }
 }
 
+/// Block and strong hash lengths for the signature of a basis of `len`
+/// bytes against a new file of `size` bytes: blocks large enough for
+/// the signature to fit a frame (`None`: it cannot).
+fn sig_params(len: u64, size: u64) -> Option<(u32, usize)> {
+    let mut bl = block_len_for(len);
+    loop {
+        let sl = strong_len_for(len.max(size), bl);
+        let per_frame = ((MAX_SIGNATURE - 64) / (4 + sl)) as u64;
+        let fit = len.div_ceil(per_frame);
+        if fit <= bl as u64 {
+            return Some((bl, sl));
+        }
+        bl = ((fit + 7) & !7).min(MAX_BLOCK as u64 + 8) as u32;
+        if bl > MAX_BLOCK {
+            return None;
+        }
+    }
+}
+
 /// THE place where the receiver decides how the content of the file of
 /// stream `s` (the sender has `size` bytes of it) comes: whole (`None`),
 /// or as delta ops against the signature of its basis (`Some(signature
@@ -192,7 +207,6 @@ impl Receiver {
 /// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
 /// file is large ([`super::proto::DELTA_MIN`]).
 pub fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
-    let _ = size;
     match s {
         Stream::Write {
             file,
@@ -200,7 +214,7 @@ pub fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
             got: 0,
             err: None,
             ..
-        } => rx.plan(file),
+        } => rx.plan(file, size),
         _ => None,
     }
 }
@@ -341,3 +355,7 @@ pub fn on_message(
         _ => Err("not a delta message".into()),
     }
 }
+
+#[cfg(test)]
+#[path = "stream_tests.rs"]
+mod tests;

@@ -20,6 +20,13 @@ use crate::sys;
 /// Pushes `src` to `dst` through an in-process agent; returns the summary
 /// and the round trips.
 fn push(src: &Path, dst: &Path) -> (crate::sync::Summary, u64) {
+    let (s, trips, _) = push_jobs(src, dst, 2);
+    (s, trips)
+}
+
+/// [`push`] with `jobs` threads; also returns the most requests that
+/// were on their way at once.
+fn push_jobs(src: &Path, dst: &Path, jobs: usize) -> (crate::sync::Summary, u64, u64) {
     let (a, b) = UnixStream::pair().unwrap();
     let root = LocalReplica::new(sys::open_root(dst).unwrap(), Arc::new(Statx), false);
     let agent = std::thread::spawn(move || {
@@ -31,10 +38,10 @@ fn push(src: &Path, dst: &Path) -> (crate::sync::Summary, u64) {
     let r = FrameReader::new(Box::new(a.try_clone().unwrap()));
     let w = FrameWriter::new(Box::new(a));
     let link = Link::start(r, w, Arc::new(NullReporter), dst, "test");
-    let replica = Box::new(RemoteReplica::new(link.clone()));
+    let replica = Box::new(RemoteReplica::one_shot(link.clone()));
     let options = Options {
         stat_backend: BackendChoice::Statx,
-        jobs: 2,
+        jobs,
         ..Options::default()
     };
     let syncer = Syncer::with_replica(
@@ -47,12 +54,11 @@ fn push(src: &Path, dst: &Path) -> (crate::sync::Summary, u64) {
     )
     .unwrap();
     let mut summary = syncer.sync_all().unwrap();
-    link.finish(&mut summary).unwrap();
+    link.finish(&mut summary, true).unwrap();
     let trips = link.round_trips();
-    link.send(&super::proto::Msg::Bye, true).unwrap();
     drop(syncer);
     agent.join().unwrap();
-    (summary, trips)
+    (summary, trips, link.most_pending())
 }
 
 fn tree(root: &Path, dirs: usize, files: usize) {
@@ -101,7 +107,42 @@ fn round_trips_do_not_grow_with_files() {
     println!("round trips (first copy, resync) for 40 and 1200 files: {trips:?}");
     // The same directories, 30 times the files: the same exchanges.
     assert_eq!(trips[0], trips[1], "{trips:?}");
-    assert!(trips[1].1 <= 4 * 3 + 4, "{trips:?}");
+    // First copy: the root's stat and listing, and the barrier (new
+    // directories are known to be empty). Resync: the root's stat, one
+    // listing per directory (5) and the barrier; the changed
+    // directories' own attributes are set without asking for them.
+    assert_eq!(trips[1], (3, 7), "{trips:?}");
+}
+
+#[test]
+fn listings_are_asked_for_ahead() {
+    let t = tempfile::tempdir().unwrap();
+    let (src, dst) = (t.path().join("s"), t.path().join("d"));
+    tree(&src, 12, 3);
+    for d in 0..12 {
+        for sub in 0..3 {
+            std::fs::create_dir_all(src.join(format!("d{d}/x{sub}"))).unwrap();
+        }
+    }
+    std::fs::create_dir(&dst).unwrap();
+    push_jobs(&src, &dst, 1);
+    std::fs::write(src.join("d5/x1/new"), b"new").unwrap();
+    // One thread: the root's listing is merged before any subdirectory
+    // is opened, so the listings of all 12 are on their way at once, and
+    // each of those asks for its 3 before they are taken.
+    let (s, trips, most) = push_jobs(&src, &dst, 1);
+    assert_eq!((s.copied, s.errors), (1, 0));
+    assert!(most >= 12, "at most {most} requests at once");
+    // Still one request per directory (1 + 12 + 36), the root's stat and
+    // the barrier.
+    assert_eq!(trips, 1 + 12 + 36 + 2);
+    let out = std::process::Command::new("diff")
+        .arg("-r")
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
 }
 
 /// A writer the test reads back.

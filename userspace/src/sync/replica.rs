@@ -159,6 +159,13 @@ pub trait ReplicaDir: Send + Sync {
     fn stat(&self, name: &CStr) -> io::Result<Option<Meta>>;
     /// Metadata of this directory.
     fn stat_self(&self) -> io::Result<Meta>;
+    /// A hint: the walk is going to open the subdirectory `name` (DST
+    /// has it) and list it. A replica whose listings cost a round trip
+    /// asks for that one now, so that several are on their way at once;
+    /// the default does nothing.
+    fn prefetch(&self, name: &CStr) {
+        let _ = name;
+    }
     /// Opens the subdirectory `name` (never through a symlink).
     fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>>;
     /// Creates the directory `name`, mode 0700 (its mode comes later).

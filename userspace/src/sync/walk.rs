@@ -359,6 +359,9 @@ pub fn converge(
         }
         Action::Dir { create, replace } => {
             let dst_meta = if create { None } else { d };
+            if let (false, Some(dst)) = (create, &dir.dst) {
+                dst.prefetch(name);
+            }
             spawn_subdir(sp, dir, name, (s.expect("in SRC"), dst_meta), replace);
         }
     }

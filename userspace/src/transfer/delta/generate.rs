@@ -3,14 +3,18 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 
-use super::{strong, DeltaError, Op, Rolling, Signature, MAX_LITERAL, STRONG_LEN};
+use super::{strong, DeltaError, Op, Rolling, Signature, MAX_LITERAL, MAX_STRONG};
 
 /// Bytes read from the new file at a time.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 1024 * 1024;
 /// Most blocks with the same weak checksum compared with a window.
 const MAX_CANDIDATES: usize = 64;
 /// End of a chain in [`Index::next`].
 const NONE: u32 = u32::MAX;
+/// The most bytes one [`Op::Copy`] stands for: a long run of unchanged
+/// blocks goes as several, so that the receiver can copy them while the
+/// sender is still matching the rest (a few bytes of ops per 8 MiB).
+pub const MAX_COPY_RUN: u64 = 8 << 20;
 
 /// Full-length blocks by weak checksum (chained, in block order).
 struct Index<'s> {
@@ -32,13 +36,19 @@ impl<'s> Index<'s> {
         Index { sig, first, next }
     }
 
-    /// The block matching `window` (whose weak checksum is `weak`),
-    /// trying `hint` (the block after the last match) first.
-    fn find(&self, weak: u32, window: &[u8], hint: Option<u32>) -> Option<u32> {
+    /// The block matching `window` (whose weak checksum is `weak`, and
+    /// strong hash `hash` if known), trying `hint` (the block after the
+    /// last match) first.
+    fn find(
+        &self,
+        weak: u32,
+        window: &[u8],
+        hint: Option<u32>,
+        mut hash: Option<[u8; MAX_STRONG]>,
+    ) -> Option<u32> {
         let mut cand = *self.first.get(&weak)?;
-        let mut hash: Option<[u8; STRONG_LEN]> = None;
         let mut same = |i: u32| {
-            let h = hash.get_or_insert_with(|| strong(window));
+            let h = hash.get_or_insert_with(|| strong(window, self.sig.strong_len));
             self.sig.blocks[i as usize].strong == *h
         };
         if let Some(h) = hint.filter(|&h| (h as usize) < self.next.len()) {
@@ -65,6 +75,8 @@ struct Out<F> {
     hasher: blake3::Hasher,
     len: u64,
     copy: Option<(u32, u32)>,
+    /// The most blocks of one copy op ([`MAX_COPY_RUN`] bytes).
+    max_run: u32,
 }
 
 impl<F: FnMut(Op<'_>) -> io::Result<()>> Out<F> {
@@ -92,7 +104,7 @@ impl<F: FnMut(Op<'_>) -> io::Result<()>> Out<F> {
         self.hasher.update(data);
         self.len += data.len() as u64;
         match &mut self.copy {
-            Some((start, count)) if *start + *count == i => *count += 1,
+            Some((start, count)) if *start + *count == i && *count < self.max_run => *count += 1,
             _ => {
                 self.flush_copy()?;
                 self.copy = Some((i, 1));
@@ -118,6 +130,7 @@ where
         hasher: blake3::Hasher::new(),
         len: 0,
         copy: None,
+        max_run: (MAX_COPY_RUN / sig.block_len as u64).max(1) as u32,
     };
     // buf[lit..pos] is the pending literal, buf[pos..pos + bl] the window.
     let mut buf: Vec<u8> = Vec::with_capacity(MAX_LITERAL + bl + READ_CHUNK);
@@ -136,8 +149,27 @@ where
             break;
         }
         let window = &buf[pos..pos + bl];
+        // A fresh window (after a match) is most likely the block after
+        // the matched one: its strong hash alone decides (it has enough
+        // bits for that, see `strong_len_for`), which spares the weak
+        // checksum of every window of an unchanged run.
+        let mut hash = None;
+        if roll.is_none() {
+            if let Some(h) = hint.filter(|&h| (h as usize) < index.next.len()) {
+                let s = strong(window, sig.strong_len);
+                if sig.blocks[h as usize].strong == s {
+                    out.literal(&buf[lit..pos])?;
+                    out.block(h, &buf[pos..pos + bl])?;
+                    pos += bl;
+                    lit = pos;
+                    hint = Some(h + 1);
+                    continue;
+                }
+                hash = Some(s);
+            }
+        }
         let weak = roll.get_or_insert_with(|| Rolling::new(window)).digest();
-        if let Some(i) = index.find(weak, window, hint) {
+        if let Some(i) = index.find(weak, window, hint, hash) {
             out.literal(&buf[lit..pos])?;
             out.block(i, &buf[pos..pos + bl])?;
             pos += bl;
@@ -178,7 +210,7 @@ where
         len == tail.len()
             && len > 0
             && sig.blocks[i as usize].weak == Rolling::new(tail).digest()
-            && sig.blocks[i as usize].strong == strong(tail)
+            && sig.blocks[i as usize].strong == strong(tail, sig.strong_len)
     });
     match short {
         Some(i) => {

@@ -45,7 +45,13 @@ fn file_with(data: &[u8]) -> std::fs::File {
 /// Signature of `old` (through its byte form), delta of `new` (through
 /// its byte form), applied: returns the result and the delta's size.
 fn round_trip(old: &[u8], new: &[u8], block_len: u32) -> (Vec<u8>, usize) {
-    let sig = Signature::compute(old, block_len).unwrap();
+    let sl = strong_len_for(old.len().max(new.len()) as u64, block_len);
+    round_trip_with(old, new, block_len, sl)
+}
+
+/// [`round_trip`] with `sl` bytes of strong hash.
+fn round_trip_with(old: &[u8], new: &[u8], block_len: u32, sl: usize) -> (Vec<u8>, usize) {
+    let sig = Signature::compute(old, block_len, sl).unwrap();
     let mut sig_bytes = Vec::new();
     sig.encode(&mut sig_bytes);
     let sig = Signature::decode(&sig_bytes).unwrap();
@@ -123,7 +129,7 @@ fn rolling_checksum_rolls_like_a_fresh_one() {
 fn block_length_grows_like_the_square_root_within_bounds() {
     assert_eq!(block_len_for(0), MIN_BLOCK);
     assert_eq!(block_len_for(1 << 20), MIN_BLOCK);
-    assert_eq!(block_len_for(256 << 20), 16384);
+    assert_eq!(block_len_for(256 << 20), 32768);
     assert_eq!(block_len_for(1 << 50), MAX_BLOCK);
     let mut prev = 0;
     for shift in 0..60 {
@@ -131,6 +137,133 @@ fn block_length_grows_like_the_square_root_within_bounds() {
         assert!(b >= prev && b % 8 == 0 && (MIN_BLOCK..=MAX_BLOCK).contains(&b));
         prev = b;
     }
+}
+
+#[test]
+fn the_rolling_checksum_is_rsyncs() {
+    let mut rng = Rng(5);
+    for len in [0usize, 1, 63, 64, 65, 127, 128, 1000, 2048, 32768 + 17] {
+        let data = rng.bytes(len);
+        let (mut a, mut b) = (0u32, 0u32);
+        for (i, &x) in data.iter().enumerate() {
+            a = a.wrapping_add(x as u32);
+            b = b.wrapping_add((len - i) as u32 * x as u32);
+        }
+        assert_eq!(
+            Rolling::new(&data).digest(),
+            (a & 0xffff) | (b << 16),
+            "{len}"
+        );
+        // Both ways of computing it (the one without AVX2, too).
+        assert_eq!(sums(&data), (a, b), "{len}");
+    }
+    let ff = vec![0xff; MAX_BLOCK as usize];
+    let n = ff.len() as u64;
+    let b = (255 * n * (n + 1) / 2) as u32;
+    assert_eq!(
+        Rolling::new(&ff).digest(),
+        ((255 * n) as u32 & 0xffff) | (b << 16)
+    );
+}
+
+#[test]
+fn the_strong_hash_is_as_long_as_the_file_needs() {
+    // 256 MiB in 32 KiB blocks: 24 + 28 + 13 bits, less the weak 32.
+    assert_eq!(strong_len_for(256 << 20, 32768), 5);
+    // 1 MiB in 2 KiB blocks: the window after a match is compared by
+    // its strong hash alone, 24 + 9 bits.
+    assert_eq!(strong_len_for(1 << 20, MIN_BLOCK), 5);
+    assert_eq!(strong_len_for(0, MIN_BLOCK), 3);
+    assert_eq!(strong_len_for(u64::MAX, MIN_BLOCK), 14);
+    let mut prev = 0;
+    for shift in 0..63 {
+        let len = 1u64 << shift;
+        let n = strong_len_for(len, block_len_for(len));
+        assert!(
+            n >= prev && (MIN_STRONG..=MAX_STRONG).contains(&n),
+            "{shift}"
+        );
+        prev = n;
+    }
+    // Only that many bytes go on the wire, and they round-trip.
+    let mut rng = Rng(8);
+    let old = rng.bytes(10 * 2048 + 5);
+    for sl in [MIN_STRONG, 5, MAX_STRONG] {
+        let sig = Signature::compute(&old[..], MIN_BLOCK, sl).unwrap();
+        assert!(sig
+            .blocks()
+            .iter()
+            .all(|b| b.strong[sl..].iter().all(|&x| x == 0)));
+        let mut enc = Vec::new();
+        sig.encode(&mut enc);
+        assert!(enc.len() <= 16 + 11 * (4 + sl), "{sl}: {}", enc.len());
+        assert_eq!(Signature::decode(&enc), Ok(sig));
+    }
+    for sl in [0, 1, MAX_STRONG + 1] {
+        assert!(Signature::compute(&old[..], MIN_BLOCK, sl).is_err());
+    }
+}
+
+/// `block` changed so that its weak checksum stays the same (+k, -2k,
+/// +k on three neighbouring bytes leaves both sums as they are) and its
+/// first `sl` bytes of strong hash too: a false match of both sums,
+/// found by trying such changes. `block`'s bytes must be in 70..=185.
+fn colliding_block(block: &[u8], sl: usize) -> Vec<u8> {
+    let want = strong(block, sl);
+    let n = block.len() - 2;
+    for t in 0..(1usize << 22) {
+        let mut b = block.to_vec();
+        for (p, k) in [(t % n, 1 + (t / n) % 30), ((t / n / 30) % n, 1)] {
+            if t / n / 30 == 0 && k == 1 && p == 0 {
+                continue;
+            }
+            b[p] += k as u8;
+            b[p + 1] -= 2 * k as u8;
+            b[p + 2] += k as u8;
+        }
+        if b != block && strong(&b, sl) == want {
+            assert_eq!(Rolling::new(&b).digest(), Rolling::new(block).digest());
+            return b;
+        }
+    }
+    panic!("no collision found");
+}
+
+#[test]
+fn a_false_block_match_is_caught_by_the_whole_file_hash() {
+    let mut rng = Rng(21);
+    let old: Vec<u8> = rng.bytes(3 * 2048).iter().map(|x| 70 + x % 116).collect();
+    let sl = MIN_STRONG;
+    let mut new = old.clone();
+    let forged = colliding_block(&old[2048..4096], sl);
+    new[2048..4096].copy_from_slice(&forged);
+    assert_ne!(new, old);
+    let sig = Signature::compute(&old[..], MIN_BLOCK, sl).unwrap();
+    let mut ops = Vec::new();
+    generate(&sig, &new[..], |op| {
+        op.encode(&mut ops);
+        Ok(())
+    })
+    .unwrap();
+    // The sender took the forged block for old block 1: all copied.
+    let (op, used) = Op::decode(&ops).unwrap();
+    assert_eq!(op, Op::Copy { start: 0, count: 3 });
+    assert!(matches!(Op::decode(&ops[used..]), Ok((Op::End { .. }, _))));
+    // The receiver assembles the old file, which is not the sender's.
+    let mut app = Applier::new(&sig, Some(file_with(&old)));
+    let mut out = Vec::new();
+    let mut rest = &ops[..];
+    let mut result = Ok(());
+    while !rest.is_empty() && result.is_ok() {
+        let (op, used) = Op::decode(rest).unwrap();
+        result = app.apply(op, &mut out);
+        rest = &rest[used..];
+    }
+    assert!(matches!(result, Err(DeltaError::Mismatch)), "{result:?}");
+    assert!(!app.is_done());
+    // With a longer strong hash the block is literal: exact.
+    let (got, _) = round_trip_with(&old, &new, MIN_BLOCK, 8);
+    assert!(got == new);
 }
 
 #[test]
@@ -210,7 +343,9 @@ fn a_small_change_in_a_large_file_gives_a_small_delta() {
     let (_, same) = round_trip(&old, &old, bl);
     assert!(same < 100, "unchanged file: {same} bytes of delta");
     let mut sig = Vec::new();
-    Signature::compute(&old[..], bl).unwrap().encode(&mut sig);
+    Signature::compute(&old[..], bl, strong_len_for(old.len() as u64, bl))
+        .unwrap()
+        .encode(&mut sig);
     assert!(sig.len() < old.len() / 200, "signature {} bytes", sig.len());
 }
 
@@ -219,7 +354,7 @@ fn an_old_file_changed_since_its_signature_is_a_mismatch() {
     let mut rng = Rng(3);
     let old = rng.bytes(20_000);
     let new = edit(&mut rng, &old);
-    let sig = Signature::compute(&old[..], MIN_BLOCK).unwrap();
+    let sig = Signature::compute(&old[..], MIN_BLOCK, MAX_STRONG).unwrap();
     let mut ops = Vec::new();
     generate(&sig, &new[..], |op| {
         op.encode(&mut ops);
@@ -243,7 +378,7 @@ fn an_old_file_changed_since_its_signature_is_a_mismatch() {
 #[test]
 fn the_applier_refuses_ops_that_do_not_fit() {
     let old = vec![1u8; 5000];
-    let sig = Signature::compute(&old[..], MIN_BLOCK).unwrap();
+    let sig = Signature::compute(&old[..], MIN_BLOCK, MAX_STRONG).unwrap();
     let bad = [
         Op::Copy { start: 2, count: 2 },
         Op::Copy { start: 0, count: 0 },
@@ -294,7 +429,7 @@ fn varints_round_trip_and_overlong_ones_are_refused() {
 fn truncated_encodings_are_truncated_and_garbage_never_panics() {
     let mut rng = Rng(99);
     let old = rng.bytes(9000);
-    let sig = Signature::compute(&old[..], MIN_BLOCK).unwrap();
+    let sig = Signature::compute(&old[..], MIN_BLOCK, 5).unwrap();
     let mut enc = Vec::new();
     sig.encode(&mut enc);
     for cut in 0..enc.len() {

@@ -5,24 +5,26 @@
 //! or a large allocation.
 //!
 //! ```text
-//! signature: 'S' 1 | block_len | file_len | weak:u32le strong:[16] ...
+//! signature: 'S' 2 | block_len | file_len | strong_len:u8 |
+//!            weak:u32le strong:[strong_len] ...
 //!            (as many blocks as file_len / block_len rounded up)
 //! op:        1 | start | count            copy blocks start..start+count
 //!            2 | len | bytes[len]          literal, 1..=MAX_LITERAL bytes
 //!            3 | len | hash[32]            end: file length, BLAKE3
 //! ```
 
-use super::{BlockSum, Op, Signature, MAX_BLOCK, MAX_BLOCKS, MAX_LITERAL, MIN_BLOCK, STRONG_LEN};
+use super::{
+    BlockSum, Op, Signature, MAX_BLOCK, MAX_BLOCKS, MAX_LITERAL, MAX_STRONG, MIN_BLOCK, MIN_STRONG,
+};
 
 /// First byte of an encoded signature.
 const SIG_MAGIC: u8 = b'S';
-/// Version of the signature encoding.
-const SIG_VERSION: u8 = 1;
+/// Version of the signature encoding (2: strong hashes of a given
+/// length).
+const SIG_VERSION: u8 = 2;
 const OP_COPY: u8 = 1;
 const OP_LITERAL: u8 = 2;
 const OP_END: u8 = 3;
-/// Bytes per block in an encoded signature.
-const BLOCK_BYTES: usize = 4 + STRONG_LEN;
 /// The longest encoded op.
 pub const MAX_OP_BYTES: usize = 1 + 10 + MAX_LITERAL;
 
@@ -94,13 +96,15 @@ impl<'a> Cursor<'a> {
 impl Signature {
     /// Appends the byte form.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        out.reserve(24 + self.blocks.len() * BLOCK_BYTES);
+        let sl = self.strong_len;
+        out.reserve(24 + self.blocks.len() * (4 + sl));
         out.extend_from_slice(&[SIG_MAGIC, SIG_VERSION]);
         put_varint(out, self.block_len as u64);
         put_varint(out, self.file_len);
+        out.push(sl as u8);
         for b in &self.blocks {
             out.extend_from_slice(&b.weak.to_le_bytes());
-            out.extend_from_slice(&b.strong);
+            out.extend_from_slice(&b.strong[..sl]);
         }
     }
 
@@ -119,25 +123,30 @@ impl Signature {
         if count > MAX_BLOCKS {
             return Err(WireError::Invalid("too many blocks"));
         }
+        let sl = c.u8()? as usize;
+        if !(MIN_STRONG..=MAX_STRONG).contains(&sl) {
+            return Err(WireError::Invalid("strong hash length out of range"));
+        }
+        let block_bytes = 4 + sl as u64;
         let rest = buf.len() - c.pos;
-        if (rest as u64) < count * BLOCK_BYTES as u64 {
+        if (rest as u64) < count * block_bytes {
             return Err(WireError::Truncated);
         }
-        if rest as u64 > count * BLOCK_BYTES as u64 {
+        if rest as u64 > count * block_bytes {
             return Err(WireError::Invalid("trailing bytes after the signature"));
         }
         let blocks = c.buf[c.pos..]
-            .chunks_exact(BLOCK_BYTES)
+            .chunks_exact(4 + sl)
             .map(|b| {
-                let mut strong = [0; STRONG_LEN];
-                strong.copy_from_slice(&b[4..]);
+                let mut strong = [0; MAX_STRONG];
+                strong[..sl].copy_from_slice(&b[4..]);
                 BlockSum {
                     weak: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
                     strong,
                 }
             })
             .collect();
-        Signature::from_parts(block_len as u32, file_len, blocks)
+        Signature::from_parts(block_len as u32, file_len, sl, blocks)
             .map_err(|_| WireError::Invalid("inconsistent signature"))
     }
 }
