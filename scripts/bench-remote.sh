@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark of remote mirroring (`make bench`): `dirsync SRC host:DST`
 # against `rsync -a --delete -e ssh`, both through a real sshd started
-# here with its own keys, over two links (both tools always through the
+# here with its own keys, over three links (both tools always through the
 # same one; the script says which it used):
 #   loopback  sshd on 127.0.0.1
+#   loopback-mux  the same sshd through one ssh connection opened before
+#             the runs and shared by both tools (ControlMaster): each run
+#             without the session setup (key exchange, authentication)
 #   delay20   20 ms one way (40 ms round trip) at 100 Mbit/s: as root,
 #             sshd inside a network namespace made here, reached through
 #             a veth pair with `netem delay 20ms rate 100mbit` on both
@@ -111,6 +114,11 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 PIDS+=($!)
 wait_port 127.0.0.1 "$PORT"
 LINKS=("loopback 127.0.0.1 $PORT -")
+# The same sshd through one ssh connection opened beforehand and shared by
+# every run of both tools (OpenSSH ControlMaster, as users set it up with
+# ControlPersist; it ends with sshd at exit): what is left of a run
+# without the session setup.
+LINKS+=("loopback-mux 127.0.0.1 $PORT mux")
 
 # The delayed link: "NAME HOST PORT PROXY" (PROXY: relay the ssh
 # connection through scripts/delay-link.py, or "-").
@@ -146,13 +154,17 @@ for link in "${LINKS[@]}"; do
 		"scripts/delay-link.py (20 ms each way, 100 Mbit/s) as ssh's ProxyCommand, to sshd in a namespace over a veth" ;;
 	relay) echo "bench-remote: link relay: not root (no namespace);" \
 		"scripts/delay-link.py (20 ms each way, 100 Mbit/s) as ssh's ProxyCommand, to sshd on 127.0.0.1" ;;
+	loopback-mux) echo "bench-remote: link loopback-mux: sshd on 127.0.0.1 through one ssh connection" \
+		"opened before the runs and shared by both tools (ControlMaster)" ;;
 	esac
 done
 
-rsh() { # port [proxy]
+rsh() { # port [proxy|mux]
 	local p=""
 	if [ "${2:--}" = proxy ]; then
 		p=" -o \"ProxyCommand=python3 $DELAY_LINK 20 100 %h %p\""
+	elif [ "${2:--}" = mux ]; then
+		p=" -o ControlMaster=no -o ControlPath=$WORK/mux-%p"
 	fi
 	echo "ssh -p $1 -i $WORK/client_key -o StrictHostKeyChecking=no" \
 		"-o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR$p"
@@ -211,6 +223,11 @@ seed=0
 for link in "${LINKS[@]}"; do
 	read -r name host port proxy <<<"$link"
 	r=$(rsh "$port" "$proxy")
+	if [ "$proxy" = mux ]; then
+		# The shared connection, closed at the end of this link's runs.
+		eval "$(rsh "$port") -o ControlMaster=yes -o ControlPath=$WORK/mux-%p -o ControlPersist=300 -N -f $host" ||
+			die "bench-remote: cannot open the shared ssh connection"
+	fi
 	declare -A T=()
 	for _ in $(seq "$RUNS"); do
 		T[ssh]+=" $(timeit ssh_true "$r" "$host")"
@@ -242,6 +259,9 @@ for link in "${LINKS[@]}"; do
 		fi
 	done
 	unset T
+	if [ "$proxy" = mux ]; then
+		eval "$r -O exit $host" 2>/dev/null || true
+	fi
 done
 rm -rf "$SRC" "$DST"
 

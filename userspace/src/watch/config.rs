@@ -13,8 +13,10 @@ pub struct Config {
     pub delays: Delays,
     /// How long an `IN_MOVED_FROM` waits for its `IN_MOVED_TO` (the kernel
     /// queues both in one rename, but a reader on another CPU can see the
-    /// first alone; 5 ms was too short for a slow guest, where a rename
-    /// then became a copy).
+    /// first alone; 5 ms, then 50 ms, were too short for a slow guest
+    /// (TCG with KASAN and lockdep), where a rename then became a copy).
+    /// Only a move out of SRC waits this long; the events queued by the
+    /// end of the window are read before a move expires.
     pub pair_window: Duration,
     /// Period of the rescans of directories that could not be watched.
     pub rescan_interval: Duration,
@@ -32,7 +34,7 @@ impl Default for Config {
         let cpus = thread::available_parallelism().map_or(2, |n| n.get());
         Config {
             delays: Delays::default(),
-            pair_window: Duration::from_millis(50),
+            pair_window: Duration::from_millis(150),
             rescan_interval: Duration::from_secs(1),
             workers: cpus.clamp(2, 4),
             recursive: true,

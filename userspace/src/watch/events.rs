@@ -292,6 +292,11 @@ impl Watcher {
         self.queue.push_rename(&m.from, &rel, now);
     }
 
+    /// Whether an unpaired `IN_MOVED_FROM`'s window is over at `now`.
+    pub(super) fn moves_due(&self, now: Instant) -> bool {
+        self.moves.values().any(|m| m.deadline <= now)
+    }
+
     /// Unpaired `IN_MOVED_FROM`s whose window is over: moved out of SRC.
     pub(super) fn expire_moves(&mut self, now: Instant) {
         let due: Vec<u32> = self

@@ -171,17 +171,28 @@ impl EventLoop {
             return Ok(None);
         }
         if ready[0] || self.w.rescan_after_drain {
-            let mut buf = std::mem::take(&mut self.buf);
-            let r = self.w.read_events(&mut buf);
-            self.buf = buf;
-            r.map_err(|e| Error::new("reading inotify events", e))?;
+            self.read_inotify()?;
         }
         let now = Instant::now();
+        if self.w.moves_due(now) {
+            // An IN_MOVED_TO queued by now pairs with its IN_MOVED_FROM
+            // however late this loop gets to it (a slow or busy machine):
+            // what is queued is read before any move expires.
+            self.read_inotify()?;
+        }
         self.w.expire_moves(now);
         if self.w.next_rescan.is_some_and(|t| now >= t) {
             self.w.rescan_unwatched(now);
         }
         Ok(None)
+    }
+
+    /// Reads and handles what the inotify queue holds.
+    fn read_inotify(&mut self) -> Result<()> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.w.read_events(&mut buf);
+        self.buf = buf;
+        r.map_err(|e| Error::new("reading inotify events", e))
     }
 
     fn report_error(&self, msg: &str) {
