@@ -1,5 +1,9 @@
 //! Safety: symlinks planted in DST, trees deeper than PATH_MAX, unreadable
 //! entries, out of space, sources that change during the copy.
+//!
+//! Also compiled as `remote_push_safety` and `remote_pull_safety`, which
+//! run every sync with one side on a remote host reached through a real
+//! sshd ([`common::sshd`]).
 
 mod common;
 use common::*;
@@ -129,16 +133,82 @@ fn trees_deeper_than_path_max() {
 
 const NOBODY: u32 = 65534;
 
-/// Runs dirsync as an unprivileged user: itself when not root, else uid
-/// and gid 65534 (root reads everything, so unreadable files only exist for
-/// other users). The tree is handed over to that user first.
+/// Runs dirsync (SRC DST last in `args`) so that the side reading SRC is
+/// not allowed to read everything: itself when not root, else uid and gid
+/// 65534 (root reads everything, so unreadable files only exist for other
+/// users), the tree handed over to that user first. In a remote suite,
+/// see [`run_remote_without_dac`].
 fn run_unprivileged(base: &Path, args: &[&std::ffi::OsStr]) -> std::process::Output {
+    if let Some(mode) = sshd::mode() {
+        return run_remote_without_dac(base, mode, args);
+    }
     if is_root() {
         chown_tree(base, NOBODY);
         run_as(Some(NOBODY), None, args)
     } else {
         run_as(None, None, args)
     }
+}
+
+/// The capabilities that let root ignore permission bits.
+const SETPRIV_NO_DAC: &str = "--bounding-set=-dac_override,-dac_read_search";
+
+/// [`run_unprivileged`] in a remote suite. ssh logs in as the user running
+/// the tests, so when that is root, the dirsync that reads SRC (this one
+/// in a push, the remote one in a pull) runs as root without
+/// `CAP_DAC_OVERRIDE` and `CAP_DAC_READ_SEARCH` (`setpriv` drops them from
+/// the bounding set before it executes dirsync): a mode of 000 on a
+/// root-owned entry then denies it as it would another user. The other
+/// side, which writes DST, keeps every capability.
+fn run_remote_without_dac(
+    base: &Path,
+    mode: sshd::Mode,
+    args: &[&std::ffi::OsStr],
+) -> std::process::Output {
+    let (last, opts) = args.split_last().expect("SRC DST");
+    let (first, opts) = opts.split_last().expect("SRC DST");
+    let (src, dst) = match mode {
+        sshd::Mode::Push => (
+            Path::new(first).to_path_buf(),
+            sshd::remote(Path::new(last)),
+        ),
+        sshd::Mode::Pull => (
+            sshd::remote(Path::new(first)),
+            Path::new(last).to_path_buf(),
+        ),
+    };
+    let s = sshd::Sshd::shared();
+    let mut remote_bin = bin();
+    let mut c = Command::new(bin());
+    if is_root() {
+        match mode {
+            sshd::Mode::Push => {
+                c = Command::new("setpriv");
+                c.args([SETPRIV_NO_DAC, "--"]).arg(bin());
+            }
+            sshd::Mode::Pull => {
+                remote_bin = base.join("dirsync-without-dac");
+                let script = format!(
+                    "#!/bin/sh\nexec setpriv {SETPRIV_NO_DAC} -- '{}' \"$@\"\n",
+                    bin().display()
+                );
+                std::fs::write(&remote_bin, script).unwrap();
+                std::fs::set_permissions(
+                    &remote_bin,
+                    std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                )
+                .unwrap();
+            }
+        }
+    }
+    c.arg("-e")
+        .arg(s.rsh())
+        .arg("--remote-path")
+        .arg(&remote_bin)
+        .args(opts)
+        .arg(src)
+        .arg(dst);
+    c.output().expect("cannot run dirsync")
 }
 
 fn chown_tree(base: &Path, uid: u32) {
@@ -254,11 +324,8 @@ fn out_of_space_is_a_clear_error_and_leaves_dst_intact() {
         let dst = mnt.join("dst");
         std::fs::create_dir(&dst).unwrap();
         std::fs::write(dst.join("b-existing"), b"old").unwrap();
-        let o = cmd::<[&str; 0], &str>([])
-            .arg(&src)
-            .arg(&dst)
-            .output()
-            .unwrap();
+        // Through `run`: in a remote suite, one of the two is remote.
+        let o = run([&src, &dst]);
         let names: Vec<String> = Dir::open(&dst)
             .names()
             .into_iter()

@@ -1,0 +1,6 @@
+//! The safety suite (`sync_safety.rs`) again, with the SRC on a remote
+//! host reached through a real sshd (`common::sshd`: the binary's name
+//! selects the pull mode).
+
+#[path = "sync_safety.rs"]
+mod safety;
