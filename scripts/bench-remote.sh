@@ -36,12 +36,22 @@
 # Each link's line also gives `ssh HOST true` (the session setup both
 # tools pay on every run: key exchange, authentication, the remote login
 # shell), the floor under any run's time.
+# The trees live in tmpfs (/dev/shm), as in scripts/bench-sync.sh: the
+# disk's writeback is no part of either tool's time. As root, the sshds of
+# the benchmark run in a mount namespace of their own where the login
+# user's ~/.bashrc is an empty file (LOGIN_SCRIPTS=hidden, the default):
+# bash runs it for every command ssh starts, and what a machine puts
+# there (this one's runs `pyenv init`, 0.17 s) is the same fixed cost for
+# both tools and no part of either; LOGIN_SCRIPTS=kept keeps it.
+# PARTS (default "trees delta watch") chooses what runs: trees = (a), (b),
+# (c), (z); delta = (d); watch = (e).
 # Not a test: it prints a table and exits 0 when the tools ran. Traffic
 # goes only to loopback and to the namespace it creates (removed at exit).
 #
 #   scripts/bench-remote.sh                  # RUNS=3 FILES=20000 BIG_MIB=256
 #                                            # N_WATCH=200 N_WATCH_PEER=50
 #   RUNS=1 FILES=2000 scripts/bench-remote.sh
+#   PARTS=trees scripts/bench-remote.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -50,6 +60,10 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-3}
 FILES=${FILES:-20000}
 BIG_MIB=${BIG_MIB:-256}
+PARTS=" ${PARTS:-trees delta watch} "
+LOGIN_SCRIPTS=${LOGIN_SCRIPTS:-hidden}
+# wants PART: whether PART is in PARTS.
+wants() { [[ $PARTS == *" $1 "* ]]; }
 for t in rsync ssh ssh-keygen python3 bc; do
 	command -v "$t" >/dev/null || die "bench-remote: $t is missing (make deps)"
 done
@@ -61,7 +75,12 @@ DIRSYNC=$PWD/userspace/target/release/dirsync
 COUNT_RSH=$PWD/userspace/tests/common/count_rsh.py
 DELAY_LINK=$PWD/scripts/delay-link.py
 
-WORK=$(mktemp -d /tmp/dirsync-rbench.XXXXXX)
+if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	WORK=$(mktemp -d /dev/shm/dirsync-rbench.XXXXXX)
+else
+	WORK=$(mktemp -d /tmp/dirsync-rbench.XXXXXX)
+fi
+echo "bench-remote: work area $WORK ($(stat -f -c %T "$WORK")), $(nproc) cores, $RUNS runs each"
 NS=dsbench$$
 VH=dsbh$$
 VN=dsbn$$
@@ -93,6 +112,19 @@ LogLevel QUIET
 MaxStartups 200
 CONF
 if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
+# SSHD: the command that starts an sshd of the benchmark (see
+# LOGIN_SCRIPTS above).
+SSHD=(/usr/sbin/sshd)
+if [ "$LOGIN_SCRIPTS" = hidden ] && [ "$(id -u)" -eq 0 ] && [ -f "$HOME/.bashrc" ] &&
+	command -v unshare >/dev/null; then
+	: >"$WORK/empty-bashrc"
+	# shellcheck disable=SC2016 # expanded by that shell
+	SSHD=(unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+		hide-bashrc "$WORK/empty-bashrc" "$HOME/.bashrc" /usr/sbin/sshd)
+	echo "bench-remote: the benchmark's sshds see an empty $HOME/.bashrc (LOGIN_SCRIPTS=hidden)"
+else
+	echo "bench-remote: the benchmark's sshds run the login user's scripts (LOGIN_SCRIPTS=$LOGIN_SCRIPTS)"
+fi
 
 # wait_port HOST PORT [NETNS]: until something listens there (10 s).
 wait_port() {
@@ -110,7 +142,7 @@ wait_port() {
 }
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-/usr/sbin/sshd -D -e -f "$WORK/sshd_config" -o "ListenAddress=127.0.0.1" -p "$PORT" 2>/dev/null &
+"${SSHD[@]}" -D -e -f "$WORK/sshd_config" -o "ListenAddress=127.0.0.1" -p "$PORT" 2>/dev/null &
 PIDS+=($!)
 wait_port 127.0.0.1 "$PORT"
 LINKS=("loopback 127.0.0.1 $PORT -")
@@ -138,7 +170,7 @@ if [ "$(id -u)" -eq 0 ] && command -v tc >/dev/null; then
 		tc qdisc del dev "$VH" root 2>/dev/null || true
 		LINKS+=("relay+veth 10.231.77.2 22 proxy")
 	fi
-	ip netns exec "$NS" /usr/sbin/sshd -D -e -f "$WORK/sshd_config" \
+	ip netns exec "$NS" "${SSHD[@]}" -D -e -f "$WORK/sshd_config" \
 		-o "ListenAddress=10.231.77.2" -p 22 2>/dev/null &
 	PIDS+=($!)
 	wait_port 10.231.77.2 22 "$NS"
@@ -206,8 +238,9 @@ PY
 
 SRC=$WORK/src
 DST=$WORK/dst
-echo "bench-remote: generating $FILES small files; $("$DIRSYNC" --version), $(rsync --version | head -1)"
-python3 - "$SRC" "$FILES" <<'PY'
+if wants trees; then
+	echo "bench-remote: generating $FILES small files; $("$DIRSYNC" --version), $(rsync --version | head -1)"
+	python3 - "$SRC" "$FILES" <<'PY'
 import os, random, sys
 root, n = sys.argv[1], int(sys.argv[2])
 random.seed(42)
@@ -219,175 +252,187 @@ for i in range(n):
         f.write(os.urandom(random.randint(0, 8192)))
 PY
 
-seed=0
-for link in "${LINKS[@]}"; do
-	read -r name host port proxy <<<"$link"
-	r=$(rsh "$port" "$proxy")
-	if [ "$proxy" = mux ]; then
-		# The shared connection, closed at the end of this link's runs.
-		eval "$(rsh "$port") -o ControlMaster=yes -o ControlPath=$WORK/mux-%p -o ControlPersist=300 -N -f $host" ||
-			die "bench-remote: cannot open the shared ssh connection"
-	fi
-	declare -A T=()
-	for _ in $(seq "$RUNS"); do
-		T[ssh]+=" $(timeit ssh_true "$r" "$host")"
-		# Interleaved: one run of each tool, then the next.
-		for tool in dirsync rsync; do
-			rm -rf "$DST"
-			T[a/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
-			T[b/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
-			seed=$((seed + 1))
-			change1 "$seed"
-			T[c/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
-			if [ "$name" != loopback ]; then
+	seed=0
+	for link in "${LINKS[@]}"; do
+		read -r name host port proxy <<<"$link"
+		r=$(rsh "$port" "$proxy")
+		if [ "$proxy" = mux ]; then
+			# The shared connection, closed at the end of this link's runs.
+			eval "$(rsh "$port") -o ControlMaster=yes -o ControlPath=$WORK/mux-%p -o ControlPersist=300 -N -f $host" ||
+				die "bench-remote: cannot open the shared ssh connection"
+		fi
+		declare -A T=()
+		for _ in $(seq "$RUNS"); do
+			T[ssh]+=" $(timeit ssh_true "$r" "$host")"
+			# Interleaved: one run of each tool, then the next.
+			for tool in dirsync rsync; do
 				rm -rf "$DST"
-				T[z/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST" -z)"
+				T[a/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
+				T[b/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
+				seed=$((seed + 1))
+				change1 "$seed"
+				T[c/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST")"
+				if [ "$name" != loopback ]; then
+					rm -rf "$DST"
+					T[z/$tool]+=" $(timeit run "$tool" "$r" "$host" "$SRC" "$DST" -z)"
+				fi
+			done
+		done
+		for k in "${!T[@]}"; do
+			# shellcheck disable=SC2086 # the runs, one word each
+			R[$name/$k]=$(median ${T[$k]})
+		done
+		printf '  %-10s ssh HOST true %.3f s (runs:%s)\n' "$name" "${R[$name/ssh]}" "${T[ssh]}"
+		for tool in dirsync rsync; do
+			printf '  %-10s %-7s first copy %7.3f s  unchanged %7.3f s  1%% changed %7.3f s  (runs:%s |%s |%s)\n' \
+				"$name" "$tool" "${R[$name/a/$tool]}" "${R[$name/b/$tool]}" "${R[$name/c/$tool]}" \
+				"${T[a/$tool]}" "${T[b/$tool]}" "${T[c/$tool]}"
+			if [ -n "${T[z/$tool]:-}" ]; then
+				printf '  %-10s %-7s first copy -z %7.3f s  (runs:%s)\n' "$name" "$tool" "${R[$name/z/$tool]}" "${T[z/$tool]}"
 			fi
 		done
-	done
-	for k in "${!T[@]}"; do
-		# shellcheck disable=SC2086 # the runs, one word each
-		R[$name/$k]=$(median ${T[$k]})
-	done
-	printf '  %-10s ssh HOST true %.3f s (runs:%s)\n' "$name" "${R[$name/ssh]}" "${T[ssh]}"
-	for tool in dirsync rsync; do
-		printf '  %-10s %-7s first copy %7.3f s  unchanged %7.3f s  1%% changed %7.3f s  (runs:%s |%s |%s)\n' \
-			"$name" "$tool" "${R[$name/a/$tool]}" "${R[$name/b/$tool]}" "${R[$name/c/$tool]}" \
-			"${T[a/$tool]}" "${T[b/$tool]}" "${T[c/$tool]}"
-		if [ -n "${T[z/$tool]:-}" ]; then
-			printf '  %-10s %-7s first copy -z %7.3f s  (runs:%s)\n' "$name" "$tool" "${R[$name/z/$tool]}" "${T[z/$tool]}"
+		unset T
+		if [ "$proxy" = mux ]; then
+			eval "$r -O exit $host" 2>/dev/null || true
 		fi
 	done
-	unset T
-	if [ "$proxy" = mux ]; then
-		eval "$r -O exit $host" 2>/dev/null || true
-	fi
-done
-rm -rf "$SRC" "$DST"
+	rm -rf "$SRC" "$DST"
+fi
 
-echo "bench-remote: the delta case, $BIG_MIB MiB with 1 MiB changed (loopback)"
-mkdir -p "$SRC"
-head -c "$((BIG_MIB << 20))" /dev/urandom >"$SRC/big"
-head -c 1048576 /dev/urandom >"$WORK/change"
+# The loopback link of (d) and (e).
 r=$(rsh "$PORT" -)
-# Where the changed MiB goes: on a block boundary (the middle), or not.
-DELTA_CASES=("aligned $((BIG_MIB << 19))" "unaligned $(((BIG_MIB << 19) + 12345))")
-for c in "${DELTA_CASES[@]}"; do
-	read -r at off <<<"$c"
-	# RUNS runs of each tool, interleaved; the median time, the bytes of
-	# the last run (the same each run).
-	declare -A T=()
-	for _ in $(seq "$RUNS"); do
+if wants delta; then
+	echo "bench-remote: the delta case, $BIG_MIB MiB with 1 MiB changed (loopback)"
+	mkdir -p "$SRC"
+	head -c "$((BIG_MIB << 20))" /dev/urandom >"$SRC/big"
+	head -c 1048576 /dev/urandom >"$WORK/change"
+	# Where the changed MiB goes: on a block boundary (the middle), or not.
+	DELTA_CASES=("aligned $((BIG_MIB << 19))" "unaligned $(((BIG_MIB << 19) + 12345))")
+	for c in "${DELTA_CASES[@]}"; do
+		read -r at off <<<"$c"
+		# RUNS runs of each tool, interleaved; the median time, the bytes of
+		# the last run (the same each run).
+		declare -A T=()
+		for _ in $(seq "$RUNS"); do
+			for tool in dirsync rsync; do
+				rm -rf "$DST" "$WORK/count"
+				mkdir -p "$WORK/count"
+				cp "$SRC/big" "$WORK/big.orig"
+				run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
+				dd if="$WORK/change" of="$SRC/big" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
+				T[$tool]+=" $(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")"
+				R[d/$at/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
+				cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
+				mv "$WORK/big.orig" "$SRC/big"
+			done
+		done
 		for tool in dirsync rsync; do
-			rm -rf "$DST" "$WORK/count"
-			mkdir -p "$WORK/count"
-			cp "$SRC/big" "$WORK/big.orig"
-			run "$tool" "$r" 127.0.0.1 "$SRC" "$DST" >/dev/null
-			dd if="$WORK/change" of="$SRC/big" bs=4096 seek="$off" oflag=seek_bytes conv=notrunc status=none
-			T[$tool]+=" $(timeit run "$tool" "$COUNT_RSH $WORK/count $r" 127.0.0.1 "$SRC" "$DST")"
-			R[d/$at/$tool/bytes]=$(($(cat "$WORK/count/up") + $(cat "$WORK/count/down")))
-			cmp -s "$SRC/big" "$DST/big" || die "bench-remote: $tool: the replica differs"
-			mv "$WORK/big.orig" "$SRC/big"
+			# shellcheck disable=SC2086 # the runs, one word each
+			R[d/$at/$tool/s]=$(median ${T[$tool]})
+			printf '  delta    %-9s %-7s %8.3f s, %d bytes on the wire  (runs:%s)\n' "$at" "$tool" \
+				"${R[d/$at/$tool/s]}" "${R[d/$at/$tool/bytes]}" "${T[$tool]}"
 		done
 	done
-	for tool in dirsync rsync; do
-		# shellcheck disable=SC2086 # the runs, one word each
-		R[d/$at/$tool/s]=$(median ${T[$tool]})
-		printf '  delta    %-9s %-7s %8.3f s, %d bytes on the wire  (runs:%s)\n' "$at" "$tool" \
-			"${R[d/$at/$tool/s]}" "${R[d/$at/$tool/bytes]}" "${T[$tool]}"
-	done
-done
-rm -rf "$SRC" "$DST"
+	rm -rf "$SRC" "$DST"
+fi
 
 # (e) Watch latency over ssh, with the probe of scripts/bench-watch.sh.
-N_WATCH=${N_WATCH:-200}
-N_WATCH_PEER=${N_WATCH_PEER:-50}
-PROBE=$PWD/userspace/target/release/examples/watch_latency
-[ -x "$PROBE" ] || (cd userspace && cargo build --release --locked -q --example watch_latency)
-echo "bench-remote: watch latency over ssh (loopback), $N_WATCH changes (lsyncd: $N_WATCH_PEER)"
-WTOOLS=(dirsync)
-if command -v lsyncd >/dev/null; then
-	WTOOLS+=(lsyncd)
-else
-	echo "bench-remote: lsyncd is missing: watch latency of dirsync alone" >&2
-fi
-# field NAME LINE: the value of NAME=... in the probe's output.
-field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
-for tool in "${WTOOLS[@]}"; do
-	rm -rf "$SRC" "$DST"
-	mkdir -p "$SRC/lat" "$DST"
-	for i in $(seq 0 15); do echo start >"$SRC/lat/f$i"; done
-	case $tool in
-	dirsync)
-		n=$N_WATCH
-		"$DIRSYNC" watch -q -e "$r" --remote-path "$DIRSYNC" "$SRC" "127.0.0.1:$DST" \
-			>"$WORK/watch.log" 2>&1 &
-		;;
-	lsyncd)
-		n=$N_WATCH_PEER
-		cat >"$WORK/lsyncd.conf" <<CONF
+if wants watch; then
+	N_WATCH=${N_WATCH:-200}
+	N_WATCH_PEER=${N_WATCH_PEER:-50}
+	PROBE=$PWD/userspace/target/release/examples/watch_latency
+	[ -x "$PROBE" ] || (cd userspace && cargo build --release --locked -q --example watch_latency)
+	echo "bench-remote: watch latency over ssh (loopback), $N_WATCH changes (lsyncd: $N_WATCH_PEER)"
+	WTOOLS=(dirsync)
+	if command -v lsyncd >/dev/null; then
+		WTOOLS+=(lsyncd)
+	else
+		echo "bench-remote: lsyncd is missing: watch latency of dirsync alone" >&2
+	fi
+	# field NAME LINE: the value of NAME=... in the probe's output.
+	field() { sed -n "s/.*[[:space:]]$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+	for tool in "${WTOOLS[@]}"; do
+		rm -rf "$SRC" "$DST"
+		mkdir -p "$SRC/lat" "$DST"
+		for i in $(seq 0 15); do echo start >"$SRC/lat/f$i"; done
+		case $tool in
+		dirsync)
+			n=$N_WATCH
+			"$DIRSYNC" watch -q -e "$r" --remote-path "$DIRSYNC" "$SRC" "127.0.0.1:$DST" \
+				>"$WORK/watch.log" 2>&1 &
+			;;
+		lsyncd)
+			n=$N_WATCH_PEER
+			cat >"$WORK/lsyncd.conf" <<CONF
 settings { nodaemon = true, logfile = "$WORK/lsyncd.log", statusFile = "$WORK/lsyncd.status", insist = true }
 sync { default.rsync, source = "$SRC", target = "127.0.0.1:$DST", delay = 0, rsync = { rsh = "$r" } }
 CONF
-		lsyncd "$WORK/lsyncd.conf" >"$WORK/watch.log" 2>&1 &
-		;;
-	esac
-	wpid=$!
-	PIDS+=("$wpid")
-	for _ in $(seq 300); do
-		diff -rq "$SRC" "$DST" >/dev/null 2>&1 && break
-		sleep 0.1
+			lsyncd "$WORK/lsyncd.conf" >"$WORK/watch.log" 2>&1 &
+			;;
+		esac
+		wpid=$!
+		PIDS+=("$wpid")
+		for _ in $(seq 300); do
+			diff -rq "$SRC" "$DST" >/dev/null 2>&1 && break
+			sleep 0.1
+		done
+		diff -rq "$SRC" "$DST" >/dev/null || die "bench-remote: $tool watch: DST never caught up"
+		sleep 0.5
+		out=$("$PROBE" latency "$SRC" "$DST" "$n")
+		kill -TERM "$wpid" 2>/dev/null || true
+		wait "$wpid" 2>/dev/null || true
+		R[e/$tool/p50]=$(field p50_us "$out")
+		R[e/$tool/p99]=$(field p99_us "$out")
+		R[e/$tool/lost]=$(field lost "$out")
+		echo "  watch    $tool: $out"
 	done
-	diff -rq "$SRC" "$DST" >/dev/null || die "bench-remote: $tool watch: DST never caught up"
-	sleep 0.5
-	out=$("$PROBE" latency "$SRC" "$DST" "$n")
-	kill -TERM "$wpid" 2>/dev/null || true
-	wait "$wpid" 2>/dev/null || true
-	R[e/$tool/p50]=$(field p50_us "$out")
-	R[e/$tool/p99]=$(field p99_us "$out")
-	R[e/$tool/lost]=$(field lost "$out")
-	echo "  watch    $tool: $out"
-done
-rm -rf "$SRC" "$DST"
+	rm -rf "$SRC" "$DST"
+fi
 echo
 echo "| link | scenario | dirsync | rsync -a --delete -e ssh | dirsync/rsync | target | met |"
 echo "|---|---|---|---|---|---|---|"
-for link in "${LINKS[@]}"; do
-	read -r name _ _ _ <<<"$link"
-	printf '| %s | ssh HOST true (session setup, paid by every run) | %.3f s | %.3f s | - | - | - |\n' \
-		"$name" "${R[$name/ssh]}" "${R[$name/ssh]}"
-	for s in a b c z; do
-		[ -n "${R[$name/$s/dirsync]:-}" ] || continue
-		d=${R[$name/$s/dirsync]} x=${R[$name/$s/rsync]}
-		case $s in
-		a) label="first copy, $FILES files" ;;
-		b) label="unchanged resync" ;;
-		c) label="1% changed, resync" ;;
-		z) label="first copy, dirsync -z vs rsync -az" ;;
-		esac
-		if [ "$s" = a ] || [ "$s" = b ]; then
-			target="<= 0.5x" met=$([ "$(echo "$d <= 0.5 * $x" | bc -l)" = 1 ] && echo yes || echo NO)
-		else
-			target=- met=-
-		fi
-		printf '| %s | %s | %.3f s | %.3f s | %sx | %s | %s |\n' "$name" "$label" "$d" "$x" \
-			"$(ratio "$d" "$x")" "$target" "$met"
+if wants trees; then
+	for link in "${LINKS[@]}"; do
+		read -r name _ _ _ <<<"$link"
+		printf '| %s | ssh HOST true (session setup, paid by every run) | %.3f s | %.3f s | - | - | - |\n' \
+			"$name" "${R[$name/ssh]}" "${R[$name/ssh]}"
+		for s in a b c z; do
+			[ -n "${R[$name/$s/dirsync]:-}" ] || continue
+			d=${R[$name/$s/dirsync]} x=${R[$name/$s/rsync]}
+			case $s in
+			a) label="first copy, $FILES files" ;;
+			b) label="unchanged resync" ;;
+			c) label="1% changed, resync" ;;
+			z) label="first copy, dirsync -z vs rsync -az" ;;
+			esac
+			if [ "$s" = a ] || [ "$s" = b ]; then
+				target="<= 0.5x" met=$([ "$(echo "$d <= 0.5 * $x" | bc -l)" = 1 ] && echo yes || echo NO)
+			else
+				target=- met=-
+			fi
+			printf '| %s | %s | %.3f s | %.3f s | %sx | %s | %s |\n' "$name" "$label" "$d" "$x" \
+				"$(ratio "$d" "$x")" "$target" "$met"
+		done
 	done
-done
-for c in "${DELTA_CASES[@]}"; do
-	read -r at _ <<<"$c"
-	d=${R[d/$at/dirsync/bytes]} x=${R[d/$at/rsync/bytes]}
-	printf '| loopback | %s MiB, 1 MiB changed (%s) | %.3f s, %d B | %.3f s, %d B | bytes %sx, time %sx | bytes <= rsync | %s |\n' \
-		"$BIG_MIB" "$at" "${R[d/$at/dirsync/s]}" "$d" "${R[d/$at/rsync/s]}" "$x" "$(ratio "$d" "$x")" \
-		"$(ratio "${R[d/$at/dirsync/s]}" "${R[d/$at/rsync/s]}")" "$([ "$d" -le "$x" ] && echo yes || echo NO)"
-done
-ms() { echo "scale=1; $1 / 1000" | bc -l; }
-d99=${R[e/dirsync/p99]}
-peer="(no lsyncd)" pr="-"
-if [ -n "${R[e/lsyncd/p99]:-}" ]; then
-	peer="lsyncd: p50 $(ms "${R[e/lsyncd/p50]}") ms, p99 $(ms "${R[e/lsyncd/p99]}") ms, lost ${R[e/lsyncd/lost]}"
-	pr="p99 $(echo "scale=4; $d99 / ${R[e/lsyncd/p99]}" | bc -l)x"
 fi
-printf '| loopback | watch latency, 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
-	"$(ms "${R[e/dirsync/p50]}")" "$(ms "$d99")" "${R[e/dirsync/lost]}" "$peer" "$pr" \
-	"$([ "$d99" -lt 30000 ] && [ "${R[e/dirsync/lost]}" = 0 ] && echo yes || echo NO)"
+if wants delta; then
+	for c in "${DELTA_CASES[@]}"; do
+		read -r at _ <<<"$c"
+		d=${R[d/$at/dirsync/bytes]} x=${R[d/$at/rsync/bytes]}
+		printf '| loopback | %s MiB, 1 MiB changed (%s) | %.3f s, %d B | %.3f s, %d B | bytes %sx, time %sx | bytes <= rsync | %s |\n' \
+			"$BIG_MIB" "$at" "${R[d/$at/dirsync/s]}" "$d" "${R[d/$at/rsync/s]}" "$x" "$(ratio "$d" "$x")" \
+			"$(ratio "${R[d/$at/dirsync/s]}" "${R[d/$at/rsync/s]}")" "$([ "$d" -le "$x" ] && echo yes || echo NO)"
+	done
+fi
+ms() { echo "scale=1; $1 / 1000" | bc -l; }
+if wants watch; then
+	d99=${R[e/dirsync/p99]}
+	peer="(no lsyncd)" pr="-"
+	if [ -n "${R[e/lsyncd/p99]:-}" ]; then
+		peer="lsyncd: p50 $(ms "${R[e/lsyncd/p50]}") ms, p99 $(ms "${R[e/lsyncd/p99]}") ms, lost ${R[e/lsyncd/lost]}"
+		pr="p99 $(echo "scale=4; $d99 / ${R[e/lsyncd/p99]}" | bc -l)x"
+	fi
+	printf '| loopback | watch latency, 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
+		"$(ms "${R[e/dirsync/p50]}")" "$(ms "$d99")" "${R[e/dirsync/lost]}" "$peer" "$pr" \
+		"$([ "$d99" -lt 30000 ] && [ "${R[e/dirsync/lost]}" = 0 ] && echo yes || echo NO)"
+fi
