@@ -16,6 +16,8 @@
 #       --delete, dirsync without -a
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RUNS=${RUNS:-5}
 FILES=${FILES:-20000}
@@ -28,13 +30,8 @@ DIRSYNC=$PWD/userspace/target/release/dirsync
 for t in rsync cp python3 setfattr bc; do
 	command -v "$t" >/dev/null || { echo "bench: $t is missing (make deps)" >&2; exit 1; }
 done
-if [ ! -d /dev/shm ] || [ ! -w /dev/shm ]; then
-	echo "bench: needs a writable /dev/shm" >&2
-	exit 1
-fi
-WORK=$(mktemp -d /dev/shm/dirsync-bench-fid.XXXXXX)
-trap 'rm -rf "${WORK:?}"' EXIT
-echo "bench: work area $WORK ($(stat -f -c %T "$WORK")), $(nproc) cores, $RUNS runs each"
+bench_workarea bench dirsync-bench-fid
+trap bench_workarea_remove EXIT
 
 timeit() {
 	local t0 t1

@@ -75,12 +75,7 @@ DIRSYNC=$PWD/userspace/target/release/dirsync
 COUNT_RSH=$PWD/userspace/tests/common/count_rsh.py
 DELAY_LINK=$PWD/scripts/delay-link.py
 
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	WORK=$(mktemp -d /dev/shm/dirsync-rbench.XXXXXX)
-else
-	WORK=$(mktemp -d /tmp/dirsync-rbench.XXXXXX)
-fi
-echo "bench-remote: work area $WORK ($(stat -f -c %T "$WORK")), $(nproc) cores, $RUNS runs each"
+bench_workarea bench-remote dirsync-rbench
 NS=dsbench$$
 VH=dsbh$$
 VN=dsbn$$
@@ -90,7 +85,7 @@ cleanup() {
 	wait 2>/dev/null || true
 	if ip netns list 2>/dev/null | grep -qw "$NS"; then ip netns del "$NS" || true; fi
 	ip link del "$VH" 2>/dev/null || true
-	rm -rf "${WORK:?}"
+	bench_workarea_remove
 }
 trap cleanup EXIT
 

@@ -15,6 +15,8 @@
 #   (d) BIG_FILES files of BIG_MIB MiB, first copy (throughput)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RUNS=${RUNS:-5}
 FILES=${FILES:-20000}
@@ -29,25 +31,8 @@ for t in rsync cp find python3; do
 	command -v "$t" >/dev/null || { echo "bench: $t is missing (make deps)" >&2; exit 1; }
 done
 
-# A tmpfs work area: /dev/shm when there is one, else a private tmpfs mount.
-MOUNTED=
-if [ -d /dev/shm ] && [ -w /dev/shm ]; then
-	WORK=$(mktemp -d /dev/shm/dirsync-bench.XXXXXX)
-elif [ "$(id -u)" -eq 0 ]; then
-	WORK=$(mktemp -d /tmp/dirsync-bench.XXXXXX)
-	mount -t tmpfs -o size=4g tmpfs "$WORK"
-	MOUNTED=1
-else
-	echo "bench: needs /dev/shm or root for a tmpfs" >&2
-	exit 1
-fi
-cleanup() {
-	rm -rf "${WORK:?}"/* 2>/dev/null || true
-	if [ -n "$MOUNTED" ]; then umount "$WORK"; fi
-	rmdir "$WORK" 2>/dev/null || true
-}
-trap cleanup EXIT
-echo "bench: work area $WORK ($(stat -f -c %T "$WORK")), $(nproc) cores, $RUNS runs each"
+bench_workarea bench dirsync-bench
+trap bench_workarea_remove EXIT
 echo "bench: $("$DIRSYNC" --version), $(rsync --version | head -1), $(cp --version | head -1)"
 
 # Seconds taken by "$@" (stdout/stderr discarded).

@@ -21,6 +21,34 @@ take_lock() {
 	fi
 }
 
+# bench_workarea LABEL NAME: sets WORK to a new work area in tmpfs for a
+# benchmark (so that no disk's writeback is in its times) and says so,
+# with LABEL: a directory NAME.XXXXXX in /dev/shm when that is writable,
+# else, as root, a tmpfs of its own mounted on one in /tmp.
+# bench_workarea_remove removes it (the caller's EXIT trap runs it).
+bench_workarea() {
+	BENCH_MOUNTED=
+	if [ -d /dev/shm ] && [ -w /dev/shm ]; then
+		WORK=$(mktemp -d "/dev/shm/$2.XXXXXX")
+	elif [ "$(id -u)" -eq 0 ]; then
+		WORK=$(mktemp -d "/tmp/$2.XXXXXX")
+		mount -t tmpfs -o size=4g tmpfs "$WORK"
+		BENCH_MOUNTED=1
+	else
+		die "$1: needs a writable /dev/shm, or root for a tmpfs"
+	fi
+	echo "$1: work area $WORK ($(stat -f -c %T "$WORK")), $(nproc) cores, ${RUNS:-1} runs each"
+}
+bench_workarea_remove() {
+	[ -n "${WORK:-}" ] || return 0
+	if [ -n "${BENCH_MOUNTED:-}" ]; then
+		# The files go with the tmpfs.
+		umount "$WORK" && rmdir "$WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+
 # An extended regular expression matching the kernel log lines that mean a
 # kernel problem: oops, BUG (including KASAN's "BUG: KASAN:" and
 # "BUG: sleeping function called from invalid context"), WARNING (including
