@@ -6,7 +6,8 @@
 # the unchanged resync of a 20,000-file tree with each metadata backend
 # (qemu/guest-bench-resync.sh, "bench resync" lines with the ratio).  The
 # kernel has no debug option, but runs under TCG: only the ratios mean
-# something.
+# something.  Then the directory scan of the microbenchmark on this
+# machine's own kernel, natively (`dirsync-bench --host`).
 set -euo pipefail
 # shellcheck source=qemu/vm-lib.sh
 . "$(dirname "$0")/vm-lib.sh"
@@ -24,3 +25,8 @@ if vm_console_problems "$VM/bench/console.log"; then
 fi
 echo "syscall microbenchmark ($KERNEL_VERSION, QEMU TCG, ${QEMU_SMP:-2} CPUs):"
 grep '^bench' "$VM/bench/results.clean" || die "the benchmark printed nothing"
+# The same scan without dirsync_readdir on this machine's own kernel
+# ($(uname -r), in tmpfs): the getdents64 rows and the reference rows
+# (names alone, a null system call) on hardware, next to the VM's.
+echo "the directory scan on this machine's kernel ($(uname -r), no emulation):"
+"$VM/root/guest/bench/dirsync-bench" --host || die "the host reference run failed"
