@@ -156,25 +156,39 @@ impl FrameWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
 
     fn reader(bytes: Vec<u8>) -> FrameReader {
         FrameReader::new(Box::new(io::Cursor::new(bytes)))
     }
 
+    /// The bytes a [`shared_writer`] has passed on, readable by the test.
+    type Written = Arc<Mutex<Vec<u8>>>;
+
+    /// A stream that appends what is written to a [`Written`].
+    struct Shared(Written);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A frame writer over a [`Shared`] stream, and the bytes that have
+    /// reached that stream so far (what the peer would have received).
+    fn shared_writer() -> (Written, FrameWriter) {
+        let out = Written::default();
+        let w = FrameWriter::new(Box::new(Shared(out.clone())));
+        (out, w)
+    }
+
     #[test]
     fn frames_round_trip_and_bad_lengths_are_refused() {
-        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut w = FrameWriter::new(Box::new(Shared(out.clone())));
+        let (out, mut w) = shared_writer();
         w.write(7, b"hello").unwrap();
         w.write(9, b"").unwrap();
         w.flush().unwrap();
@@ -193,18 +207,7 @@ mod tests {
 
     #[test]
     fn only_whole_frames_leave_before_a_flush() {
-        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let mut w = FrameWriter::new(Box::new(Shared(out.clone())));
+        let (out, mut w) = shared_writer();
         for (i, size) in [100_000, 200_000, 7, 300_000, 60_000, 250_000, 1 << 20]
             .iter()
             .enumerate()
