@@ -353,21 +353,20 @@ impl ReplicaDir for RemoteDir {
 }
 
 /// Sends up to `len` bytes of `src` (from its offset) as data messages;
-/// returns how many.
+/// returns how many. Each message's bytes are read into a buffer of their
+/// own size, which the message then owns: a small file costs no more than
+/// its size (most files of a tree are far smaller than [`CHUNK`]).
 fn send_data(link: &Link, fid: u32, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
-    let mut buf = vec![0u8; CHUNK];
     let mut sent = 0u64;
     while sent < len {
         let want = usize::try_from(len - sent).map_or(CHUNK, |l| l.min(CHUNK));
-        let n = sys::read(src, &mut buf[..want])?;
+        let mut bytes = vec![0u8; want];
+        let n = sys::read(src, &mut bytes)?;
         if n == 0 {
             break;
         }
-        let m = Msg::Data {
-            fid,
-            bytes: buf[..n].to_vec(),
-        };
-        link.send(&m, false)?;
+        bytes.truncate(n);
+        link.send(&Msg::Data { fid, bytes }, false)?;
         sent += n as u64;
     }
     Ok(sent)
