@@ -160,6 +160,7 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             name: r.name(),
             size: r.next(),
             compare: r.below(2) == 0,
+            fresh: r.below(2) == 0,
             plan: r.next() as u32,
         },
         Msg::Reply {

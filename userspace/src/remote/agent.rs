@@ -310,6 +310,7 @@ impl Agent {
                 name,
                 size,
                 compare,
+                fresh,
                 plan: plan_req,
             } => {
                 if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
@@ -333,20 +334,25 @@ impl Agent {
                         mine: None,
                         same: false,
                     },
-                    (Some(d), false) => match d.receive_shared(&name, false) {
-                        Ok(file) => Stream::Write {
-                            file,
-                            rel,
-                            got: 0,
-                            err: None,
-                            rx: Some(Box::new(Receiver::new(d.clone(), name.clone()))),
-                        },
-                        Err(e) => Stream::Failed {
-                            rel,
-                            got: 0,
-                            err: Some(e),
-                        },
-                    },
+                    // A new name is written unnamed and linked once, when
+                    // this file system can (probed once, so that the
+                    // commit never asks for the content again).
+                    (Some(d), false) => {
+                        match d.receive_shared(&name, fresh && d.unnamed_files_work()) {
+                            Ok(file) => Stream::Write {
+                                file,
+                                rel,
+                                got: 0,
+                                err: None,
+                                rx: Some(Box::new(Receiver::new(d.clone(), name.clone()))),
+                            },
+                            Err(e) => Stream::Failed {
+                                rel,
+                                got: 0,
+                                err: Some(e),
+                            },
+                        }
+                    }
                     (None, false) => Stream::Failed {
                         rel,
                         got: 0,
@@ -389,9 +395,14 @@ impl Agent {
                         err: None,
                         ..
                     } => {
-                        let r = file.commit(&attrs, fsync, over).map(|c| match c {
-                            crate::sync::Committed::Done { deleted } => deleted,
-                            crate::sync::Committed::Retry => 0,
+                        let r = file.commit(&attrs, fsync, over).and_then(|c| match c {
+                            crate::sync::Committed::Done { deleted } => Ok(deleted),
+                            // Only an unnamed file whose linking had not
+                            // been probed asks for its content again, and
+                            // the agent probes first: never lose it quietly.
+                            crate::sync::Committed::Retry => {
+                                Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+                            }
                         });
                         (rel, r.map_err(|e| (e, got)), false)
                     }

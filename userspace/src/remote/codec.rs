@@ -155,10 +155,14 @@ impl Msg {
                 name,
                 size,
                 compare,
+                fresh,
                 plan,
             } => {
                 e.u32(*fid).u32(*id).bytes(name.as_bytes());
-                e.u64(*size).bool(*compare).u32(*plan);
+                // One byte of flags: `compare` (bit 0, all earlier builds
+                // knew) and `fresh` (bit 1, FEATURE_FRESH).
+                let flags = u8::from(*compare) | u8::from(*fresh) << 1;
+                e.u64(*size).u8(flags).u32(*plan);
                 19
             }
             Msg::Delta { fid, ops } => {
@@ -369,14 +373,22 @@ fn non_empty_target(t: Vec<u8>) -> Result<Vec<u8>, ProtoError> {
 
 fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
     Ok(match kind {
-        19 => Msg::FileBegin {
-            fid: d.u32()?,
-            id: d.u32()?,
-            name: d.name()?,
-            size: d.u64()?,
-            compare: d.bool()?,
-            plan: d.u32()?,
-        },
+        19 => {
+            let (fid, id, name, size) = (d.u32()?, d.u32()?, d.name()?, d.u64()?);
+            let flags = d.u8()?;
+            if flags > 3 {
+                return Err(ProtoError::BadValue("file flags"));
+            }
+            Msg::FileBegin {
+                fid,
+                id,
+                name,
+                size,
+                compare: flags & 1 != 0,
+                fresh: flags & 2 != 0,
+                plan: d.u32()?,
+            }
+        }
         20 => Msg::Data {
             fid: d.u32()?,
             bytes: d.bytes()?,

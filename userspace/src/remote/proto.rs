@@ -23,11 +23,16 @@ pub const MAGIC: &[u8; 4] = b"DSYN";
 pub const FEATURE_ZSTD: u64 = 1;
 /// Feature bit: delta transfer (a receiver's signature, then delta ops).
 pub const FEATURE_DELTA: u64 = 2;
+/// Feature bit: [`Msg::FileBegin`] may say `fresh` (the sender knows the
+/// name is new in DST: the receiver may write the file unnamed and give it
+/// its name once, as a local copy does). A receiver without it gets the
+/// flag byte of earlier builds (`compare` alone).
+pub const FEATURE_FRESH: u64 = 4;
 /// Files at least this big get a plan from the receiver (with
 /// [`FEATURE_DELTA`]).
 pub const DELTA_MIN: u64 = 1 << 20;
 /// The features this build implements.
-pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA;
+pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -286,6 +291,9 @@ pub enum Msg {
         size: u64,
         /// Compare only.
         compare: bool,
+        /// DST had no entry by that name when the sender listed it (only
+        /// with [`FEATURE_FRESH`]).
+        fresh: bool,
         /// Request number of the plan asked for, 0: none.
         plan: u32,
     },

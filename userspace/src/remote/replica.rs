@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use super::link::{lock, Link, Pending};
 use super::prefetch::Prefetch;
-use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA};
+use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA, FEATURE_FRESH};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
 use crate::sys::{self, DirEntry};
@@ -328,6 +328,7 @@ impl ReplicaDir for RemoteDir {
             name: name.to_owned(),
             size,
             compare: true,
+            fresh: false,
             plan: 0,
         };
         self.link.send(&begin, false)?;
@@ -340,12 +341,13 @@ impl ReplicaDir for RemoteDir {
     fn receive_file<'a>(
         &'a self,
         name: &CStr,
-        _fresh: bool,
+        fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
         Ok(Box::new(RemoteIncoming {
             dir: self,
             fid: self.link.new_id(),
             name: name.to_owned(),
+            fresh: fresh && self.link.features() & FEATURE_FRESH != 0,
             begun: false,
             done: false,
         }))
@@ -378,6 +380,9 @@ struct RemoteIncoming<'a> {
     dir: &'a RemoteDir,
     fid: u32,
     name: CString,
+    /// DST had no such name (said to the agent when both sides have
+    /// [`FEATURE_FRESH`]).
+    fresh: bool,
     begun: bool,
     done: bool,
 }
@@ -390,7 +395,7 @@ impl RemoteIncoming<'_> {
             return Ok(None);
         }
         self.begun = true;
-        let (fid, id, name) = (self.fid, self.dir.id, self.name.clone());
+        let (fid, id, name, fresh) = (self.fid, self.dir.id, self.name.clone(), self.fresh);
         let link = &self.dir.link;
         if link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
             // The receiver's plan first (one exchange, large files only).
@@ -400,6 +405,7 @@ impl RemoteIncoming<'_> {
                 name,
                 size,
                 compare: false,
+                fresh,
                 plan,
             };
             return match link.call(m)? {
@@ -415,6 +421,7 @@ impl RemoteIncoming<'_> {
             name,
             size,
             compare: false,
+            fresh,
             plan: 0,
         };
         link.send(&m, false).map(|()| None)

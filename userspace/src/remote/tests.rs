@@ -192,6 +192,7 @@ fn a_directory_that_cannot_be_opened_is_reported_once() {
                 name: name("f"),
                 size: 1,
                 compare: false,
+                fresh: false,
                 plan: 0,
             },
             Msg::Data {

@@ -14,6 +14,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
+pub use super::remove::remove_tree;
 use super::replica::{Attrs, Committed, IncomingFile, Linked, Over, Replica, ReplicaDir};
 use crate::attrs::content::{self, CopyMode, Made};
 use crate::attrs::owner;
@@ -267,6 +268,28 @@ impl LocalDir {
     /// Gives the complete temporary entry `tmp` the name `name`, first
     /// removing a tree in the way: the one "install over" of the replica.
     /// On failure `tmp` is removed. Returns the entries removed.
+    /// Whether new files can be written unnamed (`O_TMPFILE`) and linked
+    /// here, tried once (a file linked under a temporary name, then
+    /// removed) if no copy has told yet: for a receiver that cannot ask
+    /// for a file again (the remote agent), as [`Committed::Retry`] would.
+    pub fn unnamed_files_work(&self) -> bool {
+        if self.ctx.tmpfile() == Tmpfile::Unknown {
+            let t = copy::temp_name();
+            match sys::open_tmpfile(self.fd())
+                .and_then(|fd| sys::link_tmpfile(fd.as_fd(), self.fd(), &t))
+            {
+                Ok(()) => {
+                    let _ = sys::unlink_at(self.fd(), &t);
+                    self.ctx.set_tmpfile(Tmpfile::Works);
+                }
+                // Out of space says nothing about O_TMPFILE: not now.
+                Err(e) if is_out_of_space(&e) => return false,
+                Err(_) => self.ctx.set_tmpfile(Tmpfile::Unusable),
+            }
+        }
+        self.ctx.tmpfile() == Tmpfile::Works
+    }
+
     fn install_over(&self, tmp: &CStr, name: &CStr, over: Over) -> io::Result<u64> {
         let res = (|| {
             let removed = match over {
@@ -526,63 +549,4 @@ impl<D: Deref<Target = LocalDir>> Drop for LocalIncoming<D> {
             let _ = sys::unlink_at(self.dir.fd(), &t);
         }
     }
-}
-
-/// Removes `name` in `dir` and, if it is a directory, everything below it,
-/// without following any symlink (iterative: any depth). Returns how many
-/// entries were removed. When not root, directories are made writable
-/// first (they belong to us).
-pub fn remove_tree(dir: BorrowedFd<'_>, name: &CStr, is_root: bool) -> io::Result<u64> {
-    match sys::unlink_at(dir, name) {
-        Ok(()) => return Ok(1),
-        Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
-            // Linux unlink() of a directory gives EISDIR; be lenient.
-        }
-        Err(e) => return Err(e),
-    }
-    struct Level {
-        fd: OwnedFd,
-        entries: Vec<DirEntry>,
-        name: CString,
-    }
-    let open_level = |parent: BorrowedFd<'_>, name: &CStr| -> io::Result<Level> {
-        let fd = sys::open_dir_at(parent, name)?;
-        if !is_root {
-            // We are about to delete it; make sure we may.
-            let _ = sys::chmod_fd(fd.as_fd(), 0o700);
-        }
-        let entries = sys::read_dir(fd.as_fd())?;
-        Ok(Level {
-            fd,
-            entries,
-            name: name.to_owned(),
-        })
-    };
-    let mut count = 0u64;
-    let mut stack = vec![open_level(dir, name)?];
-    while let Some(top) = stack.last_mut() {
-        if let Some(ent) = top.entries.pop() {
-            let fd = top.fd.as_fd();
-            if ent.d_type != libc::DT_DIR {
-                match sys::unlink_at(fd, &ent.name) {
-                    Ok(()) => {
-                        count += 1;
-                        continue;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            let lvl = open_level(fd, &ent.name)?;
-            stack.push(lvl);
-        } else {
-            let done = stack.pop().expect("non-empty");
-            let parent = stack.last().map(|l| l.fd.as_fd()).unwrap_or(dir);
-            drop(done.fd);
-            sys::rmdir_at(parent, &done.name)?;
-            count += 1;
-        }
-    }
-    Ok(count)
 }

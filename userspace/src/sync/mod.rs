@@ -61,6 +61,7 @@ pub mod local;
 mod node;
 mod options;
 mod pool;
+mod remove;
 pub mod replica;
 mod roots;
 mod walk;
