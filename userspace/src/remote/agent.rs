@@ -17,12 +17,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use super::frame::FrameWriter;
-use super::install::{self, errno, Installer};
 use super::proto::{Answer, Entry, Msg, NoteOp};
 use super::stream::{Partials, Receiver, Stream};
 use crate::stat::Kind;
 use crate::sync::local::{LocalDir, LocalReplica};
-use crate::sync::{Replica, ReplicaDir};
+use crate::sync::{IncomingFile, Replica, ReplicaDir};
 use crate::sys;
 
 /// Most directory handles open at once.
@@ -62,10 +61,11 @@ pub struct Agent {
     /// opening them fails quietly.
     failed_creates: std::collections::HashSet<(u32, CString)>,
     streams: HashMap<u32, Stream>,
-    /// Writes and installs whole files on a second thread (`None` when
-    /// it could not start: then this thread does).
-    installer: Option<Installer>,
     partials: Partials,
+}
+
+fn errno(e: &io::Error) -> i32 {
+    e.raw_os_error().unwrap_or(libc::EIO)
 }
 
 fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
@@ -119,7 +119,6 @@ impl Agent {
             handles: HashMap::new(),
             failed_creates: Default::default(),
             streams: HashMap::new(),
-            installer: Installer::start().ok(),
             partials: Partials::default(),
         }
     }
@@ -138,26 +137,6 @@ impl Agent {
     /// Carries out one message; `Ok(false)` when the engine said goodbye.
     pub fn handle_msg(&mut self, m: Msg, w: &mut FrameWriter) -> Result<bool, Violation> {
         let io = |e: io::Error| Violation(format!("cannot send: {e}"));
-        if let Some(ins) = &mut self.installer {
-            let for_installer = match &m {
-                Msg::Data { fid, .. } | Msg::Commit { fid, .. } | Msg::Abort { fid } => {
-                    ins.holds(*fid)
-                }
-                // A new stream neither reads nor names an existing file.
-                Msg::FileBegin {
-                    compare: false,
-                    plan: 0,
-                    ..
-                } => true,
-                _ => false,
-            };
-            if !for_installer {
-                // Everything else sees the files sent before it installed.
-                for n in ins.sync().map_err(io)? {
-                    send(w, &n).map_err(io)?;
-                }
-            }
-        }
         match m {
             Msg::Open { id, parent, name } => self.open(id, parent, name).map_err(io)?,
             Msg::Close { id } => {
@@ -334,14 +313,7 @@ impl Agent {
                 fresh,
                 plan: plan_req,
             } => {
-                let (held, installing) = self
-                    .installer
-                    .as_ref()
-                    .map_or((false, 0), |i| (i.holds(fid), i.len()));
-                if self.streams.contains_key(&fid)
-                    || held
-                    || self.streams.len() + installing >= MAX_FILES
-                {
+                if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
                     return Err(violation("reused file number or too many files at once"));
                 }
                 self.partials.used(id, &name);
@@ -396,26 +368,14 @@ impl Agent {
                     };
                     send(w, &m).map_err(io)?;
                 }
-                match &mut self.installer {
-                    // A whole file: written and installed by the installer.
-                    Some(ins) if plan_req == 0 && matches!(s, Stream::Write { .. }) => {
-                        ins.begin(fid, s)
-                    }
-                    _ => {
-                        self.streams.insert(fid, s);
-                    }
-                }
+                self.streams.insert(fid, s);
             }
             Msg::Data { fid, bytes } => {
-                if let Some(ins) = self.installer.as_mut().filter(|i| i.holds(fid)) {
-                    ins.data(fid, bytes);
-                    return Ok(());
-                }
                 let s = self
                     .streams
                     .get_mut(&fid)
                     .ok_or_else(|| violation("data for an unknown file"))?;
-                install::data(s, &bytes);
+                data(s, &bytes);
             }
             Msg::Commit {
                 fid,
@@ -423,26 +383,62 @@ impl Agent {
                 fsync,
                 over,
             } => {
-                if let Some(ins) = self.installer.as_mut().filter(|i| i.holds(fid)) {
-                    ins.commit(fid, attrs, fsync, over);
-                    return Ok(());
-                }
                 let s = self
                     .streams
                     .remove(&fid)
                     .ok_or_else(|| violation("commit of an unknown file"))?;
-                if matches!(s, Stream::Compare { .. }) {
-                    return Err(violation("commit of a compared file"));
-                }
-                if let Some(m) = install::commit(s, &attrs, fsync, over) {
-                    send(w, &m).map_err(io)?;
-                }
+                let (rel, r, silent) = match s {
+                    Stream::Write {
+                        file,
+                        rel,
+                        got,
+                        err: None,
+                        ..
+                    } => {
+                        let r = file.commit(&attrs, fsync, over).and_then(|c| match c {
+                            crate::sync::Committed::Done { deleted } => Ok(deleted),
+                            // Only an unnamed file whose linking had not
+                            // been probed asks for its content again, and
+                            // the agent probes first: never lose it quietly.
+                            crate::sync::Committed::Retry => {
+                                Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+                            }
+                        });
+                        (rel, r.map_err(|e| (e, got)), false)
+                    }
+                    Stream::Write {
+                        rel,
+                        got,
+                        err: Some(e),
+                        ..
+                    } => (rel, Err((e, got)), false),
+                    Stream::Failed { rel, got, err } => {
+                        let silent = err.is_none();
+                        let e = err.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT));
+                        (rel, Err((e, got)), silent)
+                    }
+                    Stream::Compare { .. } => return Err(violation("commit of a compared file")),
+                };
+                let m = match r {
+                    Ok(0) => return Ok(()),
+                    Ok(n) => Msg::Note {
+                        op: NoteOp::Copy,
+                        path: rel,
+                        errno: 0,
+                        count: n,
+                        silent,
+                    },
+                    Err((e, got)) => Msg::Note {
+                        op: NoteOp::Copy,
+                        path: rel,
+                        errno: errno(&e),
+                        count: got,
+                        silent,
+                    },
+                };
+                send(w, &m).map_err(io)?;
             }
             Msg::Abort { fid } => {
-                if let Some(ins) = self.installer.as_mut().filter(|i| i.holds(fid)) {
-                    ins.abort(fid);
-                    return Ok(());
-                }
                 self.streams
                     .remove(&fid)
                     .ok_or_else(|| violation("abort of an unknown file"))?;
@@ -476,6 +472,44 @@ impl Agent {
 fn at_end(f: std::os::fd::BorrowedFd<'_>) -> bool {
     let mut b = [0u8; 1];
     matches!(sys::read(f, &mut b), Ok(0))
+}
+
+/// Writes (or compares) one data message of a stream.
+fn data(s: &mut Stream, bytes: &[u8]) {
+    match s {
+        Stream::Write { file, got, err, .. } => {
+            if err.is_none() {
+                if let Err(e) = write_all(file.as_mut(), bytes) {
+                    *err = Some(e);
+                }
+            }
+            *got += bytes.len() as u64;
+        }
+        Stream::Failed { got, .. } => *got += bytes.len() as u64,
+        Stream::Compare { mine, same } => {
+            if let (Some(f), true) = (mine, *same) {
+                let mut buf = vec![0u8; bytes.len()];
+                *same =
+                    read_full(f.as_fd(), &mut buf).is_ok_and(|n| n == bytes.len() && buf == bytes);
+            }
+        }
+    }
+}
+
+fn read_full(f: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match sys::read(f, &mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Appends `bytes` to a file being received.
+fn write_all(file: &mut (dyn IncomingFile + Send), bytes: &[u8]) -> io::Result<()> {
+    file.write(bytes)
 }
 
 /// Sends a message; no partial file seen.

@@ -33,7 +33,6 @@ pub mod delta;
 pub mod deploy;
 mod events;
 pub mod frame;
-mod install;
 pub mod layers;
 pub mod link;
 mod prefetch;
