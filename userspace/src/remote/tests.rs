@@ -250,3 +250,28 @@ fn a_directory_that_cannot_be_opened_is_reported_once() {
     );
     assert!(matches!(&out[1], Msg::Note { silent: true, .. }), "{out:?}");
 }
+
+#[test]
+fn file_begin_flags_are_the_byte_older_peers_know() {
+    use super::proto::Msg;
+    let begin = |compare, fresh| Msg::FileBegin {
+        fid: 7,
+        id: 1,
+        name: std::ffi::CString::new("f").unwrap(),
+        size: 3,
+        compare,
+        fresh,
+        plan: 0,
+    };
+    // fid, id, name (u32 length + bytes), size: then the flags byte.
+    let flags_at = 4 + 4 + 4 + 1 + 8;
+    for (compare, fresh, byte) in [(false, false, 0), (true, false, 1), (false, true, 2)] {
+        let (k, p) = begin(compare, fresh).encode();
+        assert_eq!(p[flags_at], byte, "compare {compare}, fresh {fresh}");
+        assert_eq!(Msg::decode(k, &p), Ok(begin(compare, fresh)));
+    }
+    // A bit no build knows is a protocol error, not a guess.
+    let (k, mut p) = begin(false, false).encode();
+    p[flags_at] = 4;
+    assert!(Msg::decode(k, &p).is_err());
+}
