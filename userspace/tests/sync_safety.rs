@@ -165,19 +165,6 @@ fn run_remote_without_dac(
     mode: sshd::Mode,
     args: &[&std::ffi::OsStr],
 ) -> std::process::Output {
-    let (last, opts) = args.split_last().expect("SRC DST");
-    let (first, opts) = opts.split_last().expect("SRC DST");
-    let (src, dst) = match mode {
-        sshd::Mode::Push => (
-            Path::new(first).to_path_buf(),
-            sshd::remote(Path::new(last)),
-        ),
-        sshd::Mode::Pull => (
-            sshd::remote(Path::new(first)),
-            Path::new(last).to_path_buf(),
-        ),
-    };
-    let s = sshd::Sshd::shared();
     let mut remote_bin = bin();
     let mut c = Command::new(bin());
     if is_root() {
@@ -201,13 +188,8 @@ fn run_remote_without_dac(
             }
         }
     }
-    c.arg("-e")
-        .arg(s.rsh())
-        .arg("--remote-path")
-        .arg(&remote_bin)
-        .args(opts)
-        .arg(src)
-        .arg(dst);
+    let args = args.iter().map(|a| a.to_os_string()).collect();
+    c.args(remote_args(mode, &remote_bin, args));
     c.output().expect("cannot run dirsync")
 }
 

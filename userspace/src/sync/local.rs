@@ -265,9 +265,6 @@ impl LocalDir {
         }))
     }
 
-    /// Gives the complete temporary entry `tmp` the name `name`, first
-    /// removing a tree in the way: the one "install over" of the replica.
-    /// On failure `tmp` is removed. Returns the entries removed.
     /// Whether new files can be written unnamed (`O_TMPFILE`) and linked
     /// here, tried once (a file linked under a temporary name, then
     /// removed) if no copy has told yet: for a receiver that cannot ask
@@ -290,6 +287,9 @@ impl LocalDir {
         self.ctx.tmpfile() == Tmpfile::Works
     }
 
+    /// Gives the complete temporary entry `tmp` the name `name`, first
+    /// removing a tree in the way: the one "install over" of the replica.
+    /// On failure `tmp` is removed. Returns the entries removed.
     fn install_over(&self, tmp: &CStr, name: &CStr, over: Over) -> io::Result<u64> {
         let res = (|| {
             let removed = match over {

@@ -56,25 +56,37 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let mut a: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
-    if let Some(mode) = sshd::mode() {
-        let n = a.len();
-        assert!(n >= 2, "a remote suite runs dirsync with SRC and DST");
-        let i = if mode == sshd::Mode::Push {
-            n - 1
-        } else {
-            n - 2
-        };
-        a[i] = sshd::remote(Path::new(&a[i])).into_os_string();
-        let mut full: Vec<std::ffi::OsString> = sshd::Sshd::shared()
-            .args()
-            .into_iter()
-            .map(Into::into)
-            .collect();
-        full.extend(a);
-        a = full;
-    }
+    let a: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().into()).collect();
+    let a = match sshd::mode() {
+        Some(mode) => remote_args(mode, &bin(), a),
+        None => a,
+    };
     cmd(a).output().expect("cannot run dirsync")
+}
+
+/// The arguments `args` (SRC DST last) of a remote suite in `mode`: its
+/// remote side (SRC in a pull, DST in a push) as `127.0.0.1:PATH`, after
+/// `-e RSH --remote-path REMOTE_BIN` for [`sshd::Sshd::shared`].
+pub fn remote_args(
+    mode: sshd::Mode,
+    remote_bin: &Path,
+    mut args: Vec<std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let n = args.len();
+    assert!(n >= 2, "a remote suite runs dirsync with SRC and DST");
+    let i = if mode == sshd::Mode::Push {
+        n - 1
+    } else {
+        n - 2
+    };
+    args[i] = sshd::remote(Path::new(&args[i])).into_os_string();
+    let mut full: Vec<std::ffi::OsString> = sshd::Sshd::shared()
+        .args_for(remote_bin)
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    full.extend(args);
+    full
 }
 
 /// How dirsync shows `src` in its output (remote in a pull suite).

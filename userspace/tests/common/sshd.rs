@@ -144,11 +144,17 @@ impl Sshd {
 
     /// `-e RSH --remote-path BIN` for a dirsync command.
     pub fn args(&self) -> Vec<String> {
+        self.args_for(&super::bin())
+    }
+
+    /// `-e RSH --remote-path REMOTE_BIN`: another program run as the
+    /// remote dirsync.
+    pub fn args_for(&self, remote_bin: &Path) -> Vec<String> {
         vec![
             "-e".into(),
             self.rsh(),
             "--remote-path".into(),
-            super::bin().display().to_string(),
+            remote_bin.display().to_string(),
         ]
     }
 }
