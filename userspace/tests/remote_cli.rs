@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use dirsync::remote::proto::{Hello, Msg, Role, Setup, PROTOCOL};
+use dirsync::remote::protocol::messages::{Hello, Msg, Role, Setup, PROTOCOL};
 
 /// `dirsync [args] src dst` through `sshd`.
 fn remote_run(sshd: &Sshd, args: &[&OsStr]) -> Output {
@@ -182,7 +182,7 @@ fn hostile_servers_get_a_clean_error() {
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("keep"), b"keep").unwrap();
     let hello = frame(&Msg::Hello(dirsync::remote::hello(
-        dirsync::remote::proto::FEATURES,
+        dirsync::remote::protocol::messages::FEATURES,
     )));
     let ready = frame(&Msg::Ready {
         created: false,

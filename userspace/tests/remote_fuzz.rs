@@ -8,8 +8,8 @@
 use std::ffi::CString;
 use std::io::Cursor;
 
-use dirsync::remote::frame::{FrameError, FrameReader, MAX_FRAME};
-use dirsync::remote::proto::*;
+use dirsync::remote::protocol::frame::{FrameError, FrameReader, MAX_FRAME};
+use dirsync::remote::protocol::messages::*;
 use dirsync::stat::{Kind, Meta};
 use dirsync::sync::{Attrs, Over};
 

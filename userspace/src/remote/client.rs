@@ -9,14 +9,17 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use super::agent::{self, Agent, Violation};
-use super::frame::{FrameError, FrameReader, FrameWriter};
 use super::link::Link;
-use super::proto::{Msg, Role, Setup, FEATURES, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL};
+use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
+use super::protocol::messages::{
+    Msg, Role, Setup, FEATURES, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
+};
+use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
 use super::server::{read_msg, FrameErrorOr};
 use super::spec::Spec;
 use super::transport::{shell_quote, Transport};
-use super::{deploy, events, hello, layers, setup, RemoteError};
+use super::{deploy, hello, setup, RemoteError};
 use crate::report::{Event, Reporter, Summary};
 use crate::sync::{Options, Replica, Syncer};
 

@@ -1,8 +1,8 @@
 //! Delta transfer and resumable files over a link (with
-//! [`FEATURE_DELTA`]), on top of [`crate::transfer::delta`]: the sending
-//! side (the receiving side is in [`super::stream`]).
+//! `FEATURE_DELTA`), on top of [`crate::transfer::delta`]: the sending
+//! side (the receiving side is the agent's file streams).
 //!
-//! The sender, for a large file ([`super::proto::DELTA_MIN`]), begins
+//! The sender, for a large file ([`super::protocol::messages::DELTA_MIN`]), begins
 //! the stream asking for the receiver's plan ([`Msg::FileBegin`] with a
 //! request number) and waits for it ([`Answer::Plan`]): the signature of the receiver's basis (its partial file of that name, or
 //! its current file), or none (then the whole file follows). With a
@@ -14,7 +14,7 @@ use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 
 use super::link::Link;
-use super::proto::{Answer, Msg};
+use super::protocol::messages::{Answer, Msg};
 use crate::sys;
 use crate::transfer::delta::wire::MAX_OP_BYTES;
 use crate::transfer::delta::{generate, DeltaError, Op, Signature};

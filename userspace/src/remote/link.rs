@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
-use super::frame::{FrameError, FrameReader, FrameWriter};
-use super::proto::{Answer, Entry, Msg, NoteOp};
+use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
+use super::protocol::messages::{Answer, Entry, Msg, NoteOp};
 use crate::report::{Event, Reporter, Summary};
 
 /// What a waiting request gets: the answer and the listing parts.
@@ -59,7 +59,7 @@ pub struct Link {
     label: PathBuf,
     /// The peer, for messages.
     host: String,
-    /// Feature bits both sides have (`proto::FEATURE_*`).
+    /// Feature bits both sides have (`messages::FEATURE_*`).
     features: std::sync::atomic::AtomicU64,
     /// Requests that waited for a reply (round trips).
     calls: std::sync::atomic::AtomicU64,

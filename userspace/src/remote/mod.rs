@@ -3,14 +3,14 @@
 //!
 //! The client runs a transport command (`ssh host dirsync --server`,
 //! [`transport`]) and talks to it in length-prefixed binary frames
-//! ([`frame`]) carrying the messages of [`proto`]:
+//! ([`protocol::frame`]) carrying the messages of [`protocol::messages`]:
 //!
 //! 1. **Handshake**: the server sends its `Hello` (magic, protocol
 //!    version, program version, features) as soon as it starts; the
 //!    client checks it and answers with its own. Different protocol
 //!    versions: a clear error naming both. The feature bits of both are
 //!    ANDed (compression, delta: layers inserted under the frames after
-//!    the handshake, see [`frame::FrameWriter::map`]).
+//!    the handshake, see [`protocol::frame::FrameWriter::map`]).
 //! 2. **Setup**: the client says what the server does (be the agent of
 //!    DST, or run the engine on its SRC) with the options; the server
 //!    answers `Ready` or `Refuse` (a message for the user).
@@ -28,23 +28,17 @@
 
 pub mod agent;
 pub mod client;
-mod codec;
 pub mod delta;
 pub mod deploy;
-mod events;
-pub mod frame;
-pub mod layers;
 pub mod link;
 mod prefetch;
-pub mod proto;
+pub mod protocol;
 pub mod replica;
 pub mod root;
 pub mod server;
 pub mod spec;
-mod stream;
 pub mod transport;
 pub mod watch;
-mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -54,7 +48,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::stat::BackendChoice;
 use crate::sync::Options;
-use proto::*;
+use protocol::messages::*;
 
 /// Why a remote run could not start or had to stop.
 #[derive(Debug, thiserror::Error)]

@@ -22,7 +22,7 @@ use std::ffi::{CStr, CString};
 use std::sync::{Arc, Mutex};
 
 use super::link::{lock, Link, Pending};
-use super::proto::Msg;
+use super::protocol::messages::Msg;
 
 /// Most listings asked for ahead and not taken yet, of each kind (the
 /// walk's hints, guesses).

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 
 use super::link::{lock, Link, Pending};
 use super::prefetch::Prefetch;
-use super::proto::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA, FEATURE_FRESH};
+use super::protocol::messages::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA, FEATURE_FRESH};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
 use crate::sys::{self, DirEntry};

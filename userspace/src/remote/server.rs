@@ -9,11 +9,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::agent::{self, Agent, Violation};
-use super::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
 use super::link::Link;
-use super::proto::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
+use super::protocol::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
+use super::protocol::messages::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
+use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
-use super::{events, hello, layers, options_of, RemoteError};
+use super::{hello, options_of, RemoteError};
 use crate::error::chain;
 use crate::report::{Event, Reporter};
 use crate::sync::{Replica, Syncer};

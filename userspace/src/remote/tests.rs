@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::agent::Agent;
-use super::frame::{FrameReader, FrameWriter};
 use super::link::Link;
+use super::protocol::frame::{FrameReader, FrameWriter};
 use super::replica::RemoteReplica;
 use super::server::run_agent;
 use crate::report::NullReporter;
@@ -160,7 +160,10 @@ impl std::io::Write for Sink {
 }
 
 /// The notes an agent sends for `msgs`.
-fn notes(root: &Path, msgs: Vec<super::proto::Msg>) -> Vec<super::proto::Msg> {
+fn notes(
+    root: &Path,
+    msgs: Vec<super::protocol::messages::Msg>,
+) -> Vec<super::protocol::messages::Msg> {
     let replica = LocalReplica::new(sys::open_root(root).unwrap(), Arc::new(Statx), false);
     let mut agent = Agent::new(replica);
     let sink = Sink::default();
@@ -173,14 +176,14 @@ fn notes(root: &Path, msgs: Vec<super::proto::Msg>) -> Vec<super::proto::Msg> {
     let mut r = FrameReader::new(Box::new(std::io::Cursor::new(bytes)));
     let mut out = Vec::new();
     while let Ok((k, p)) = r.read() {
-        out.push(super::proto::Msg::decode(k, p).unwrap());
+        out.push(super::protocol::messages::Msg::decode(k, p).unwrap());
     }
     out
 }
 
 #[test]
 fn a_directory_that_cannot_be_opened_is_reported_once() {
-    use super::proto::{Msg, NoteOp};
+    use super::protocol::messages::{Msg, NoteOp};
     use crate::sync::{Attrs, Over};
     let t = tempfile::tempdir().unwrap();
     let name = |s: &str| std::ffi::CString::new(s).unwrap();
@@ -253,7 +256,7 @@ fn a_directory_that_cannot_be_opened_is_reported_once() {
 
 #[test]
 fn file_begin_flags_are_the_byte_older_peers_know() {
-    use super::proto::Msg;
+    use super::protocol::messages::Msg;
     let begin = |compare, fresh| Msg::FileBegin {
         fid: 7,
         id: 1,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::client::{open, Connect, LinkAware, Session};
 use super::link::{lock, Link};
-use super::proto::Role;
+use super::protocol::messages::Role;
 use super::replica::RemoteReplica;
 use super::spec::Spec;
 use super::{setup, RemoteError};

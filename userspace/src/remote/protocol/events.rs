@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use super::proto::WireEvent;
+use super::messages::WireEvent;
 use crate::report::Event;
 
 fn b(p: &Path) -> Vec<u8> {

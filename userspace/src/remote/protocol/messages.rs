@@ -2,14 +2,14 @@
 //! of [`super`] for the conversation).
 //!
 //! Every message is one frame ([`super::frame`]): a type byte, then its
-//! fields in order ([`super::wire`]). Decoding is strict: unknown types,
+//! fields in order ([`super::fields`]). Decoding is strict: unknown types,
 //! truncated or trailing bytes, out-of-range values and names that are not
 //! one path component are [`ProtoError`]s.
 
 use std::ffi::CString;
 
-use super::wire::check_name;
-pub use super::wire::ProtoError;
+use super::fields::check_name;
+pub use super::fields::ProtoError;
 use crate::stat::Meta;
 use crate::sync::{Attrs, Over};
 
@@ -401,7 +401,7 @@ pub enum Msg {
 }
 
 /// Validates a name given by the user or a peer (see
-/// [`super::wire::check_name`]).
+/// [`super::fields::check_name`]).
 pub fn name(b: &[u8]) -> Result<CString, ProtoError> {
     check_name(b.to_vec())
 }

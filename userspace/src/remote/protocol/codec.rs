@@ -1,10 +1,10 @@
 //! The encoding of [`Msg`]: a type byte and the fields in order
-//! ([`super::wire`]); decoding is strict (see [`super::proto`]).
+//! ([`super::fields`]); decoding is strict (see [`super::messages`]).
 
 use std::ffi::CString;
 
-use super::proto::*;
-use super::wire::{Dec, Enc};
+use super::fields::{Dec, Enc};
+use super::messages::*;
 
 fn enc_entry(e: &mut Enc, x: &Entry) {
     e.bytes(x.name.as_bytes()).u8(x.d_type);

@@ -1,5 +1,5 @@
 //! The agent's file streams, with the receiving side of delta transfer
-//! and of resumable files (see [`super::delta`] for the protocol).
+//! and of resumable files (see [`crate::remote::delta`] for the protocol).
 //!
 //! [`Receiver::plan`] picks a basis: the partial file of that name (what
 //! arrived of an interrupted transfer) or else the current file, and
@@ -17,8 +17,8 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::frame::FrameWriter;
-use super::proto::{Answer, Msg};
+use crate::remote::protocol::frame::FrameWriter;
+use crate::remote::protocol::messages::{Answer, Msg};
 use crate::sync::local::LocalDir;
 use crate::sync::IncomingFile;
 use crate::transfer::delta::wire::WireError;
@@ -203,9 +203,10 @@ fn sig_params(len: u64, size: u64) -> Option<(u32, usize)> {
 /// stream `s` (the sender has `size` bytes of it) comes: whole (`None`),
 /// or as delta ops against the signature of its basis (`Some(signature
 /// bytes)`): its partial file or its current copy. Either way the file
-/// is then received into a partial file ([`super::stream::Receiver`]).
-/// Asked only when both sides have [`super::proto::FEATURE_DELTA`] and the
-/// file is large ([`super::proto::DELTA_MIN`]).
+/// is then received into a partial file ([`Receiver`]).
+/// Asked only when both sides have
+/// [`FEATURE_DELTA`](crate::remote::protocol::messages::FEATURE_DELTA) and the
+/// file is large ([`crate::remote::protocol::messages::DELTA_MIN`]).
 pub fn plan(s: &mut Stream, size: u64) -> Option<Vec<u8>> {
     match s {
         Stream::Write {

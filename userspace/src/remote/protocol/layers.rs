@@ -10,7 +10,7 @@
 use std::io::{self, Read, Write};
 
 use super::frame::{BoxRead, BoxWrite, FrameReader, FrameWriter};
-use super::proto::FEATURE_ZSTD;
+use super::messages::FEATURE_ZSTD;
 use crate::transfer::bwlimit::RateLimited;
 use crate::transfer::compress;
 

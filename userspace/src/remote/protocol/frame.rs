@@ -1,7 +1,7 @@
 //! Length-prefixed binary frames over any byte stream.
 //!
 //! A frame is `len: u32 LE` then `len` bytes: one type byte and the
-//! message's payload ([`super::proto`]). `len` is at least 1 and at most
+//! message's payload ([`super::messages`]). `len` is at least 1 and at most
 //! [`MAX_FRAME`]: a longer (or empty) frame is a protocol error before any
 //! byte of it is read or any memory is reserved for it, so a broken or
 //! hostile peer cannot make the reader allocate more than one frame.

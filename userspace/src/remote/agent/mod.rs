@@ -2,7 +2,7 @@
 //! ([`LocalReplica`], the same dirfd-relative code as a local sync).
 //!
 //! Safety: every name in a message was checked to be one path component
-//! by the decoder ([`super::wire::check_name`]); every operation is
+//! by the decoder (`protocol::fields::check_name`); every operation is
 //! relative to a handle opened from the root with `O_NOFOLLOW |
 //! O_DIRECTORY`, one component at a time, so nothing outside the root can
 //! be reached. The tables of handles and file streams are bounded
@@ -16,13 +16,15 @@ use std::io;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use super::frame::FrameWriter;
-use super::proto::{Answer, Entry, Msg, NoteOp};
-use super::stream::{Partials, Receiver, Stream};
+use crate::remote::protocol::frame::FrameWriter;
+use crate::remote::protocol::messages::{Answer, Entry, Msg, NoteOp};
+mod stream;
+
 use crate::stat::Kind;
 use crate::sync::local::{LocalDir, LocalReplica};
 use crate::sync::{IncomingFile, Replica, ReplicaDir};
 use crate::sys;
+use stream::{Partials, Receiver, Stream};
 
 /// Most directory handles open at once.
 pub const MAX_HANDLES: usize = 1 << 16;
@@ -361,7 +363,7 @@ impl Agent {
                 };
                 let mut s = s;
                 if plan_req != 0 {
-                    let sig = super::stream::plan(&mut s, size);
+                    let sig = stream::plan(&mut s, size);
                     let m = Msg::Reply {
                         req: plan_req,
                         result: Ok(Answer::Plan(sig)),
@@ -460,7 +462,7 @@ impl Agent {
                 .map_err(io)?;
             }
             m @ (Msg::Delta { .. } | Msg::DeltaEnd { .. }) => {
-                super::stream::on_message(&mut self.streams, m, w).map_err(Violation)?
+                stream::on_message(&mut self.streams, m, w).map_err(Violation)?
             }
             _ => return Err(violation("a message the agent does not take")),
         }
@@ -543,7 +545,7 @@ fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
             )
         }
     };
-    let hidden = super::stream::hide_partials(&mut entries);
+    let hidden = stream::hide_partials(&mut entries);
     let mut part = Vec::new();
     let mut bytes = 0;
     for de in entries {
