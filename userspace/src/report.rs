@@ -286,14 +286,15 @@ macro_rules! counters {
                 false
             }
 
-            /// Adds another summary's counts to this one.
+            /// Adds another summary's counts to this one (saturating: a
+            /// peer's counts are untrusted).
             pub fn add(&mut self, o: &Summary) {
-                $( self.$name += o.$name; )*
+                $( self.$name = self.$name.saturating_add(o.$name); )*
             }
 
             /// Number of changes made (or, in a dry run, that would be made).
             pub fn actions(&self) -> u64 {
-                0 $( + if $action { self.$name } else { 0 } )*
+                0u64 $( .saturating_add(if $action { self.$name } else { 0 }) )*
             }
         }
 
