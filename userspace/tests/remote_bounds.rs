@@ -1,0 +1,612 @@
+//! The engine's end of a link is bounded and nothing waits for ever:
+//! hostile servers (`tests/common/react_peer.py` answers requests from a
+//! plan, `fake_peer` prints prerecorded frames) sending an endless
+//! listing, huge counts, a note about a path outside the tree, a zstd
+//! stream asking for a 128 MiB window, or nothing after the handshake;
+//! a silent client against `dirsync --server`; and an honest run slower
+//! than `--timeout` that keepalives keep alive. Each asserts the exit
+//! code, the wall time and the peak RSS (`VmHWM` of the run's process,
+//! sampled every 5 ms until it ends), and what is on disk.
+
+mod common;
+use common::*;
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dirsync::remote::protocol::messages::{
+    Answer, Entry, Hello, Msg, NoteOp, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD,
+    KEEPALIVE, PROTOCOL,
+};
+use dirsync::stat::{Ids, Kind, Meta};
+
+fn frame(m: &Msg) -> Vec<u8> {
+    let (k, p) = m.encode();
+    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
+    out.push(k);
+    out.extend_from_slice(&p);
+    out
+}
+
+fn hello(features: u64) -> Vec<u8> {
+    frame(&Msg::Hello(Hello {
+        protocol: PROTOCOL,
+        version: b"hostile".to_vec(),
+        features,
+    }))
+}
+
+fn ready() -> Vec<u8> {
+    frame(&Msg::Ready {
+        created: false,
+        exists: true,
+    })
+}
+
+fn kind(m: &Msg) -> u8 {
+    m.encode().0
+}
+
+fn stat_kind() -> u8 {
+    kind(&Msg::Stat {
+        req: 0,
+        id: 0,
+        name: None,
+    })
+}
+
+/// A `react_peer.py` plan (see its docs): the greeting, then per request
+/// kind the frames answered (patched: given the request's number), once
+/// or again and again up to a number of bytes.
+struct Plan {
+    greeting: Vec<u8>,
+    rules: Vec<Rule>,
+}
+
+/// A request kind, `Some(limit)` for endless, the frames (patch, bytes).
+type Rule = (u8, Option<u64>, Vec<(bool, Vec<u8>)>);
+
+/// The `-e` command that plays `plan` (the transport adds the host and
+/// the remote command, which the peer ignores).
+fn react_peer(dir: &Path, name: &str, plan: &Plan) -> String {
+    let mut b = (plan.greeting.len() as u32).to_le_bytes().to_vec();
+    b.extend_from_slice(&plan.greeting);
+    for (k, endless, frames) in &plan.rules {
+        b.push(*k);
+        b.push(endless.is_some() as u8);
+        b.extend_from_slice(&endless.unwrap_or(0).to_le_bytes());
+        b.extend_from_slice(&(frames.len() as u32).to_le_bytes());
+        for (patch, f) in frames {
+            b.push(*patch as u8);
+            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            b.extend_from_slice(f);
+        }
+    }
+    let path = dir.join(format!("{name}.plan"));
+    std::fs::write(&path, b).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/react_peer.py");
+    format!("python3 {} {}", script.display(), path.display())
+}
+
+/// An `-e` command that prints `bytes`, then reads its input to the end
+/// and says nothing more (its output stays open until then).
+fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let data = dir.join(format!("{name}.bin"));
+    std::fs::write(&data, bytes).unwrap();
+    let script = dir.join(name);
+    // Not `exec`: the shell keeps its stdout (the client's input) open.
+    let text = format!("#!/bin/sh\ncat '{}'\ncat >/dev/null\n", data.display());
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    format!("{} --", script.display())
+}
+
+/// What a measured run did.
+#[derive(Debug)]
+struct Run {
+    /// Exit code (`None`: killed at the limit).
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+    secs: f64,
+    /// Peak RSS of the process alone, in MiB.
+    rss_mib: f64,
+}
+
+/// Runs `c` (stdin closed unless `stdin` is given), killing it after
+/// `limit`; its peak RSS comes from `wait4` (this child only).
+fn measured(mut c: Command, limit: Duration) -> Run {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = c.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t_out = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = out.read_to_end(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = Vec::new();
+        let _ = err.read_to_end(&mut s);
+        s
+    });
+    let (code, hwm_kib) = wait_measured(&mut child, start, limit);
+    let secs = start.elapsed().as_secs_f64();
+    Run {
+        code,
+        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        secs,
+        rss_mib: hwm_kib as f64 / 1024.0,
+    }
+}
+
+/// Waits for `child` (killed once `limit` passed since `start`): its
+/// exit code (`None`: killed) and its peak RSS in KiB (`VmHWM`, the last
+/// sample before it ended: it only grows).
+fn wait_measured(child: &mut Child, start: Instant, limit: Duration) -> (Option<i32>, u64) {
+    let pid = child.id();
+    let mut killed = false;
+    let mut hwm = 0;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            let kib = s
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            hwm = hwm.max(kib.unwrap_or(0));
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), hwm);
+        }
+        if !killed && start.elapsed() > limit {
+            child.kill().unwrap();
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The answer to a stat of DST's root: a directory.
+fn root_stat() -> Vec<u8> {
+    frame(&Msg::Reply {
+        req: 0,
+        result: Ok(Answer::Meta(Some(Meta {
+            kind: Kind::Dir,
+            perm: 0o755,
+            size: 0,
+            mtime: 0,
+            mtime_nsec: 0,
+            ino: 1,
+            dev: (0, 0),
+            ids: Ids::default(),
+        }))),
+    })
+}
+
+fn dirsync(args: &[&std::ffi::OsStr]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(args);
+    c
+}
+
+#[track_caller]
+fn fatal(run: &Run, needles: &[&str]) {
+    assert_eq!(run.code, Some(3), "{run:?}");
+    for n in needles {
+        assert!(run.stderr.contains(n), "expected {n:?} in {run:?}");
+    }
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+}
+
+fn entry(name: &str) -> Entry {
+    Entry {
+        name: CString::new(name).unwrap(),
+        d_type: libc::DT_REG,
+        meta: Ok(None),
+        link: None,
+        rdev: (0, 0),
+    }
+}
+
+fn src_with_file(t: &Path) -> PathBuf {
+    let src = t.join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    src
+}
+
+#[test]
+fn an_endless_listing_is_cut_early_in_little_memory() {
+    let t = tempdir();
+    let src = src_with_file(t.path());
+    // About 1 MiB of entries per frame, for ever (64 MiB at most: the
+    // client without bounds keeps all of it, ten times that in memory).
+    let part = frame(&Msg::Entries {
+        req: 0,
+        entries: (0..60_000).map(|_| entry("a")).collect(),
+    });
+    assert!(part.len() < 1 << 20, "{}", part.len());
+    let plan = Plan {
+        greeting: [hello(0), ready()].concat(),
+        rules: vec![(
+            kind(&Msg::List { req: 0, id: 0 }),
+            Some(64 << 20),
+            vec![(true, part)],
+        )],
+    };
+    let rsh = react_peer(t.path(), "endless", &plan);
+    let c = dirsync(&[
+        "--timeout".as_ref(),
+        "20".as_ref(),
+        "-e".as_ref(),
+        rsh.as_ref(),
+        src.as_os_str(),
+        "127.0.0.1:/nonexistent-dst".as_ref(),
+    ]);
+    let run = measured(c, Duration::from_secs(60));
+    fatal(
+        &run,
+        &["127.0.0.1", "a listing of more than 1048576 entries"],
+    );
+    assert!(run.secs < 15.0, "{run:?}");
+    assert!(run.rss_mib < 256.0, "{run:?}");
+    eprintln!("endless listing: {:.1} s, {:.0} MiB", run.secs, run.rss_mib);
+}
+
+/// Counts of u64::MAX in the agent's notes saturate (no wrap, no panic of
+/// the reader thread, no wait for ever); a failed copy is reported.
+#[test]
+fn huge_counts_in_notes_saturate() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let note = |op, path: &str, errno, count| {
+        frame(&Msg::Note {
+            op,
+            path: path.as_bytes().to_vec(),
+            errno,
+            count,
+            silent: false,
+        })
+    };
+    let unit = frame(&Msg::Reply {
+        req: 0,
+        result: Ok(Answer::Unit),
+    });
+    let plan = Plan {
+        greeting: [hello(0), ready()].concat(),
+        rules: vec![
+            (
+                kind(&Msg::List { req: 0, id: 0 }),
+                None,
+                vec![(true, unit.clone())],
+            ),
+            (stat_kind(), None, vec![(true, root_stat())]),
+            (
+                kind(&Msg::Barrier { req: 0 }),
+                None,
+                vec![
+                    (false, note(NoteOp::Remove, "x", 0, u64::MAX)),
+                    (false, note(NoteOp::Remove, "x", 0, u64::MAX)),
+                    (false, note(NoteOp::Copy, "y", 0, u64::MAX)),
+                    (false, note(NoteOp::Copy, "y", libc::EIO, u64::MAX)),
+                    (true, unit),
+                ],
+            ),
+        ],
+    };
+    let rsh = react_peer(t.path(), "counts", &plan);
+    let c = dirsync(&[
+        "--json".as_ref(),
+        "--timeout".as_ref(),
+        "10".as_ref(),
+        "-e".as_ref(),
+        rsh.as_ref(),
+        src.as_os_str(),
+        "127.0.0.1:/dst".as_ref(),
+    ]);
+    let run = measured(c, Duration::from_secs(60));
+    assert_eq!(run.code, Some(2), "{run:?}");
+    assert!(!run.stderr.contains("panicked"), "{run:?}");
+    let last = run.stdout.lines().last().unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["deleted"], i64::MAX as u64, "{last}");
+    assert_eq!(v["bytes"], 0, "{last}");
+    assert_eq!(v["errors"], 1, "{last}");
+    assert!(run.secs < 8.0, "{run:?}");
+}
+
+/// A note's path is shown under the host's label: one that is absolute
+/// or climbs out (`..`) is a protocol error, not a path of this host.
+#[test]
+fn a_note_about_a_path_outside_the_tree_is_refused() {
+    for (case, path) in [("absolute", "/etc/passwd"), ("dotdot", "a/../../etc")] {
+        let t = tempdir();
+        let src = t.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let unit = frame(&Msg::Reply {
+            req: 0,
+            result: Ok(Answer::Unit),
+        });
+        let bad = frame(&Msg::Note {
+            op: NoteOp::SetAttrs,
+            path: path.as_bytes().to_vec(),
+            errno: libc::EIO,
+            count: 0,
+            silent: false,
+        });
+        let plan = Plan {
+            greeting: [hello(0), ready()].concat(),
+            rules: vec![
+                (
+                    kind(&Msg::List { req: 0, id: 0 }),
+                    None,
+                    vec![(true, unit.clone())],
+                ),
+                (stat_kind(), None, vec![(true, root_stat())]),
+                (
+                    kind(&Msg::Barrier { req: 0 }),
+                    None,
+                    vec![(false, bad), (true, unit)],
+                ),
+            ],
+        };
+        let rsh = react_peer(t.path(), case, &plan);
+        let c = dirsync(&[
+            "--timeout".as_ref(),
+            "10".as_ref(),
+            "-e".as_ref(),
+            rsh.as_ref(),
+            src.as_os_str(),
+            "127.0.0.1:/dst".as_ref(),
+        ]);
+        let run = measured(c, Duration::from_secs(60));
+        fatal(&run, &["127.0.0.1", "outside the tree"]);
+        assert!(!run.stderr.contains("etc"), "{case}: {run:?}");
+    }
+}
+
+/// A zstd stream whose frame asks for a 128 MiB window (and fills it) is
+/// refused before the window is reserved.
+#[test]
+fn a_zstd_window_beyond_8_mib_is_refused() {
+    let t = tempdir();
+    let src = src_with_file(t.path());
+    let note = frame(&Msg::Note {
+        op: NoteOp::SetAttrs,
+        path: b"n".to_vec(),
+        errno: 0,
+        count: 0,
+        silent: false,
+    });
+    let mut plain = ready();
+    while plain.len() < 120 << 20 {
+        plain.extend_from_slice(&note);
+    }
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+    enc.window_log(27).unwrap();
+    enc.write_all(&plain).unwrap();
+    drop(plain);
+    let packed = enc.finish().unwrap();
+    let rsh = fake_peer(t.path(), "window", &[hello(FEATURE_ZSTD), packed].concat());
+    let c = dirsync(&[
+        "-z".as_ref(),
+        "--timeout".as_ref(),
+        "10".as_ref(),
+        "-e".as_ref(),
+        rsh.as_ref(),
+        src.as_os_str(),
+        "127.0.0.1:/dst".as_ref(),
+    ]);
+    let run = measured(c, Duration::from_secs(60));
+    fatal(&run, &["127.0.0.1"]);
+    assert!(run.secs < 8.0, "{run:?}");
+    assert!(run.rss_mib < 64.0, "{run:?}");
+    eprintln!("zstd window: {:.1} s, {:.0} MiB", run.secs, run.rss_mib);
+}
+
+/// A server silent after the handshake (or before it), in a push and in
+/// a pull: `--timeout 2` ends the run in 2 to 6 s, exit 3, nothing under
+/// a final name in the pull's DST.
+#[test]
+fn a_silent_server_times_out() {
+    let t = tempdir();
+    let src = src_with_file(t.path());
+    let greeted = fake_peer(t.path(), "silent", &[hello(0), ready()].concat());
+    let mute = fake_peer(t.path(), "mute", b"");
+    let pulled = t.path().join("pulled");
+    let cases: [(&str, &str, &std::ffi::OsStr, &std::ffi::OsStr); 3] = [
+        ("push", &greeted, src.as_os_str(), "127.0.0.1:/dst".as_ref()),
+        (
+            "pull",
+            &greeted,
+            "127.0.0.1:/src".as_ref(),
+            pulled.as_os_str(),
+        ),
+        (
+            "handshake",
+            &mute,
+            src.as_os_str(),
+            "127.0.0.1:/dst".as_ref(),
+        ),
+    ];
+    for (case, rsh, a, b) in cases {
+        let c = dirsync(&[
+            "--timeout".as_ref(),
+            "2".as_ref(),
+            "-e".as_ref(),
+            rsh.as_ref(),
+            a,
+            b,
+        ]);
+        let run = measured(c, Duration::from_secs(30));
+        fatal(&run, &["127.0.0.1", "no data for 2 s (--timeout)"]);
+        assert!((1.9..6.0).contains(&run.secs), "{case}: {run:?}");
+    }
+    let names: Vec<_> = std::fs::read_dir(&pulled)
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(names.is_empty(), "{names:?}");
+}
+
+/// `dirsync --server` with a client that sends its hello and setup, then
+/// nothing: the server ends within its timeout (its own, or the one the
+/// client's keepalive told it), exit 3.
+#[test]
+fn a_silent_client_does_not_keep_the_server() {
+    let t = tempdir();
+    let dst = t.path().join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    let setup = frame(&Msg::Setup(Setup {
+        role: Role::Agent,
+        path: dst.as_os_str().as_bytes().to_vec(),
+        flags: 0,
+        backend: 0,
+        jobs: 0,
+        excludes: Vec::new(),
+        label: Vec::new(),
+        dst_exists: true,
+        bwlimit: 0,
+    }));
+    let keepalive_1s = [
+        5u32.to_le_bytes().to_vec(),
+        vec![KEEPALIVE],
+        1u32.to_le_bytes().to_vec(),
+    ]
+    .concat();
+    let cases = [
+        ("own timeout", Some("2"), hello(0), Vec::new(), 1.9),
+        (
+            "the client's",
+            None,
+            hello(FEATURES & !FEATURE_ZSTD),
+            keepalive_1s,
+            0.9,
+        ),
+    ];
+    for (case, env, hello, extra, least) in cases {
+        let mut c = Command::new(bin());
+        c.arg("--server");
+        match env {
+            Some(v) => c.env("DIRSYNC_TIMEOUT", v),
+            None => c.env_remove("DIRSYNC_TIMEOUT"),
+        };
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = c.spawn().unwrap();
+        let mut inp = child.stdin.take().unwrap();
+        inp.write_all(&[hello, setup.clone(), extra].concat())
+            .unwrap();
+        inp.flush().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let drain = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = out.read_to_end(&mut v);
+        });
+        let (code, _) = wait_measured(&mut child, start, Duration::from_secs(30));
+        let secs = start.elapsed().as_secs_f64();
+        drop(inp);
+        drain.join().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert_eq!(code, Some(3), "{case}: {secs:.1} s: {err}");
+        assert!((least..6.0).contains(&secs), "{case}: {secs:.1} s: {err}");
+        assert!(err.contains("(--timeout)"), "{case}: {err}");
+        assert_eq!(std::fs::read_dir(&dst).unwrap().count(), 0, "{case}");
+    }
+}
+
+/// An honest push that lasts longer than `--timeout` (--bwlimit): while
+/// the file streams, the agent has nothing to say but keepalives, and
+/// the run is not cut.
+#[test]
+fn a_slow_but_live_run_is_not_cut() {
+    let t = tempdir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let data: Vec<u8> = (0..700_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(src.join("big"), &data).unwrap();
+    std::fs::write(src.join("small"), b"s").unwrap();
+    let dst = t.path().join("dst");
+    // A local transport: runs the remote command with sh.
+    let rsh = t.path().join("local-rsh");
+    std::fs::write(&rsh, "#!/bin/sh\nshift\nexec sh -c \"$1\"\n").unwrap();
+    std::fs::set_permissions(&rsh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let remote = format!("127.0.0.1:{}", dst.display());
+    let c = dirsync(&[
+        "--timeout".as_ref(),
+        "2".as_ref(),
+        "--bwlimit".as_ref(),
+        "100K".as_ref(),
+        "-e".as_ref(),
+        rsh.as_os_str(),
+        "--remote-path".as_ref(),
+        bin().as_os_str(),
+        src.as_os_str(),
+        remote.as_ref(),
+    ]);
+    let run = measured(c, Duration::from_secs(60));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.secs > 4.0, "not slower than the timeout: {run:?}");
+    assert!(std::fs::read(dst.join("big")).unwrap() == data);
+    assert_eq!(std::fs::read(dst.join("small")).unwrap(), b"s");
+    eprintln!("slow run: {:.1} s", run.secs);
+}
+
+/// `dirsync watch` with a remote DST whose server goes silent after the
+/// handshake: the timeout is a lost connection, reconnected with
+/// back-off (each connection runs the transport once more).
+#[test]
+fn a_watch_reconnects_when_its_server_goes_silent() {
+    let t = tempdir();
+    let src = src_with_file(t.path());
+    let data = t.path().join("greeting.bin");
+    // It says it has keepalives (a watch has no timeout with a server
+    // that has none), and sends none.
+    std::fs::write(&data, [hello(FEATURE_KEEPALIVE), ready()].concat()).unwrap();
+    let count = t.path().join("connections");
+    let script = t.path().join("silent-counted");
+    let text = format!(
+        "#!/bin/sh\necho x >> '{}'\ncat '{}'\ncat >/dev/null\n",
+        count.display(),
+        data.display()
+    );
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let rsh = format!("{} --", script.display());
+    let c = dirsync(&[
+        "watch".as_ref(),
+        "--timeout".as_ref(),
+        "1".as_ref(),
+        "-e".as_ref(),
+        rsh.as_ref(),
+        src.as_os_str(),
+        "127.0.0.1:/dst".as_ref(),
+    ]);
+    // Killed after 8 s: a hung first connection is one connection.
+    let run = measured(c, Duration::from_secs(8));
+    assert_eq!(run.code, None, "{run:?}");
+    let n = std::fs::read(&count).unwrap().len() / 2;
+    assert!(n >= 3, "{n} connections in 8 s: {run:?}");
+    assert!(
+        run.stderr.contains("no data for 1 s (--timeout)"),
+        "{run:?}"
+    );
+}
