@@ -22,7 +22,8 @@ Exit codes:
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
      kernel without dirsync_stat or dirsync_readdir, remote host unreachable,
-     no dirsync there, protocol version mismatch, connection lost, ...)";
+     no dirsync there, protocol version mismatch, connection lost, no data for
+     --timeout, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";

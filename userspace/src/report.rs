@@ -352,9 +352,11 @@ counters! {
     errors, false, "errors";
 }
 
-/// Adds `n` to a live counter.
+/// Adds `n` to a live counter, saturating (`n` may come from a peer).
 pub fn inc(a: &AtomicU64, n: u64) {
-    a.fetch_add(n, Ordering::Relaxed);
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_add(n))
+    });
 }
 
 /// Live counters of the whole life of a syncer (for a progress bar).
@@ -388,6 +390,21 @@ mod tests {
             dst: p(b"b"),
         };
         assert_eq!(e.to_string(), "Copied: a -> b");
+    }
+
+    #[test]
+    fn counts_saturate() {
+        let a = AtomicU64::new(u64::MAX - 1);
+        inc(&a, 5);
+        assert_eq!(a.load(Ordering::Relaxed), u64::MAX);
+        let mut s = Summary {
+            deleted: u64::MAX,
+            copied: 3,
+            ..Summary::default()
+        };
+        s.add(&s.clone());
+        assert_eq!((s.deleted, s.copied), (u64::MAX, 6));
+        assert_eq!(s.actions(), u64::MAX);
     }
 
     #[test]

@@ -610,3 +610,15 @@ fn a_watch_reconnects_when_its_server_goes_silent() {
         "{run:?}"
     );
 }
+
+#[test]
+fn help_documents_the_timeout() {
+    for args in [&["--help"][..], &["watch", "--help"]] {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let h = String::from_utf8_lossy(&o.stdout);
+        for needle in ["--timeout <SECONDS>", "[default: 120]", "0: no timeout"] {
+            assert!(h.contains(needle), "{args:?} lacks {needle:?}:\n{h}");
+        }
+    }
+}
