@@ -525,3 +525,38 @@ fn relative(p: &[u8]) -> bool {
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::NullReporter;
+    use std::time::Duration;
+
+    /// A stream whose read panics after a while (a bug under the reader).
+    struct Panics;
+
+    impl io::Read for Panics {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("a bug under the link's reader");
+        }
+    }
+
+    #[test]
+    fn a_panic_of_the_reader_wakes_every_waiter() {
+        let (r, w) = (
+            FrameReader::new(Box::new(Panics)),
+            FrameWriter::new(Box::new(io::sink())),
+        );
+        let link = Link::start(r, w, Arc::new(NullReporter), Path::new("h:/d"), "h");
+        let (tx, rx) = mpsc::channel();
+        let l = link.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(l.call(|req| Msg::Barrier { req }).map(|_| ()));
+        });
+        let r = rx.recv_timeout(Duration::from_secs(10));
+        let e = r.expect("the waiter still waits").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert!(link.down().unwrap().contains("internal error"));
+    }
+}
