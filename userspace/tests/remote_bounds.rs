@@ -423,20 +423,17 @@ fn a_silent_server_times_out() {
     let greeted = fake_peer(t.path(), "silent", &[hello(0), ready()].concat());
     let mute = fake_peer(t.path(), "mute", b"");
     let pulled = t.path().join("pulled");
-    let cases: [(&str, &str, &std::ffi::OsStr, &std::ffi::OsStr); 3] = [
-        ("push", &greeted, src.as_os_str(), "127.0.0.1:/dst".as_ref()),
-        (
-            "pull",
-            &greeted,
-            "127.0.0.1:/src".as_ref(),
-            pulled.as_os_str(),
-        ),
-        (
-            "handshake",
-            &mute,
-            src.as_os_str(),
-            "127.0.0.1:/dst".as_ref(),
-        ),
+    // The lead's hostile peer offers keepalives and sends none: ours do
+    // not upset it (its reader takes them in), and the run times out.
+    let hostile = hostile_rsh("silent-after-ready");
+    let dst: &std::ffi::OsStr = "127.0.0.1:/dst".as_ref();
+    let remote_src: &std::ffi::OsStr = "127.0.0.1:/src".as_ref();
+    let cases = [
+        ("push", &greeted, src.as_os_str(), dst),
+        ("pull", &greeted, remote_src, pulled.as_os_str()),
+        ("handshake", &mute, src.as_os_str(), dst),
+        ("keepalive push", &hostile, src.as_os_str(), dst),
+        ("keepalive pull", &hostile, remote_src, pulled.as_os_str()),
     ];
     for (case, rsh, a, b) in cases {
         let c = dirsync(&[
