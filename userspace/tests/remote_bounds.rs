@@ -619,3 +619,57 @@ fn help_documents_the_timeout() {
         }
     }
 }
+
+/// A pulling server that starts a file, sends part of it, then goes
+/// silent: the timeout ends the run, and DST has nothing under the
+/// file's name (nor a partial file left behind).
+#[test]
+fn a_timeout_in_the_middle_of_a_file_leaves_no_file() {
+    let t = tempdir();
+    let dst = t.path().join("dst");
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::write(dst.join("keep"), b"keep").unwrap();
+    let name = |n: &str| CString::new(n).unwrap();
+    let bytes = [
+        hello(0),
+        ready(),
+        frame(&Msg::Open {
+            id: 1,
+            parent: 0,
+            name: None,
+        }),
+        frame(&Msg::FileBegin {
+            fid: 1,
+            id: 1,
+            name: name("f"),
+            size: 1000,
+            compare: false,
+            fresh: false,
+            plan: 0,
+        }),
+        frame(&Msg::Data {
+            fid: 1,
+            bytes: vec![b'x'; 100],
+        }),
+    ]
+    .concat();
+    let rsh = fake_peer(t.path(), "half-file", &bytes);
+    let c = dirsync(&[
+        "--timeout".as_ref(),
+        "2".as_ref(),
+        "-e".as_ref(),
+        rsh.as_ref(),
+        "127.0.0.1:/src".as_ref(),
+        dst.as_os_str(),
+    ]);
+    let run = measured(c, Duration::from_secs(30));
+    fatal(&run, &["127.0.0.1", "no data for 2 s (--timeout)"]);
+    assert!((1.9..6.0).contains(&run.secs), "{run:?}");
+    let mut names: Vec<_> = std::fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["keep"], "{run:?}");
+    assert_eq!(std::fs::read(dst.join("keep")).unwrap(), b"keep");
+}
