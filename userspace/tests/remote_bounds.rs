@@ -1,6 +1,6 @@
 //! The engine's end of a link is bounded and nothing waits for ever:
-//! hostile servers (`tests/common/react_peer.py` answers requests from a
-//! plan, `fake_peer` prints prerecorded frames) sending an endless
+//! hostile servers (`examples/hostile_peer`'s `bounds` scenarios answer
+//! requests, `fake_peer` prints prerecorded frames) sending an endless
 //! listing, huge counts, a note about a path outside the tree, a zstd
 //! stream asking for a 128 MiB window, or nothing after the handshake;
 //! a silent client against `dirsync --server`; and an honest run slower
@@ -19,10 +19,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dirsync::remote::protocol::messages::{
-    Answer, Entry, Hello, Msg, NoteOp, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD,
-    KEEPALIVE, PROTOCOL,
+    Hello, Msg, NoteOp, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD, KEEPALIVE, PROTOCOL,
 };
-use dirsync::stat::{Ids, Kind, Meta};
 
 fn frame(m: &Msg) -> Vec<u8> {
     let (k, p) = m.encode();
@@ -45,51 +43,6 @@ fn ready() -> Vec<u8> {
         created: false,
         exists: true,
     })
-}
-
-fn kind(m: &Msg) -> u8 {
-    m.encode().0
-}
-
-fn stat_kind() -> u8 {
-    kind(&Msg::Stat {
-        req: 0,
-        id: 0,
-        name: None,
-    })
-}
-
-/// A `react_peer.py` plan (see its docs): the greeting, then per request
-/// kind the frames answered (patched: given the request's number), once
-/// or again and again up to a number of bytes.
-struct Plan {
-    greeting: Vec<u8>,
-    rules: Vec<Rule>,
-}
-
-/// A request kind, `Some(limit)` for endless, the frames (patch, bytes).
-type Rule = (u8, Option<u64>, Vec<(bool, Vec<u8>)>);
-
-/// The `-e` command that plays `plan` (the transport adds the host and
-/// the remote command, which the peer ignores).
-fn react_peer(dir: &Path, name: &str, plan: &Plan) -> String {
-    let mut b = (plan.greeting.len() as u32).to_le_bytes().to_vec();
-    b.extend_from_slice(&plan.greeting);
-    for (k, endless, frames) in &plan.rules {
-        b.push(*k);
-        b.push(endless.is_some() as u8);
-        b.extend_from_slice(&endless.unwrap_or(0).to_le_bytes());
-        b.extend_from_slice(&(frames.len() as u32).to_le_bytes());
-        for (patch, f) in frames {
-            b.push(*patch as u8);
-            b.extend_from_slice(&(f.len() as u32).to_le_bytes());
-            b.extend_from_slice(f);
-        }
-    }
-    let path = dir.join(format!("{name}.plan"));
-    std::fs::write(&path, b).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/react_peer.py");
-    format!("python3 {} {}", script.display(), path.display())
 }
 
 /// An `-e` command that prints `bytes`, then reads its input to the end
@@ -117,8 +70,8 @@ struct Run {
     rss_mib: f64,
 }
 
-/// Runs `c` (stdin closed unless `stdin` is given), killing it after
-/// `limit`; its peak RSS comes from `wait4` (this child only).
+/// Runs `c` (stdin closed), killing it after `limit`; its peak RSS is
+/// its `VmHWM`.
 fn measured(mut c: Command, limit: Duration) -> Run {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -174,21 +127,16 @@ fn wait_measured(child: &mut Child, start: Instant, limit: Duration) -> (Option<
     }
 }
 
-/// The answer to a stat of DST's root: a directory.
-fn root_stat() -> Vec<u8> {
-    frame(&Msg::Reply {
-        req: 0,
-        result: Ok(Answer::Meta(Some(Meta {
-            kind: Kind::Dir,
-            perm: 0o755,
-            size: 0,
-            mtime: 0,
-            mtime_nsec: 0,
-            ino: 1,
-            dev: (0, 0),
-            ids: Ids::default(),
-        }))),
-    })
+/// `dirsync ARGS -e HOSTILE SRC 127.0.0.1:/dst`, the hostile peer playing
+/// `scenario`, measured (killed after 60 s).
+fn push_to_hostile(src: &Path, scenario: &str, args: &[&str]) -> Run {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .arg("-e")
+        .arg(hostile_rsh(scenario))
+        .arg(src)
+        .arg("127.0.0.1:/dst");
+    measured(c, Duration::from_secs(60))
 }
 
 fn dirsync(args: &[&std::ffi::OsStr]) -> Command {
@@ -206,16 +154,6 @@ fn fatal(run: &Run, needles: &[&str]) {
     assert!(!run.stderr.contains("panicked"), "{run:?}");
 }
 
-fn entry(name: &str) -> Entry {
-    Entry {
-        name: CString::new(name).unwrap(),
-        d_type: libc::DT_REG,
-        meta: Ok(None),
-        link: None,
-        rdev: (0, 0),
-    }
-}
-
 fn src_with_file(t: &Path) -> PathBuf {
     let src = t.join("src");
     std::fs::create_dir(&src).unwrap();
@@ -223,35 +161,14 @@ fn src_with_file(t: &Path) -> PathBuf {
     src
 }
 
+/// The hostile agent of a push answers the first listing with parts of
+/// 60,000 entries for ever (64 MiB at most: a client without bounds kept
+/// ten times that): cut at the entry bound, early, in little memory.
 #[test]
 fn an_endless_listing_is_cut_early_in_little_memory() {
     let t = tempdir();
     let src = src_with_file(t.path());
-    // About 1 MiB of entries per frame, for ever (64 MiB at most: the
-    // client without bounds keeps all of it, ten times that in memory).
-    let part = frame(&Msg::Entries {
-        req: 0,
-        entries: (0..60_000).map(|_| entry("a")).collect(),
-    });
-    assert!(part.len() < 1 << 20, "{}", part.len());
-    let plan = Plan {
-        greeting: [hello(0), ready()].concat(),
-        rules: vec![(
-            kind(&Msg::List { req: 0, id: 0 }),
-            Some(64 << 20),
-            vec![(true, part)],
-        )],
-    };
-    let rsh = react_peer(t.path(), "endless", &plan);
-    let c = dirsync(&[
-        "--timeout".as_ref(),
-        "20".as_ref(),
-        "-e".as_ref(),
-        rsh.as_ref(),
-        src.as_os_str(),
-        "127.0.0.1:/nonexistent-dst".as_ref(),
-    ]);
-    let run = measured(c, Duration::from_secs(60));
+    let run = push_to_hostile(&src, "endless-listing", &["--timeout", "20"]);
     fatal(
         &run,
         &["127.0.0.1", "a listing of more than 1048576 entries"],
@@ -268,52 +185,7 @@ fn huge_counts_in_notes_saturate() {
     let t = tempdir();
     let src = t.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    let note = |op, path: &str, errno, count| {
-        frame(&Msg::Note {
-            op,
-            path: path.as_bytes().to_vec(),
-            errno,
-            count,
-            silent: false,
-        })
-    };
-    let unit = frame(&Msg::Reply {
-        req: 0,
-        result: Ok(Answer::Unit),
-    });
-    let plan = Plan {
-        greeting: [hello(0), ready()].concat(),
-        rules: vec![
-            (
-                kind(&Msg::List { req: 0, id: 0 }),
-                None,
-                vec![(true, unit.clone())],
-            ),
-            (stat_kind(), None, vec![(true, root_stat())]),
-            (
-                kind(&Msg::Barrier { req: 0 }),
-                None,
-                vec![
-                    (false, note(NoteOp::Remove, "x", 0, u64::MAX)),
-                    (false, note(NoteOp::Remove, "x", 0, u64::MAX)),
-                    (false, note(NoteOp::Copy, "y", 0, u64::MAX)),
-                    (false, note(NoteOp::Copy, "y", libc::EIO, u64::MAX)),
-                    (true, unit),
-                ],
-            ),
-        ],
-    };
-    let rsh = react_peer(t.path(), "counts", &plan);
-    let c = dirsync(&[
-        "--json".as_ref(),
-        "--timeout".as_ref(),
-        "10".as_ref(),
-        "-e".as_ref(),
-        rsh.as_ref(),
-        src.as_os_str(),
-        "127.0.0.1:/dst".as_ref(),
-    ]);
-    let run = measured(c, Duration::from_secs(60));
+    let run = push_to_hostile(&src, "huge-counts", &["--json", "--timeout", "10"]);
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(!run.stderr.contains("panicked"), "{run:?}");
     let last = run.stdout.lines().last().unwrap_or_default();
@@ -328,49 +200,13 @@ fn huge_counts_in_notes_saturate() {
 /// or climbs out (`..`) is a protocol error, not a path of this host.
 #[test]
 fn a_note_about_a_path_outside_the_tree_is_refused() {
-    for (case, path) in [("absolute", "/etc/passwd"), ("dotdot", "a/../../etc")] {
+    for scenario in ["note-absolute", "note-dotdot"] {
         let t = tempdir();
         let src = t.path().join("src");
         std::fs::create_dir(&src).unwrap();
-        let unit = frame(&Msg::Reply {
-            req: 0,
-            result: Ok(Answer::Unit),
-        });
-        let bad = frame(&Msg::Note {
-            op: NoteOp::SetAttrs,
-            path: path.as_bytes().to_vec(),
-            errno: libc::EIO,
-            count: 0,
-            silent: false,
-        });
-        let plan = Plan {
-            greeting: [hello(0), ready()].concat(),
-            rules: vec![
-                (
-                    kind(&Msg::List { req: 0, id: 0 }),
-                    None,
-                    vec![(true, unit.clone())],
-                ),
-                (stat_kind(), None, vec![(true, root_stat())]),
-                (
-                    kind(&Msg::Barrier { req: 0 }),
-                    None,
-                    vec![(false, bad), (true, unit)],
-                ),
-            ],
-        };
-        let rsh = react_peer(t.path(), case, &plan);
-        let c = dirsync(&[
-            "--timeout".as_ref(),
-            "10".as_ref(),
-            "-e".as_ref(),
-            rsh.as_ref(),
-            src.as_os_str(),
-            "127.0.0.1:/dst".as_ref(),
-        ]);
-        let run = measured(c, Duration::from_secs(60));
+        let run = push_to_hostile(&src, scenario, &["--timeout", "10"]);
         fatal(&run, &["127.0.0.1", "outside the tree"]);
-        assert!(!run.stderr.contains("etc"), "{case}: {run:?}");
+        assert!(!run.stderr.contains("etc"), "{scenario}: {run:?}");
     }
 }
 
