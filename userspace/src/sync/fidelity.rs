@@ -73,23 +73,26 @@ fn not_applied(op: &Run, what: &'static str, path: PathBuf, e: io::Error) {
 }
 
 /// Owner, group and attributes of SRC's open file `src` (metadata `s`)
-/// onto the file being received, before it gets its name.
+/// onto the file being received, before it gets its name. Returns
+/// whether owner and group are as `-o`/`-g` ask (set, or none asked).
 pub fn prepare_incoming(
     op: &Run,
     rel: &Path,
     src: std::os::fd::BorrowedFd<'_>,
     s: &Meta,
     incoming: &mut dyn IncomingFile,
-) {
+) -> bool {
     let (uid, gid) = wanted_ids(op, s);
+    let mut owned = true;
     if uid.is_some() || gid.is_some() {
         if let Err(e) = incoming.set_owner(uid, gid) {
+            owned = false;
             not_applied(op, "cannot set owner or group", op.dst_path(rel), e);
         }
     }
     let sel = selection(&op.sh.opts);
     if !sel.any() {
-        return;
+        return owned;
     }
     match xattr::read_all(Target::Fd(src), sel) {
         Ok(want) => {
@@ -99,6 +102,66 @@ pub fn prepare_incoming(
         }
         Err(e) => op.fail("cannot read extended attributes", op.src_path(rel), e),
     }
+    owned
+}
+
+/// Who owns DST's entry once the engine is done with it, as far as this
+/// side knows: (uid, gid), each `None` when unknown. `d`: DST's entry
+/// before (`None`: a new one, made by `dst`, see
+/// [`ReplicaDir::new_owner`]); `chowned`: owner and group were made what
+/// `-o`/`-g` ask. Only asked for a non-directory with set-id bits.
+pub fn owner_after(
+    op: &Run,
+    s: &Meta,
+    d: Option<&Meta>,
+    dst: &dyn ReplicaDir,
+    chowned: bool,
+) -> (Option<u32>, Option<u32>) {
+    if !has_set_id(s) {
+        return (None, None);
+    }
+    let before = match d {
+        // Ids are known when the backend gave them (a link count).
+        Some(d) if d.ids.nlink > 0 => Some((d.ids.uid, d.ids.gid)),
+        Some(_) => None,
+        None => dst.new_owner(),
+    };
+    let (wu, wg) = match chowned {
+        true => wanted_ids(op, s),
+        false => (None, None),
+    };
+    (wu.or(before.map(|b| b.0)), wg.or(before.map(|b| b.1)))
+}
+
+/// Whether `s` is a non-directory with set-user-ID or set-group-ID.
+fn has_set_id(s: &Meta) -> bool {
+    s.kind != Kind::Dir && s.perm & (libc::S_ISUID | libc::S_ISGID) != 0
+}
+
+/// THE set-id rule: the permission bits DST's entry gets for SRC's `s`
+/// when `owner` (see [`owner_after`]) owns it. Set-user-ID (set-group-ID)
+/// of a non-directory is kept only when DST's owner (group) is known to
+/// be SRC's, or what `-o` (`-g`) asks for it; otherwise it is cleared,
+/// as a `chown` would: root copying another user's set-user-ID program
+/// without `-o` must not make a set-user-ID-root one. Unknown ids (a
+/// backend without them, a remote DST) clear it.
+pub fn dst_perm(op: &Run, s: &Meta, owner: (Option<u32>, Option<u32>)) -> u32 {
+    if !has_set_id(s) {
+        return s.perm;
+    }
+    let known = s.ids.nlink > 0;
+    let (wu, wg) = wanted_ids(op, s);
+    let same = |now: Option<u32>, wanted: Option<u32>, src: u32| {
+        now.is_some_and(|n| wanted == Some(n) || (known && n == src))
+    };
+    let mut perm = s.perm;
+    if !same(owner.0, wu, s.ids.uid) {
+        perm &= !libc::S_ISUID;
+    }
+    if !same(owner.1, wg, s.ids.gid) {
+        perm &= !libc::S_ISGID;
+    }
+    perm
 }
 
 /// Sets owner/group of DST's `name` (or of the directory `dst`, `None`)

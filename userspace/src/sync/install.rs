@@ -52,6 +52,11 @@ pub fn fix_attrs(
 ) {
     let Some(dst) = dst else { return };
     let owner = fidelity::fix_owner(op, dst, Some(name), rel, &s, Some(&d));
+    let now = fidelity::owner_after(op, &s, Some(&d), dst, owner);
+    let s = Meta {
+        perm: fidelity::dst_perm(op, &s, now),
+        ..s
+    };
     let mut attrs = Attrs::diff(&s, Some(&d));
     if owner && fidelity::chown_clears_mode(s.kind, s.perm) {
         attrs.perm = Some(s.perm);
@@ -86,8 +91,9 @@ fn fidelity_of_new(
     if fidelity::fix_owner(op, dst, Some(name), rel, s, None)
         && fidelity::chown_clears_mode(s.kind, s.perm)
     {
+        let now = fidelity::owner_after(op, s, None, dst, true);
         let perm = Attrs {
-            perm: Some(s.perm),
+            perm: Some(fidelity::dst_perm(op, s, now)),
             mtime: None,
         };
         if let Err(e) = dst.set_attrs(Some(name), &perm) {
@@ -156,7 +162,9 @@ pub fn sync_special(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
         let Some(dst) = &dir.dst else { return };
         let Kind::Special(fmt) = s.kind else { return };
         dir.prepare_write();
-        let attrs = Attrs::diff(&s, None);
+        let mut attrs = Attrs::diff(&s, None);
+        let now = fidelity::owner_after(op, &s, None, dst.as_ref(), false);
+        attrs.perm = Some(fidelity::dst_perm(op, &s, now));
         match dst.install_special(name, fmt, want, &attrs, Over::of(d.as_ref())) {
             Ok(n) => inc(&op.counters.deleted, n),
             Err(e) => {
@@ -336,7 +344,7 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
     if changed(&before, &after, n) {
         return Attempt::Again;
     }
-    fidelity::prepare_incoming(
+    let owned = fidelity::prepare_incoming(
         op,
         &dir.child(&w.name),
         src.as_fd(),
@@ -344,8 +352,9 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
         incoming.as_mut(),
     );
     let cloned = incoming.cloned();
+    let now = fidelity::owner_after(op, &after, None, dst, owned);
     let attrs = Attrs {
-        perm: Some(after.perm),
+        perm: Some(fidelity::dst_perm(op, &after, now)),
         mtime: Some((before.mtime, before.mtime_nsec)),
     };
     match incoming.commit(&attrs, op.sh.opts.fsync, Over::of(w.dst_meta.as_ref())) {

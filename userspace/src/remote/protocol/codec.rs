@@ -72,6 +72,7 @@ impl Msg {
                     e.bytes(x);
                 }
                 e.bytes(&s.label).bool(s.dst_exists).u64(s.bwlimit);
+                e.u64(s.max_size);
                 2
             }
             Msg::Ready { created, exists } => {
@@ -305,6 +306,7 @@ fn decode_setup(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
                 label: d.bytes()?,
                 dst_exists: d.bool()?,
                 bwlimit: d.u64()?,
+                max_size: d.u64()?,
             })
         }
         3 => Msg::Ready {
@@ -355,12 +357,22 @@ fn decode_ops(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
         _ => Msg::Special {
             id: d.u32()?,
             name: d.name()?,
-            fmt: d.u32()?,
+            fmt: special_fmt(d.u32()?)?,
             rdev: (d.u32()?, d.u32()?),
             attrs: d.attrs()?,
             over: d.over()?,
         },
     })
+}
+
+/// The `S_IFMT` bits of a special file: a FIFO, socket, character or
+/// block device, nothing else (a regular file, directory or symlink has
+/// a message of its own; any other value is not a file type).
+fn special_fmt(fmt: u32) -> Result<u32, ProtoError> {
+    match fmt {
+        libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => Ok(fmt),
+        _ => Err(ProtoError::BadValue("special file type")),
+    }
 }
 
 /// A symlink target: not empty, no NUL.

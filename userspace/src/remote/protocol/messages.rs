@@ -77,6 +77,9 @@ pub struct Setup {
     /// `--bwlimit` in bytes per second (0: none): each side limits what
     /// it writes.
     pub bwlimit: u64,
+    /// `--max-size` in bytes (`u64::MAX`: none): files larger are not
+    /// received.
+    pub max_size: u64,
 }
 
 /// Option bits of [`Setup::flags`].
