@@ -623,7 +623,14 @@ pub fn tree_diff(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
                 if ea.kind != eb.kind {
                     let _ = write!(d, " type {:o} vs {:o};", ea.kind, eb.kind);
                 } else {
-                    if ea.kind != libc::S_IFLNK && ea.perm != eb.perm {
+                    // A remote replica clears the set-id bits of what it
+                    // receives (the receiver never knows SRC's owner: the
+                    // set-id rule of `remote::agent::policy`).
+                    let want = match sshd::mode() {
+                        Some(_) if ea.kind != libc::S_IFDIR => ea.perm & !0o6000,
+                        _ => ea.perm,
+                    };
+                    if ea.kind != libc::S_IFLNK && want != eb.perm {
                         let _ = write!(d, " mode {:o} vs {:o};", ea.perm, eb.perm);
                     }
                     if ea.size != eb.size {
