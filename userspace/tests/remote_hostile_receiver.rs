@@ -707,3 +707,112 @@ fn local_set_id_follows_the_owner() {
         (65534, 65534, 0o6755)
     );
 }
+
+/// `--max-size` locally: larger files are skipped (reported), DST's copy
+/// of one is left alone, smaller ones are copied; a plain number is
+/// bytes, a suffix is understood.
+#[test]
+fn max_size_skips_larger_files_locally() {
+    let t = tempdir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    std::fs::write(src.join("small"), [b's'; 10]).unwrap();
+    std::fs::write(src.join("large"), [b'l'; 11]).unwrap();
+    std::fs::write(src.join("kilo"), vec![b'k'; 2048]).unwrap();
+    std::fs::write(dst.join("large"), b"old").unwrap();
+    let o = cmd(["-v", "--max-size", "10"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("larger than --max-size"), "{out}");
+    assert_eq!(std::fs::read(dst.join("small")).unwrap(), [b's'; 10]);
+    assert_eq!(std::fs::read(dst.join("large")).unwrap(), b"old");
+    assert!(!dst.join("kilo").exists());
+    let o = cmd(["--max-size", "2K"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(std::fs::read(dst.join("kilo")).unwrap().len(), 2048);
+    assert_eq!(std::fs::read(dst.join("large")).unwrap(), [b'l'; 11]);
+    let o = cmd(["--max-size", "ten"])
+        .arg(&src)
+        .arg(&dst)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
+
+/// A push: `dirsync --server` as the agent of its DST keeps the rules of
+/// the setup's options against a client that breaks them (no FIFO
+/// without --specials, nothing under -n, nothing larger than
+/// --max-size).
+#[test]
+fn the_server_agent_keeps_the_setup_rules() {
+    use dirsync::remote::protocol::messages::{Role, Setup, OPT_DRY_RUN};
+    use std::io::{Read, Write};
+    let run = |dst: &Path, flags: u32, max_size: u64, msgs: &[Msg]| {
+        let setup = Setup {
+            role: Role::Agent,
+            path: dst.as_os_str().as_encoded_bytes().to_vec(),
+            flags,
+            backend: 2,
+            jobs: 1,
+            excludes: vec![],
+            label: vec![],
+            dst_exists: true,
+            bwlimit: 0,
+            max_size,
+        };
+        let mut bytes = frame(&Msg::Hello(dirsync::remote::hello(0)));
+        bytes.extend(frame(&Msg::Setup(setup)));
+        bytes.extend(frame(&Msg::Open {
+            id: 1,
+            parent: 0,
+            name: None,
+        }));
+        for m in msgs {
+            bytes.extend(frame(m));
+        }
+        bytes.extend(frame(&Msg::Bye));
+        let mut child = Command::new(bin())
+            .arg("--server")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let _ = stdin.write_all(&bytes);
+        drop(stdin);
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        (child.wait().unwrap().code(), err)
+    };
+    let (t, dst, _outside) = dst_tree();
+    let before = snapshot(t.path());
+    let (code, err) = run(&dst, 0, u64::MAX, &[special("fifo", libc::S_IFIFO, (0, 0))]);
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("fifo without --specials"), "{err}");
+    let (code, err) = run(&dst, OPT_DRY_RUN, u64::MAX, &file(1, "new", b"x", 0o644));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains("a file in a dry run"), "{err}");
+    assert!(before == snapshot(t.path()), "something changed");
+    let mut msgs = file(1, "large", &[b'x'; 11], 0o4755);
+    msgs.extend(file(2, "small", &[b'y'; 10], 0o4755));
+    let (code, err) = run(&dst, 0, 10, &msgs);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(!dst.join("large").exists());
+    let m = std::fs::metadata(dst.join("small")).unwrap();
+    assert_eq!((m.len(), m.mode() & 0o7777), (10, 0o755));
+}
