@@ -816,3 +816,62 @@ fn the_server_agent_keeps_the_setup_rules() {
     let m = std::fs::metadata(dst.join("small")).unwrap();
     assert_eq!((m.len(), m.mode() & 0o7777), (10, 0o755));
 }
+
+/// An honest engine never trips the rules: real pulls and pushes through
+/// sshd with the options the rules come from (-n with --checksum,
+/// --no-delete over entries that change type, --exclude, --max-size,
+/// and a delta of a large file).
+#[test]
+fn honest_runs_never_trip_the_rules() {
+    use common::sshd::{remote, Sshd};
+    let sshd = Sshd::shared();
+    for push in [false, true] {
+        let t = tempdir();
+        let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+        build_sample_tree(&src);
+        std::fs::create_dir_all(src.join("becomes-dir")).unwrap();
+        std::fs::write(src.join("becomes-file"), b"f").unwrap();
+        std::fs::create_dir_all(src.join("keep/sub")).unwrap();
+        std::fs::write(src.join("keep/sub/x.o"), b"object").unwrap();
+        let large: Vec<u8> = (0..3u32 << 20).map(|i| (i * 13 % 251) as u8).collect();
+        std::fs::write(src.join("large"), &large).unwrap();
+        std::fs::create_dir(&dst).unwrap();
+        std::fs::write(dst.join("becomes-dir"), b"was a file").unwrap();
+        std::fs::create_dir_all(dst.join("becomes-file/inner")).unwrap();
+        std::fs::write(dst.join("extra"), b"only in DST").unwrap();
+        let mut old = large.clone();
+        old[1 << 20..(1 << 20) + 100].fill(0);
+        std::fs::write(dst.join("large"), &old).unwrap();
+        let go = |args: &[&str]| {
+            let (s, d) = match push {
+                true => (src.clone(), remote(&dst)),
+                false => (remote(&src), dst.clone()),
+            };
+            let o = cmd(sshd.args()).args(args).arg(s).arg(d).output().unwrap();
+            let err = String::from_utf8_lossy(&o.stderr).into_owned();
+            assert_eq!(o.status.code(), Some(0), "push {push} {args:?}: {err}");
+        };
+        let before = snapshot(&dst);
+        go(&["-n", "--checksum"]);
+        go(&["-n", "--no-delete", "--exclude", "*.o"]);
+        assert!(
+            before == snapshot(&dst),
+            "push {push}: a dry run changed DST"
+        );
+        go(&["--no-delete", "--exclude", "*.o", "--max-size", "2M"]);
+        assert!(dst.join("becomes-dir").is_dir());
+        assert_eq!(std::fs::read(dst.join("becomes-file")).unwrap(), b"f");
+        assert_eq!(std::fs::read(dst.join("extra")).unwrap(), b"only in DST");
+        assert!(!dst.join("keep/sub/x.o").exists());
+        assert!(
+            std::fs::read(dst.join("large")).unwrap() == old,
+            "over --max-size"
+        );
+        go(&["--exclude", "*.o", "--checksum"]);
+        assert!(std::fs::read(dst.join("large")).unwrap() == large);
+        assert!(!dst.join("extra").exists());
+        go(&[]);
+        std::fs::remove_file(dst.join("extra")).ok();
+        assert_trees_equal(&src, &dst);
+    }
+}
