@@ -481,3 +481,49 @@ fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
         _ => Msg::Bye,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::{Attrs, Over};
+
+    fn special(fmt: u32, perm: u32) -> Msg {
+        Msg::Special {
+            id: 1,
+            name: c"x".to_owned(),
+            fmt,
+            rdev: (1, 3),
+            attrs: Attrs {
+                perm: Some(perm),
+                mtime: None,
+            },
+            over: Over::Entry,
+        }
+    }
+
+    fn round_trip(m: &Msg) -> Result<Msg, ProtoError> {
+        let (k, p) = m.encode();
+        Msg::decode(k, &p)
+    }
+
+    #[test]
+    fn only_special_file_types_and_permission_bits_decode() {
+        for fmt in [libc::S_IFIFO, libc::S_IFSOCK, libc::S_IFCHR, libc::S_IFBLK] {
+            let m = special(fmt, 0o7777);
+            assert_eq!(round_trip(&m).unwrap(), m);
+        }
+        for fmt in [
+            0,
+            libc::S_IFREG,
+            libc::S_IFDIR,
+            libc::S_IFLNK,
+            libc::S_IFMT,
+            1,
+        ] {
+            let e = round_trip(&special(fmt, 0o644)).unwrap_err();
+            assert_eq!(e, ProtoError::BadValue("special file type"), "{fmt:o}");
+        }
+        let e = round_trip(&special(libc::S_IFIFO, 0o10000)).unwrap_err();
+        assert_eq!(e, ProtoError::BadValue("permission bits"));
+    }
+}
