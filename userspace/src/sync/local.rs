@@ -386,6 +386,10 @@ impl ReplicaDir for LocalDir {
         };
         Some((sys::euid(), gid))
     }
+    fn owner_of(&self, name: &CStr) -> Option<(u32, u32)> {
+        let m = crate::stat::StatBackend::stat_at(&crate::stat::Statx, self.fd(), name);
+        m.ok().flatten().map(|m| (m.ids.uid, m.ids.gid))
+    }
     fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         match name {
             Some(n) => owner::chown_at(self.fd(), n, uid, gid),

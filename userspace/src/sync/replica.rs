@@ -207,6 +207,12 @@ pub trait ReplicaDir: Send + Sync {
     fn new_owner(&self) -> Option<(u32, u32)> {
         None
     }
+    /// Owner and group of `name`, when this side can know them (the
+    /// set-id rule, for a backend whose listing has no ids).
+    fn owner_of(&self, name: &CStr) -> Option<(u32, u32)> {
+        let _ = name;
+        None
+    }
     /// `-o`/`-g`: sets owner and/or group of `name` (or of this directory,
     /// `None`), never following a symlink.
     fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
