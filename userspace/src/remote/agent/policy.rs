@@ -14,11 +14,11 @@
 //! * `--no-delete`: no removal of an entry SRC lacks. The engine still
 //!   replaces an entry by one of another type (as a local `--no-delete`
 //!   run does): installs over a directory (`Over::Tree`), a rename over
-//!   an existing entry (the watcher's), and a `Remove` of a non-directory
-//!   immediately followed by the `CreateDir` of the same name: such a
+//!   an existing entry (the watcher's), and the `Remove` of an entry
+//!   (a non-directory) followed by the `CreateDir` of the same name: every
 //!   `Remove` is held ([`Pending`]) until that `CreateDir` comes, and a
-//!   held removal left at a `Close`, the barrier or the end is a
-//!   violation (it was never carried out).
+//!   held removal left at the `Close` of its directory, the barrier or
+//!   the end is a violation (it was never carried out).
 //! * no FIFO, socket or device without `--specials` (the decoder already
 //!   refuses any other file type);
 //! * `--exclude`: no change to an excluded path (matched as the local
