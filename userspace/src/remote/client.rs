@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use super::agent::{self, Agent, Violation};
+use super::agent::{self, Agent, Policy, Violation};
 use super::link::Link;
 use super::protocol::alive::{Alive, Timed};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
@@ -275,15 +275,14 @@ pub fn pull(
     if !exists && !options.dry_run {
         st.flags |= OPT_DST_CREATED;
     }
+    // The local user's rules, whatever the server's engine asks.
+    let policy = Policy::of(&options).map_err(|e| RemoteError::Sync(e.into()))?;
     let mut s = open(spec, c, &st)?;
     let (root, _) = super::root::open(dst, options.dry_run, options.stat_backend)?;
     if !exists {
         reporter.event(&Event::CreatedDir { path: dst });
     }
-    let mut agent = root.map(Agent::new);
-    if let (Some(a), true) = (&mut agent, options.dry_run) {
-        a.keep_partials();
-    }
+    let mut agent = root.map(|r| Agent::new(r, policy));
     let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
     let map = |p: &[u8]| -> Vec<u8> {
         match p.strip_prefix(&prefix[..]) {
@@ -301,6 +300,11 @@ pub fn pull(
         }
         Msg::Done { counters, fatal } => Ok(Some((counters, fatal))),
         other => Err(Violation(format!("unexpected message {:?}", other))),
+    })
+    .and_then(|out| {
+        // A removal held under --no-delete and never carried out.
+        agent.as_ref().map_or(Ok(()), Agent::finish)?;
+        Ok(out)
     })
     .map_err(|e| protocol(host, e))?;
     let _ = agent::send(&mut s.w, &Msg::Bye).and_then(|()| s.w.flush());

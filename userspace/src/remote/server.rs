@@ -8,7 +8,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::agent::{self, Agent, Violation};
+use super::agent::{self, Agent, Policy, Violation};
 use super::link::Link;
 use super::protocol::alive::{Alive, Timed, DEFAULT_TIMEOUT};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
@@ -119,6 +119,11 @@ fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
 fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<(), RemoteError> {
     let path = Path::new(OsStr::from_bytes(&setup.path));
     let o = options_of(setup);
+    // The rules this side keeps, from the setup's options.
+    let policy = match Policy::of(&o) {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(&mut w, &e)),
+    };
     let (root, created) = match super::root::open(path, o.dry_run, o.stat_backend) {
         Ok(x) => x,
         Err(e) => return Err(refuse(&mut w, &e)),
@@ -134,10 +139,7 @@ fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<
         // A dry run with no DST: the engine asks nothing; wait for the end.
         return wait_bye(&mut r);
     };
-    let mut agent = Agent::new(root);
-    if o.dry_run {
-        agent.keep_partials();
-    }
+    let mut agent = Agent::new(root, policy);
     run_agent(Some(&mut agent), &mut r, &mut w, |m| {
         Err(Violation(format!("unexpected message {m:?}")))
     })

@@ -311,6 +311,11 @@ pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// The effective group id.
+pub fn egid() -> u32 {
+    rustix::process::getegid().as_raw()
+}
+
 /// File type reported by `getdents64` (`DT_*`), `DT_UNKNOWN` when the file
 /// system does not fill it.
 pub type DType = u8;

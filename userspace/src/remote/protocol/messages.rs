@@ -15,8 +15,10 @@ use crate::sync::{Attrs, Over};
 
 /// The protocol version this build speaks. Peers must speak the same.
 /// 2: delta signatures carry their strong hash length (encoding 2 of
-/// `transfer::delta::wire`).
-pub const PROTOCOL: u32 = 2;
+/// `transfer::delta::wire`). 3: the setup carries the receiver's
+/// `--max-size` and `Special` types are checked (a peer of 2 would read the
+/// new field as trailing bytes: the version check says it clearly first).
+pub const PROTOCOL: u32 = 3;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"DSYN";
 /// Feature bit: zstd compression of the stream after the handshake.
@@ -85,6 +87,9 @@ pub struct Setup {
     /// `--bwlimit` in bytes per second (0: none): each side limits what
     /// it writes.
     pub bwlimit: u64,
+    /// `--max-size` in bytes (`u64::MAX`: none): files larger are not
+    /// received.
+    pub max_size: u64,
 }
 
 /// Option bits of [`Setup::flags`].
