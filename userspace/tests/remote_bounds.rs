@@ -308,6 +308,7 @@ fn a_silent_client_does_not_keep_the_server() {
         label: Vec::new(),
         dst_exists: true,
         bwlimit: 0,
+        max_size: u64::MAX,
     }));
     let keepalive_1s = [
         5u32.to_le_bytes().to_vec(),
