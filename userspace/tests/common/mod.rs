@@ -847,3 +847,38 @@ pub fn options() -> dirsync::sync::Options {
         ..Default::default()
     }
 }
+
+/// The hostile peer of the test suite (`examples/hostile_peer`), built
+/// once per test process when cargo runs the tests (so that a run of one
+/// test file gets a fresh one), else found next to the test executables
+/// (`target/<profile>/examples/`).
+pub fn hostile_peer() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            // target/<profile>/deps/<test> -> target/<profile>/examples/
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                let mut c = Command::new(cargo);
+                c.args(["build", "--locked", "--example", "hostile_peer"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target"));
+                if profile_dir.file_name() == Some(OsStr::new("release")) {
+                    c.arg("--release");
+                }
+                let st = c.status().expect("cargo build --example hostile_peer");
+                assert!(st.success(), "cannot build the hostile peer");
+            }
+            let p = profile_dir.join("examples/hostile_peer");
+            assert!(p.is_file(), "no hostile peer at {}", p.display());
+            p
+        })
+        .clone()
+}
+
+/// The `-e` value that makes a `dirsync` talk to the hostile peer playing
+/// `scenario`.
+pub fn hostile_rsh(scenario: &str) -> String {
+    format!("{} {scenario}", hostile_peer().display())
+}
