@@ -9,6 +9,7 @@ use common::*;
 use std::ffi::CString;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -48,6 +49,14 @@ fn swapper(
 /// happened, so the race was run.
 #[test]
 fn chmod_fallback_never_follows_a_swapped_in_symlink() {
+    chmod_race();
+}
+
+/// The race of [`chmod_fallback_never_follows_a_swapped_in_symlink`] (run
+/// again without `/proc` by [`the_fallbacks_without_proc`]). There, the
+/// entry is reopened by name, so that reopening can also meet the symlink
+/// (`ELOOP`) or the other inode (`EAGAIN`): refusals too.
+fn chmod_race() {
     let t = tempdir();
     let outside = t.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
@@ -68,7 +77,12 @@ fn chmod_fallback_never_follows_a_swapped_in_symlink() {
         let mode = if i % 2 == 0 { 0o600 } else { 0o640 };
         match sys::chmod_at_nofollow_fallback(dir.as_fd(), &c("a"), mode) {
             Ok(()) => done += 1,
-            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => refused += 1,
+            Err(e)
+                if [libc::EOPNOTSUPP, libc::ELOOP, libc::EAGAIN]
+                    .contains(&e.raw_os_error().unwrap_or(0)) =>
+            {
+                refused += 1
+            }
             Err(e) => panic!("unexpected error {e}"),
         }
         let m = std::fs::metadata(&victim).unwrap().mode() & 0o7777;
@@ -163,4 +177,84 @@ fn open_file_at_opens_only_regular_files() {
     let fl = rustix::fs::fcntl_getfl(&f).unwrap();
     assert!(!fl.contains(rustix::fs::OFlags::NONBLOCK));
     assert!(!fl.contains(rustix::fs::OFlags::WRONLY) && !fl.contains(rustix::fs::OFlags::RDWR));
+}
+
+/// What the fallbacks without `/proc` do (and, with `/proc`, the main
+/// paths): `open_file_at` opens the regular file (blocking reads) and
+/// nothing else; the chmod fallback changes a file and a directory,
+/// refuses a symlink, and a FIFO only without `/proc` (it would have to
+/// open it).
+fn without_proc_cases(proc_mounted: bool) {
+    let t = tempdir();
+    let d = t.path();
+    std::fs::write(d.join("f"), b"content").unwrap();
+    std::fs::create_dir(d.join("sub")).unwrap();
+    std::os::unix::fs::symlink("f", d.join("l")).unwrap();
+    let fifo = c(&d.join("p").to_string_lossy());
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    let dir = std::fs::File::open(d).unwrap();
+    let f = sys::open_file_at(dir.as_fd(), &c("f")).unwrap();
+    let mut buf = [0u8; 16];
+    let n = sys::read(f.as_fd(), &mut buf).unwrap();
+    assert_eq!(&buf[..n], b"content");
+    let fl = rustix::fs::fcntl_getfl(&f).unwrap();
+    assert!(!fl.contains(rustix::fs::OFlags::NONBLOCK));
+    for (name, errno) in [
+        ("p", libc::EINVAL),
+        ("l", libc::ELOOP),
+        ("sub", libc::EINVAL),
+    ] {
+        let e = sys::open_file_at(dir.as_fd(), &c(name)).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(errno), "{name}");
+    }
+    for (name, mode) in [("f", 0o751), ("sub", 0o711)] {
+        sys::chmod_at_nofollow_fallback(dir.as_fd(), &c(name), mode).unwrap();
+        let m = std::fs::symlink_metadata(d.join(name)).unwrap().mode() & 0o7777;
+        assert_eq!(m, mode, "{name}");
+    }
+    let e = sys::chmod_at_nofollow_fallback(dir.as_fd(), &c("l"), 0o600).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EOPNOTSUPP));
+    let r = sys::chmod_at_nofollow_fallback(dir.as_fd(), &c("p"), 0o600);
+    if proc_mounted {
+        r.unwrap();
+    } else {
+        assert_eq!(r.unwrap_err().raw_os_error(), Some(libc::EOPNOTSUPP));
+    }
+}
+
+/// The cases above with `/proc`, then again (and the chmod race) in a child of this test
+/// binary run in its own mount namespace with a tmpfs over `/proc`
+/// (`unshare`, root): the child (`SYS_RACES_NO_PROC` set) first checks
+/// that `/proc/self/fd` is gone.
+#[test]
+fn the_fallbacks_without_proc() {
+    if std::env::var_os("SYS_RACES_NO_PROC").is_some() {
+        assert!(
+            !Path::new("/proc/self/fd").exists(),
+            "the child still sees /proc"
+        );
+        without_proc_cases(false);
+        return chmod_race();
+    }
+    without_proc_cases(true);
+    assert!(
+        is_root(),
+        "hiding /proc needs root (CI runs the tests as root)"
+    );
+    let exe = std::env::current_exe().unwrap();
+    let o = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs none /proc && exec \"$0\" --exact the_fallbacks_without_proc --test-threads 1")
+        .arg(&exe)
+        .env("SYS_RACES_NO_PROC", "1")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("1 passed"), "{out}");
 }
