@@ -22,7 +22,8 @@ Exit codes:
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
      kernel without dirsync_stat or dirsync_readdir, remote host unreachable,
-     no dirsync there, protocol version mismatch, connection lost, ...)";
+     no dirsync there, protocol version mismatch, connection lost, no data for
+     --timeout, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
@@ -159,6 +160,13 @@ pub struct SyncArgs {
     /// of 1024) or KB, MB, GB (powers of 1000), e.g. 5M; 0: no limit
     #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
     pub bwlimit: Option<u64>,
+    /// Remote runs: no data received from the other side for SECONDS
+    /// ends the run (exit 3; a watch reconnects). Both sides send
+    /// keepalives when idle, so a slow but live link is not cut (a peer
+    /// older than keepalives may be cut in a long silent phase). 0: no
+    /// timeout
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -198,6 +206,7 @@ impl SyncArgs {
             deploy: self.deploy,
             compress: self.compress,
             bwlimit: self.bwlimit.filter(|&r| r > 0),
+            timeout: (self.timeout > 0).then(|| std::time::Duration::from_secs(self.timeout)),
         }
     }
 

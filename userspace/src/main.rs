@@ -140,7 +140,7 @@ fn run_server() -> ExitCode {
             return exit(ExitStatus::Fatal);
         }
     };
-    match dirsync::remote::server::serve(Box::new(r), Box::new(w)) {
+    match dirsync::remote::server::serve(r, w) {
         Ok(()) => exit(ExitStatus::Ok),
         Err(e) => {
             eprintln!("dirsync --server: {}", dirsync::error::chain(&e));

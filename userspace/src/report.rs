@@ -300,14 +300,15 @@ macro_rules! counters {
                 false
             }
 
-            /// Adds another summary's counts to this one.
+            /// Adds another summary's counts to this one (saturating: a
+            /// peer's counts are untrusted).
             pub fn add(&mut self, o: &Summary) {
-                $( self.$name += o.$name; )*
+                $( self.$name = self.$name.saturating_add(o.$name); )*
             }
 
             /// Number of changes made (or, in a dry run, that would be made).
             pub fn actions(&self) -> u64 {
-                0 $( + if $action { self.$name } else { 0 } )*
+                0u64 $( .saturating_add(if $action { self.$name } else { 0 }) )*
             }
         }
 
@@ -365,9 +366,11 @@ counters! {
     errors, false, "errors";
 }
 
-/// Adds `n` to a live counter.
+/// Adds `n` to a live counter, saturating (`n` may come from a peer).
 pub fn inc(a: &AtomicU64, n: u64) {
-    a.fetch_add(n, Ordering::Relaxed);
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_add(n))
+    });
 }
 
 /// Live counters of the whole life of a syncer (for a progress bar).
@@ -401,6 +404,21 @@ mod tests {
             dst: p(b"b"),
         };
         assert_eq!(e.to_string(), "Copied: a -> b");
+    }
+
+    #[test]
+    fn counts_saturate() {
+        let a = AtomicU64::new(u64::MAX - 1);
+        inc(&a, 5);
+        assert_eq!(a.load(Ordering::Relaxed), u64::MAX);
+        let mut s = Summary {
+            deleted: u64::MAX,
+            copied: 3,
+            ..Summary::default()
+        };
+        s.add(&s.clone());
+        assert_eq!((s.deleted, s.copied), (u64::MAX, 6));
+        assert_eq!(s.actions(), u64::MAX);
     }
 
     #[test]

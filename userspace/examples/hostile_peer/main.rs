@@ -17,6 +17,7 @@
 //! Not part of the product: built by `cargo test` (examples are) and
 //! found by `tests/common::hostile_peer`.
 
+mod bounds;
 mod peer;
 mod stall;
 
@@ -29,7 +30,7 @@ pub type Scenario = fn(&mut Peer) -> std::io::Result<()>;
 
 /// Every module's scenarios, by name.
 fn scenarios() -> Vec<(&'static str, Scenario)> {
-    [stall::SCENARIOS].concat()
+    [stall::SCENARIOS, bounds::SCENARIOS].concat()
 }
 
 fn main() -> ExitCode {

@@ -9,8 +9,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use dirsync::remote::hello;
+use dirsync::remote::protocol::alive::Alive;
 use dirsync::remote::protocol::frame::{FrameReader, FrameWriter};
-use dirsync::remote::protocol::messages::{Msg, Setup, FEATURES, FEATURE_ZSTD};
+use dirsync::remote::protocol::messages::{Msg, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD};
 
 /// Features the hostile server offers: all but compression, so that the
 /// stream after the handshake stays plain frames (a scenario about
@@ -81,6 +82,13 @@ impl Peer {
         self.send(&Msg::Hello(h))?;
         self.flush()?;
         match self.recv()? {
+            // Keepalives, when both sides have them, are taken in by the
+            // reader: no scenario sees one (and none is sent from here).
+            Some(Msg::Hello(theirs)) if theirs.features & features & FEATURE_KEEPALIVE != 0 => {
+                if let Some(r) = self.r.as_mut() {
+                    r.accept_keepalives(Alive::new(None, false));
+                }
+            }
             Some(Msg::Hello(_)) => {}
             other => return Err(invalid(format!("expected a hello, got {other:?}"))),
         }

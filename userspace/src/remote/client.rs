@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use super::agent::{self, Agent, Violation};
 use super::link::Link;
+use super::protocol::alive::{Alive, Timed};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
 use super::protocol::messages::{
-    Msg, Role, Setup, FEATURES, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
+    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
 };
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
@@ -37,6 +38,9 @@ pub struct Connect {
     pub compress: bool,
     /// `--bwlimit`: bytes per second each side writes (`None`: no limit).
     pub bwlimit: Option<u64>,
+    /// `--timeout`: no data from the server for that long ends the run
+    /// (`None`: never; see `protocol::alive`).
+    pub timeout: Option<Duration>,
 }
 
 impl Connect {
@@ -64,6 +68,8 @@ pub struct Session {
     pub exists: bool,
     /// The features both sides use.
     pub features: u64,
+    /// The timeouts of this side (`--timeout`, see `protocol::alive`).
+    pub alive: Arc<Alive>,
 }
 
 fn protocol(host: &str, e: impl std::fmt::Display) -> RemoteError {
@@ -102,11 +108,19 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
         None => [shell_quote(remote.as_bytes()), b" --server".to_vec()].concat(),
     };
     let shown = String::from_utf8_lossy(remote.as_bytes()).into_owned();
-    let (mut t, mut out, mut inp) =
+    let (mut t, out, inp) =
         Transport::spawn(&c.rsh, host, &cmd).map_err(|e| RemoteError::Spawn {
             rsh: c.rsh.clone(),
             source: e,
         })?;
+    // Every read and write from here on has the timeout (the handshake
+    // and the upload of --deploy too).
+    let alive = Alive::new(c.timeout, false);
+    let mut out = Timed::new(out, alive.clone());
+    let mut inp = Timed::writer(inp, alive.clone()).map_err(|e| RemoteError::Spawn {
+        rsh: c.rsh.clone(),
+        source: e,
+    })?;
     if let Some(b) = &bin {
         if let Err(e) = deploy::upload_if_asked(b, &mut out, &mut inp) {
             return Err(match ended(&mut t, host, &shown) {
@@ -148,9 +162,15 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
     // From here on, the layers both sides agreed on (module `layers`).
     let mut w = layers::writer(w, features, setup.bwlimit).map_err(|e| protocol(host, e))?;
     let mut r = layers::reader(r, features);
+    if features & FEATURE_KEEPALIVE != 0 {
+        r.accept_keepalives(alive.clone());
+    }
     send(&mut w, &Msg::Setup(setup))
         .and_then(|()| w.flush())
         .map_err(|e| protocol(host, e))?;
+    if features & FEATURE_KEEPALIVE != 0 {
+        w.keepalive(alive.clone()).map_err(|e| protocol(host, e))?;
+    }
     match read_msg(&mut r) {
         Ok(Msg::Ready { created, exists }) => Ok(Session {
             transport: t,
@@ -159,6 +179,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             created,
             exists,
             features,
+            alive,
         }),
         Ok(Msg::Refuse(m)) => Err(RemoteError::Remote {
             host: host.to_string(),
@@ -207,6 +228,7 @@ pub fn push(
         created,
         exists,
         features,
+        ..
     } = s;
     let label = spec.label();
     if created {

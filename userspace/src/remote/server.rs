@@ -10,8 +10,11 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use super::agent::{self, Agent, Violation};
 use super::link::Link;
-use super::protocol::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
-use super::protocol::messages::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
+use super::protocol::alive::{Alive, Timed, DEFAULT_TIMEOUT};
+use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
+use super::protocol::messages::{
+    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, OPT_DST_CREATED, PROTOCOL,
+};
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
 use super::{hello, options_of, RemoteError};
@@ -46,9 +49,29 @@ pub enum FrameErrorOr {
     Proto(String),
 }
 
-/// Runs the server on `r`/`w` (stdin/stdout).
-pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
-    let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
+/// The server's own timeout (see `protocol::alive`): `DIRSYNC_TIMEOUT`
+/// seconds (0: none), else [`DEFAULT_TIMEOUT`]; the client's, once its
+/// first keepalive says it, replaces it.
+fn own_timeout() -> Option<std::time::Duration> {
+    match std::env::var("DIRSYNC_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(s) => Some(std::time::Duration::from_secs(s)),
+        None => Some(DEFAULT_TIMEOUT),
+    }
+}
+
+/// Runs the server on `r`/`w` (stdin/stdout, ours alone: `w` is made
+/// non-blocking for the timeout of writes).
+pub fn serve(r: std::fs::File, w: std::fs::File) -> Result<(), RemoteError> {
+    let alive = Alive::new(own_timeout(), true);
+    let w = Timed::writer(w, alive.clone()).map_err(proto_err)?;
+    let (mut r, mut w) = (
+        FrameReader::new(Box::new(Timed::new(r, alive.clone()))),
+        FrameWriter::new(Box::new(w)),
+    );
     let flushed = |w: &mut FrameWriter, m: &Msg| agent::send(w, m).and_then(|()| w.flush());
     flushed(&mut w, &Msg::Hello(hello(FEATURES))).map_err(proto_err)?;
     let features = match read_msg(&mut r).map_err(proto_err)? {
@@ -67,11 +90,17 @@ pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
     // The client's stream is layered from its setup on, ours from the
     // ready (module `layers`).
     let mut r = layers::reader(r, features);
+    if features & FEATURE_KEEPALIVE != 0 {
+        r.accept_keepalives(alive.clone());
+    }
     let setup = match read_msg(&mut r).map_err(proto_err)? {
         Msg::Setup(s) => s,
         _ => return Err(proto_err("expected the setup")),
     };
     let w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
+    if features & FEATURE_KEEPALIVE != 0 {
+        w.keepalive(alive).map_err(proto_err)?;
+    }
     match setup.role {
         Role::Agent => serve_agent(r, w, &setup),
         Role::Engine => serve_engine(r, w, setup, features),

@@ -28,11 +28,19 @@ pub const FEATURE_DELTA: u64 = 2;
 /// its name once, as a local copy does). A receiver without it gets the
 /// flag byte of earlier builds (`compare` alone).
 pub const FEATURE_FRESH: u64 = 4;
+/// Feature bit: keepalive frames ([`KEEPALIVE`]) when a side has sent
+/// nothing for a while (see `protocol::alive`). A peer without it never
+/// gets one.
+pub const FEATURE_KEEPALIVE: u64 = 8;
+/// The kind byte of a keepalive frame: its payload is the sender's
+/// `--timeout` in seconds (u32 LE, 0: none). It is not a [`Msg`]: the
+/// frame reader takes it in (`FrameReader::accept_keepalives`).
+pub const KEEPALIVE: u8 = 46;
 /// Files at least this big get a plan from the receiver (with
 /// [`FEATURE_DELTA`]).
 pub const DELTA_MIN: u64 = 1 << 20;
 /// The features this build implements.
-pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH;
+pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
