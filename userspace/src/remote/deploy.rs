@@ -56,8 +56,8 @@ pub fn this_binary() -> io::Result<Agent> {
 ///   user could plant), its hash is checked, then it is renamed into
 ///   place and that name is executed. The directories above `$d` (`$HOME`
 ///   or `$XDG_CACHE_HOME`) are the user's own, as ssh assumes of `~/.ssh`.
-/// - A cached agent is run only if it is a regular file (not a symlink)
-///   with the right hash.
+/// - A cached agent is run only if it is an executable regular file (not
+///   a symlink) with the right hash; otherwise it is uploaded again.
 const SCRIPT: &str = "umask 077; \
     d=\"${XDG_CACHE_HOME:-$HOME/.cache}/dirsync\"; f=\"$d/@NAME@\"; h=@HASH@; u=$(id -u); \
     fail() { echo \"dirsync: --deploy: $*\" >&2; exit 1; }; \
@@ -67,7 +67,7 @@ const SCRIPT: &str = "umask 077; \
     [ -n \"$(find \"$d\" -prune -type d -user \"$u\" ! -perm -020 ! -perm -002 -print 2>/dev/null)\" ] || \
     fail \"refusing the agent cache $d: it must be a directory (not a symlink) owned by uid $u \
     and writable by it alone\"; \
-    if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ \"$(sum \"$f\")\" = \"$h\" ]; then echo dirsync-deploy: have; \
+    if [ -f \"$f\" ] && [ ! -L \"$f\" ] && [ -x \"$f\" ] && [ \"$(sum \"$f\")\" = \"$h\" ]; then echo dirsync-deploy: have; \
     else t=$(mktemp \"$d/.upload.XXXXXXXXXX\") || fail \"cannot create a file in $d\"; \
     echo dirsync-deploy: need; \
     head -c @SIZE@ > \"$t\" && [ \"$(sum \"$t\")\" = \"$h\" ] && chmod 700 \"$t\" && mv -f \"$t\" \"$f\" || \
