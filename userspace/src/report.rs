@@ -176,8 +176,15 @@ pub fn write_human(f: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
     Ok(())
 }
 
-/// A path shown with [`write_human`].
-struct Human<'a>(&'a [u8]);
+/// Bytes shown with [`write_human`]: every path, and every text that came
+/// from a peer (its messages, version, event texts), so that no terminal
+/// escape reaches the user's terminal.
+pub struct Human<'a>(pub &'a [u8]);
+
+/// `bytes` as [`Human`] shows them, as a `String`.
+pub fn human(bytes: &[u8]) -> String {
+    Human(bytes).to_string()
+}
 
 impl fmt::Display for Human<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,6 +194,11 @@ impl fmt::Display for Human<'_> {
 
 fn h(p: &Path) -> Human<'_> {
     Human(p.as_os_str().as_bytes())
+}
+
+/// An event's text (a peer's, in a pull) shown with [`write_human`].
+fn t(s: &str) -> Human<'_> {
+    Human(s.as_bytes())
 }
 
 /// The `-v` line of an event (no trailing newline), e.g.
@@ -206,17 +218,19 @@ impl fmt::Display for Event<'_> {
             Event::Deleted { path } => write!(f, "Deleted: {}", h(path)),
             Event::Attrs { path } => write!(f, "Updated attributes: {}", h(path)),
             Event::Renamed { from, to } => write!(f, "Renamed: {} -> {}", h(from), h(to)),
-            Event::Special { path, kind } => write!(f, "Created {}: {}", kind, h(path)),
-            Event::Skipped { path, message } => write!(f, "Skipped: {}: {}", h(path), message),
-            Event::Warning { path, message } => write!(f, "warning: {}: {}", h(path), message),
-            Event::Error { path, message } => write!(f, "error: {}: {}", h(path), message),
+            Event::Special { path, kind } => write!(f, "Created {}: {}", t(kind), h(path)),
+            Event::Skipped { path, message } => write!(f, "Skipped: {}: {}", h(path), t(message)),
+            Event::Warning { path, message } => {
+                write!(f, "warning: {}: {}", h(path), t(message))
+            }
+            Event::Error { path, message } => write!(f, "error: {}: {}", h(path), t(message)),
             Event::Watching { dir } => write!(f, "Watching: {}", h(dir)),
-            Event::Notify { kind, path } => write!(f, "Event: {} {}", kind, h(path)),
+            Event::Notify { kind, path } => write!(f, "Event: {} {}", t(kind), h(path)),
             Event::Rescan {
                 reason,
                 path,
                 count,
-            } => write!(f, "Rescan: {} {} (#{})", reason, h(path), count),
+            } => write!(f, "Rescan: {} {} (#{})", t(reason), h(path), count),
         }
     }
 }

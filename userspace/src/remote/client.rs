@@ -21,7 +21,7 @@ use super::server::{read_msg, FrameErrorOr};
 use super::spec::Spec;
 use super::transport::{shell_quote, Transport};
 use super::{deploy, hello, setup, RemoteError};
-use crate::report::{Event, Reporter, Summary};
+use crate::report::{human, Event, Reporter, Summary};
 use crate::sync::{Options, Replica, Syncer};
 
 /// How to reach the remote side.
@@ -148,7 +148,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             local: PROTOCOL,
             local_version: env!("CARGO_PKG_VERSION").into(),
             remote: theirs.protocol,
-            remote_version: String::from_utf8_lossy(&theirs.version).into_owned(),
+            remote_version: human(&theirs.version),
         });
     }
     let ours = hello(c.features());
@@ -183,7 +183,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
         }),
         Ok(Msg::Refuse(m)) => Err(RemoteError::Remote {
             host: host.to_string(),
-            message: String::from_utf8_lossy(&m).into_owned(),
+            message: human(&m),
         }),
         Ok(_) => Err(protocol(host, "expected ready or refuse")),
         Err(e) => Err(early(&mut t, e)),
@@ -315,7 +315,7 @@ pub fn pull(
     if let Some(f) = fatal {
         return Err(RemoteError::Remote {
             host: host.to_string(),
-            message: String::from_utf8_lossy(&f).into_owned(),
+            message: human(&f),
         });
     }
     let mut summary = Summary::default();

@@ -82,7 +82,7 @@ pub fn serve(r: std::fs::File, w: std::fs::File) -> Result<(), RemoteError> {
                 local: PROTOCOL,
                 local_version: env!("CARGO_PKG_VERSION").into(),
                 remote: h.protocol,
-                remote_version: String::from_utf8_lossy(&h.version).into_owned(),
+                remote_version: crate::report::human(&h.version),
             })
         }
         _ => return Err(proto_err("the client did not start with a hello")),
