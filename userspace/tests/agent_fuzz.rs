@@ -22,12 +22,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 
-use dirsync::remote::agent::Agent;
+use dirsync::remote::agent::{Agent, Policy};
 use dirsync::remote::protocol::frame::FrameWriter;
 use dirsync::remote::protocol::messages::Msg;
 use dirsync::stat::Statx;
 use dirsync::sync::local::LocalReplica;
-use dirsync::sync::{Attrs, Over};
+use dirsync::sync::{Attrs, Options, Over};
 
 /// The names every message picks from: plain ones, the names of the
 /// symlinks out of DST, bytes that are not UTF-8, a newline, and the
@@ -113,7 +113,9 @@ fn step(r: &mut Rng, m: &mut Model, canary: &Path) -> Msg {
             };
         }
         let s = m.streams.swap_remove(i);
-        if r.chance(10) {
+        // A stream cut short is aborted (a commit of fewer bytes than
+        // declared is a violation, and rarely sent as one).
+        if r.chance(10) || (s.left > 0 && !r.chance(5)) {
             return Msg::Abort { fid: s.fid };
         }
         if s.compare {
@@ -263,7 +265,14 @@ fn run_seed(seed: u64) -> (usize, bool) {
 
     let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let root = dirsync::sys::open_root(&dst).unwrap();
-    let mut agent = Agent::new(LocalReplica::new(root, Arc::new(Statx), false));
+    // The receiving user allows special files: their creation is part of
+    // what is fuzzed (without --specials each one is a violation).
+    let policy = Policy::of(&Options {
+        specials: true,
+        ..Options::default()
+    })
+    .unwrap();
+    let mut agent = Agent::new(LocalReplica::new(root, Arc::new(Statx), false), policy);
     let mut w = FrameWriter::new(Box::new(std::io::sink()));
     let mut m = Model {
         handles: vec![1],
@@ -290,7 +299,8 @@ fn run_seed(seed: u64) -> (usize, bool) {
         match agent.handle_msg(msg, &mut w) {
             Ok(true) => taken += 1,
             Ok(false) => unreachable!("no goodbye is sent"),
-            Err(_) => {
+            Err(e) => {
+                eprintln!("seed {seed}: {e}");
                 violated = true;
                 break;
             }

@@ -14,11 +14,12 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dirsync::remote::agent::Agent;
+use dirsync::remote::agent::{Agent, Policy};
 use dirsync::remote::protocol::frame::{FrameReader, FrameWriter};
 use dirsync::remote::protocol::messages::{Answer, Msg, DELTA_MIN};
 use dirsync::stat::Statx;
 use dirsync::sync::local::LocalReplica;
+use dirsync::sync::Options;
 
 fn c(s: &str) -> CString {
     CString::new(s).unwrap()
@@ -101,7 +102,14 @@ fn the_agent_never_opens_a_fifo_or_a_device_it_is_asked_to_read() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let root = dirsync::sys::open_root(&dst2).unwrap();
-        let mut agent = Agent::new(LocalReplica::new(root, Arc::new(Statx), false));
+        // The receiving user allows special files: their creation is part of
+        // what is fuzzed (without --specials each one is a violation).
+        let policy = Policy::of(&Options {
+            specials: true,
+            ..Options::default()
+        })
+        .unwrap();
+        let mut agent = Agent::new(LocalReplica::new(root, Arc::new(Statx), false), policy);
         let sink = Arc::new(Mutex::new(Vec::new()));
         let mut w = FrameWriter::new(Box::new(Sink(sink.clone())));
         let mut msgs = vec![Msg::Open {
