@@ -241,9 +241,6 @@ pub fn open_beneath(dir: BorrowedFd<'_>, names: &[CString]) -> io::Result<OwnedF
 pub fn open_walk(dir: BorrowedFd<'_>, names: &[CString]) -> io::Result<OwnedFd> {
     let mut fd = sys::open_dir_at(dir, c".")?;
     for n in names {
-        if n.as_bytes() == b".." || n.as_bytes().contains(&b'/') {
-            return Err(io::Error::from_raw_os_error(libc::EXDEV));
-        }
         fd = open_name(fd.as_fd(), n)?;
     }
     Ok(fd)
@@ -251,8 +248,14 @@ pub fn open_walk(dir: BorrowedFd<'_>, names: &[CString]) -> io::Result<OwnedFd> 
 
 /// Opens the directory `name` (one component) in `dir`, never through a
 /// symlink: a symlink there is `ELOOP` (`O_NOFOLLOW | O_DIRECTORY` alone
-/// says `ENOTDIR`, as for a file).
+/// says `ENOTDIR`, as for a file); `..`, `.`, `` and a name with a `/`
+/// are `EXDEV` (a push's DST is opened so: its last name must not lead
+/// up either).
 pub fn open_name(dir: BorrowedFd<'_>, name: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    let n = name.to_bytes();
+    if matches!(n, b"" | b"." | b"..") || n.contains(&b'/') {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
     sys::open_dir_at(dir, name).map_err(|e| {
         let flags = rustix::fs::AtFlags::SYMLINK_NOFOLLOW;
         match rustix::fs::statat(dir, name, flags) {
@@ -393,6 +396,10 @@ mod tests {
                 let e = open(root.as_fd(), &c(bad)).unwrap_err();
                 assert_eq!(e.raw_os_error(), Some(errno), "{bad:?}: {e}");
             }
+        }
+        for bad in [c"..", c".", c"", c"a/b"] {
+            let e = open_name(root.as_fd(), bad).unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EXDEV), "{bad:?}");
         }
     }
 }

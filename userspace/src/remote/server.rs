@@ -93,8 +93,11 @@ pub fn serve_in(r: BoxRead, w: BoxWrite, confine: &Confine) -> Result<(), Remote
     }
 }
 
+/// Sends a `Refuse` for `e` (escaped: a path in it is the client's bytes,
+/// shown on its terminal) and returns it as the error.
 fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
-    let message = chain(e);
+    let mut message = String::new();
+    let _ = crate::report::write_human(&mut message, chain(e).as_bytes());
     let _ = agent::send(w, &Msg::Refuse(message.as_bytes().to_vec())).and_then(|()| w.flush());
     RemoteError::Remote {
         host: CLIENT.into(),
