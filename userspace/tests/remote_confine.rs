@@ -343,14 +343,17 @@ fn forced_command_accepts_only_a_dirsync_server() {
         shell.as_str(),
         "dirsync --server; id",
         "sh -c 'dirsync --server'",
+        "\x1b[2J dirsync --server",
     ] {
         let o = Command::new(&rsh)
             .args(["host", asked])
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        refused(&o, &["this key only runs dirsync --server"]);
+        // Not a byte of the protocol (a server would send its hello).
         assert!(o.stdout.is_empty(), "{asked}: the server answered");
+        refused(&o, &["this key only runs dirsync --server"]);
+        assert!(!o.stderr.contains(&0x1b), "{asked}: not escaped");
         assert!(!pwned.exists());
     }
     // What the client sends (`shell_quote`d `--remote-path`) is fine.
@@ -481,8 +484,8 @@ fn forced_command_key_through_sshd() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
+    assert!(o.stdout.is_empty(), "the server answered");
     refused(&o, &["this key only runs dirsync --server"]);
-    assert!(o.stdout.is_empty());
     unchanged(&before, &snapshot(w.t.path()), "something changed");
     assert_eq!(
         std::fs::read(ssh_dir.join("authorized_keys")).unwrap(),
