@@ -52,6 +52,8 @@
 #                                            # N_WATCH=200 N_WATCH_PEER=50
 #   RUNS=1 FILES=2000 scripts/bench-remote.sh
 #   PARTS=trees scripts/bench-remote.sh
+#   DIRSYNC=/path/to/dirsync scripts/bench-remote.sh   # another build
+#                                            # (e.g. the one before a change)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -68,10 +70,12 @@ for t in rsync ssh ssh-keygen python3 bc; do
 	command -v "$t" >/dev/null || die "bench-remote: $t is missing (make deps)"
 done
 [ -x /usr/sbin/sshd ] || die "bench-remote: /usr/sbin/sshd is missing (make deps)"
-if [ "${REBUILD:-1}" = 1 ] || [ ! -x userspace/target/release/dirsync ]; then
-	(cd userspace && cargo build --release --locked -q)
+if [ -z "${DIRSYNC:-}" ]; then
+	if [ "${REBUILD:-1}" = 1 ] || [ ! -x userspace/target/release/dirsync ]; then
+		(cd userspace && cargo build --release --locked -q)
+	fi
+	DIRSYNC=$PWD/userspace/target/release/dirsync
 fi
-DIRSYNC=$PWD/userspace/target/release/dirsync
 COUNT_RSH=$PWD/userspace/tests/common/count_rsh.py
 DELAY_LINK=$PWD/scripts/delay-link.py
 

@@ -22,7 +22,8 @@ Exit codes:
   3  fatal: nothing was done or the run had to stop (SRC missing or not a directory,
      SRC and DST the same or nested, out of space, --stat-backend syscall on a
      kernel without dirsync_stat or dirsync_readdir, remote host unreachable,
-     no dirsync there, protocol version mismatch, connection lost, ...)";
+     no dirsync there, protocol version mismatch, connection lost, no data for
+     --timeout, ...)";
 
 /// The one-line usage of the report, printed when run without arguments.
 pub const SHORT_USAGE: &str = "Usage: dirsync <source_dir> <destination_dir>";
@@ -159,6 +160,18 @@ pub struct SyncArgs {
     /// of 1024) or KB, MB, GB (powers of 1000), e.g. 5M; 0: no limit
     #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
     pub bwlimit: Option<u64>,
+    /// Remote runs: no data received from the other side for SECONDS
+    /// ends the run (exit 3; a watch reconnects). Both sides send
+    /// keepalives when idle, so a slow but live link is not cut (a peer
+    /// older than keepalives may be cut in a long silent phase). 0: no
+    /// timeout
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
+    pub timeout: u64,
+    /// Do not copy regular files larger than SIZE (bytes, or with a
+    /// suffix K, M, G: powers of 1024; KB, MB, GB: powers of 1000); as
+    /// rsync's, it is the receiver's rule: a remote DST refuses them too
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
     /// Threads working on the sync (default: one per core)
     #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: Option<u16>,
@@ -187,6 +200,7 @@ impl SyncArgs {
             numeric_ids: self.numeric_ids,
             sparse: self.sparse || self.archive,
             no_reflink: self.no_reflink,
+            max_size: self.max_size,
         }
     }
 
@@ -198,6 +212,7 @@ impl SyncArgs {
             deploy: self.deploy,
             compress: self.compress,
             bwlimit: self.bwlimit.filter(|&r| r > 0),
+            timeout: (self.timeout > 0).then(|| std::time::Duration::from_secs(self.timeout)),
         }
     }
 
@@ -288,6 +303,38 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout
     Man,
+}
+
+/// `--max-size SIZE` in bytes: a number with an optional suffix (`B`,
+/// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`: powers of 1024; `KB`, `MB`, `GB`:
+/// powers of 1000; any case).
+fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("'{s}' is not a size (e.g. 500, 100K, 1.5M, 2G)");
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, suffix) = t.split_at(split);
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
+        return Err(bad());
+    }
+    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        "kb" => 1000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let size = value * unit as f64;
+    if size >= u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(size.round() as u64)
 }
 
 /// `--bwlimit RATE` in bytes per second (0: no limit).

@@ -2,6 +2,7 @@
 //! exit codes.
 
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::exclude::PatternError;
@@ -28,7 +29,7 @@ pub enum ExitStatus {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A system call failed while doing `what` on `path`.
-    #[error("{what} {}", path.display())]
+    #[error("{what} {}", crate::report::Human(path.as_os_str().as_bytes()))]
     Io {
         /// What was being attempted, e.g. "cannot open".
         what: &'static str,
@@ -48,7 +49,7 @@ pub enum Error {
         source: io::Error,
     },
     /// `path` cannot be used: e.g. "source directory X: does not exist".
-    #[error("{what} {}: {why}", path.display())]
+    #[error("{what} {}: {why}", crate::report::Human(path.as_os_str().as_bytes()))]
     Invalid {
         /// The role of the path or what was refused.
         what: &'static str,

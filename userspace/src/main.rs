@@ -170,7 +170,7 @@ fn run_server(cli: &Cli) -> ExitCode {
             return exit(ExitStatus::Fatal);
         }
     };
-    match dirsync::remote::server::serve_in(Box::new(r), Box::new(w), &confine) {
+    match dirsync::remote::server::serve_in(r, w, &confine) {
         Ok(()) => exit(ExitStatus::Ok),
         Err(e) => fail(&e),
     }

@@ -176,8 +176,15 @@ pub fn write_human(f: &mut impl fmt::Write, bytes: &[u8]) -> fmt::Result {
     Ok(())
 }
 
-/// A path shown with [`write_human`].
-struct Human<'a>(&'a [u8]);
+/// Bytes shown with [`write_human`]: every path, and every text that came
+/// from a peer (its messages, version, event texts), so that no terminal
+/// escape reaches the user's terminal.
+pub struct Human<'a>(pub &'a [u8]);
+
+/// `bytes` as [`Human`] shows them, as a `String`.
+pub fn human(bytes: &[u8]) -> String {
+    Human(bytes).to_string()
+}
 
 impl fmt::Display for Human<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -187,6 +194,11 @@ impl fmt::Display for Human<'_> {
 
 fn h(p: &Path) -> Human<'_> {
     Human(p.as_os_str().as_bytes())
+}
+
+/// An event's text (a peer's, in a pull) shown with [`write_human`].
+fn t(s: &str) -> Human<'_> {
+    Human(s.as_bytes())
 }
 
 /// The `-v` line of an event (no trailing newline), e.g.
@@ -206,17 +218,19 @@ impl fmt::Display for Event<'_> {
             Event::Deleted { path } => write!(f, "Deleted: {}", h(path)),
             Event::Attrs { path } => write!(f, "Updated attributes: {}", h(path)),
             Event::Renamed { from, to } => write!(f, "Renamed: {} -> {}", h(from), h(to)),
-            Event::Special { path, kind } => write!(f, "Created {}: {}", kind, h(path)),
-            Event::Skipped { path, message } => write!(f, "Skipped: {}: {}", h(path), message),
-            Event::Warning { path, message } => write!(f, "warning: {}: {}", h(path), message),
-            Event::Error { path, message } => write!(f, "error: {}: {}", h(path), message),
+            Event::Special { path, kind } => write!(f, "Created {}: {}", t(kind), h(path)),
+            Event::Skipped { path, message } => write!(f, "Skipped: {}: {}", h(path), t(message)),
+            Event::Warning { path, message } => {
+                write!(f, "warning: {}: {}", h(path), t(message))
+            }
+            Event::Error { path, message } => write!(f, "error: {}: {}", h(path), t(message)),
             Event::Watching { dir } => write!(f, "Watching: {}", h(dir)),
-            Event::Notify { kind, path } => write!(f, "Event: {} {}", kind, h(path)),
+            Event::Notify { kind, path } => write!(f, "Event: {} {}", t(kind), h(path)),
             Event::Rescan {
                 reason,
                 path,
                 count,
-            } => write!(f, "Rescan: {} {} (#{})", reason, h(path), count),
+            } => write!(f, "Rescan: {} {} (#{})", t(reason), h(path), count),
         }
     }
 }
@@ -286,14 +300,15 @@ macro_rules! counters {
                 false
             }
 
-            /// Adds another summary's counts to this one.
+            /// Adds another summary's counts to this one (saturating: a
+            /// peer's counts are untrusted).
             pub fn add(&mut self, o: &Summary) {
-                $( self.$name += o.$name; )*
+                $( self.$name = self.$name.saturating_add(o.$name); )*
             }
 
             /// Number of changes made (or, in a dry run, that would be made).
             pub fn actions(&self) -> u64 {
-                0 $( + if $action { self.$name } else { 0 } )*
+                0u64 $( .saturating_add(if $action { self.$name } else { 0 }) )*
             }
         }
 
@@ -351,9 +366,11 @@ counters! {
     errors, false, "errors";
 }
 
-/// Adds `n` to a live counter.
+/// Adds `n` to a live counter, saturating (`n` may come from a peer).
 pub fn inc(a: &AtomicU64, n: u64) {
-    a.fetch_add(n, Ordering::Relaxed);
+    let _ = a.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+        Some(v.saturating_add(n))
+    });
 }
 
 /// Live counters of the whole life of a syncer (for a progress bar).
@@ -387,6 +404,21 @@ mod tests {
             dst: p(b"b"),
         };
         assert_eq!(e.to_string(), "Copied: a -> b");
+    }
+
+    #[test]
+    fn counts_saturate() {
+        let a = AtomicU64::new(u64::MAX - 1);
+        inc(&a, 5);
+        assert_eq!(a.load(Ordering::Relaxed), u64::MAX);
+        let mut s = Summary {
+            deleted: u64::MAX,
+            copied: 3,
+            ..Summary::default()
+        };
+        s.add(&s.clone());
+        assert_eq!((s.deleted, s.copied), (u64::MAX, 6));
+        assert_eq!(s.actions(), u64::MAX);
     }
 
     #[test]

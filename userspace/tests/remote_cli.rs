@@ -311,6 +311,7 @@ fn hostile_clients_get_a_clean_error() {
         label: vec![],
         dst_exists: true,
         bwlimit: 0,
+        max_size: u64::MAX,
     };
     let start = [
         // No feature: the frames that follow are plain.

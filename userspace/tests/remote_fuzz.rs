@@ -108,6 +108,7 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             label: r.bytes(20),
             dst_exists: r.below(2) == 0,
             bwlimit: r.next(),
+            max_size: r.next(),
         }),
         Msg::Ready {
             created: r.below(2) == 0,

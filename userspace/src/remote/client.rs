@@ -8,11 +8,12 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
-use super::agent::{self, Agent, Violation};
+use super::agent::{self, Agent, Policy, Violation};
 use super::link::Link;
+use super::protocol::alive::{Alive, Timed};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
 use super::protocol::messages::{
-    Msg, Role, Setup, FEATURES, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
+    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
 };
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
@@ -20,7 +21,7 @@ use super::server::{read_msg, FrameErrorOr};
 use super::spec::Spec;
 use super::transport::{shell_quote, Transport};
 use super::{deploy, hello, setup, RemoteError};
-use crate::report::{Event, Reporter, Summary};
+use crate::report::{human, Event, Reporter, Summary};
 use crate::sync::{Options, Replica, Syncer};
 
 /// How to reach the remote side.
@@ -37,6 +38,9 @@ pub struct Connect {
     pub compress: bool,
     /// `--bwlimit`: bytes per second each side writes (`None`: no limit).
     pub bwlimit: Option<u64>,
+    /// `--timeout`: no data from the server for that long ends the run
+    /// (`None`: never; see `protocol::alive`).
+    pub timeout: Option<Duration>,
 }
 
 impl Connect {
@@ -64,6 +68,8 @@ pub struct Session {
     pub exists: bool,
     /// The features both sides use.
     pub features: u64,
+    /// The timeouts of this side (`--timeout`, see `protocol::alive`).
+    pub alive: Arc<Alive>,
 }
 
 fn protocol(host: &str, e: impl std::fmt::Display) -> RemoteError {
@@ -102,11 +108,19 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
         None => [shell_quote(remote.as_bytes()), b" --server".to_vec()].concat(),
     };
     let shown = String::from_utf8_lossy(remote.as_bytes()).into_owned();
-    let (mut t, mut out, mut inp) =
+    let (mut t, out, inp) =
         Transport::spawn(&c.rsh, host, &cmd).map_err(|e| RemoteError::Spawn {
             rsh: c.rsh.clone(),
             source: e,
         })?;
+    // Every read and write from here on has the timeout (the handshake
+    // and the upload of --deploy too).
+    let alive = Alive::new(c.timeout, false);
+    let mut out = Timed::new(out, alive.clone());
+    let mut inp = Timed::writer(inp, alive.clone()).map_err(|e| RemoteError::Spawn {
+        rsh: c.rsh.clone(),
+        source: e,
+    })?;
     if let Some(b) = &bin {
         if let Err(e) = deploy::upload_if_asked(b, &mut out, &mut inp) {
             return Err(match ended(&mut t, host, &shown) {
@@ -134,7 +148,7 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             local: PROTOCOL,
             local_version: env!("CARGO_PKG_VERSION").into(),
             remote: theirs.protocol,
-            remote_version: String::from_utf8_lossy(&theirs.version).into_owned(),
+            remote_version: human(&theirs.version),
         });
     }
     let ours = hello(c.features());
@@ -148,9 +162,15 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
     // From here on, the layers both sides agreed on (module `layers`).
     let mut w = layers::writer(w, features, setup.bwlimit).map_err(|e| protocol(host, e))?;
     let mut r = layers::reader(r, features);
+    if features & FEATURE_KEEPALIVE != 0 {
+        r.accept_keepalives(alive.clone());
+    }
     send(&mut w, &Msg::Setup(setup))
         .and_then(|()| w.flush())
         .map_err(|e| protocol(host, e))?;
+    if features & FEATURE_KEEPALIVE != 0 {
+        w.keepalive(alive.clone()).map_err(|e| protocol(host, e))?;
+    }
     match read_msg(&mut r) {
         Ok(Msg::Ready { created, exists }) => Ok(Session {
             transport: t,
@@ -159,10 +179,11 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             created,
             exists,
             features,
+            alive,
         }),
         Ok(Msg::Refuse(m)) => Err(RemoteError::Remote {
             host: host.to_string(),
-            message: String::from_utf8_lossy(&m).into_owned(),
+            message: human(&m),
         }),
         Ok(_) => Err(protocol(host, "expected ready or refuse")),
         Err(e) => Err(early(&mut t, e)),
@@ -207,6 +228,7 @@ pub fn push(
         created,
         exists,
         features,
+        ..
     } = s;
     let label = spec.label();
     if created {
@@ -253,15 +275,14 @@ pub fn pull(
     if !exists && !options.dry_run {
         st.flags |= OPT_DST_CREATED;
     }
+    // The local user's rules, whatever the server's engine asks.
+    let policy = Policy::of(&options).map_err(|e| RemoteError::Sync(e.into()))?;
     let mut s = open(spec, c, &st)?;
     let (root, _) = super::root::open(dst, options.dry_run, options.stat_backend)?;
     if !exists {
         reporter.event(&Event::CreatedDir { path: dst });
     }
-    let mut agent = root.map(Agent::new);
-    if let (Some(a), true) = (&mut agent, options.dry_run) {
-        a.keep_partials();
-    }
+    let mut agent = root.map(|r| Agent::new(r, policy));
     let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
     let map = |p: &[u8]| -> Vec<u8> {
         match p.strip_prefix(&prefix[..]) {
@@ -280,6 +301,11 @@ pub fn pull(
         Msg::Done { counters, fatal } => Ok(Some((counters, fatal))),
         other => Err(Violation(format!("unexpected message {:?}", other))),
     })
+    .and_then(|out| {
+        // A removal held under --no-delete and never carried out.
+        agent.as_ref().map_or(Ok(()), Agent::finish)?;
+        Ok(out)
+    })
     .map_err(|e| protocol(host, e))?;
     let _ = agent::send(&mut s.w, &Msg::Bye).and_then(|()| s.w.flush());
     s.transport.finish(Duration::from_secs(10));
@@ -289,7 +315,7 @@ pub fn pull(
     if let Some(f) = fatal {
         return Err(RemoteError::Remote {
             host: host.to_string(),
-            message: String::from_utf8_lossy(&f).into_owned(),
+            message: human(&f),
         });
     }
     let mut summary = Summary::default();

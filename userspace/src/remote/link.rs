@@ -8,6 +8,13 @@
 //! is sent without waiting, in order, and its outcome comes back as a
 //! note: a failure is reported then, and the counters of the summary are
 //! corrected by [`Link::finish`]. So there is no round trip per file.
+//!
+//! Everything the peer sends is bounded here: a listing may hold at most
+//! [`MAX_LIST_ENTRIES`] entries, the listings waiting together at most
+//! [`MAX_LIST_BYTES`] (counted as each part arrives, before it is kept);
+//! the requests waiting are at most [`MAX_WAITING`] (only this side adds
+//! them); the peer's counts saturate. When the reader thread ends for any
+//! reason, a panic included, the link is down and every waiter wakes.
 
 use std::collections::HashMap;
 use std::io;
@@ -22,9 +29,44 @@ use crate::report::{Event, Reporter, Summary};
 /// What a waiting request gets: the answer and the listing parts.
 type Outcome = Result<(Answer, Vec<Entry>), io::Error>;
 
+/// The most entries one listing may have. An honest agent sends every
+/// entry of a directory: this is a directory of a million entries (more
+/// would not fit [`MAX_LIST_BYTES`] anyway).
+pub const MAX_LIST_ENTRIES: usize = 1 << 20;
+
+/// The most memory the listings waiting for their end may hold together
+/// (each entry counted as its size in memory plus its name and link
+/// target): 192 MiB, a million entries with names of 30 bytes. A peer
+/// that sends more (an endless listing, or many at once) is cut before
+/// it is kept.
+pub const MAX_LIST_BYTES: usize = 192 << 20;
+
+/// The most requests waiting for a reply at once. Only this side adds
+/// them (the prefetch window of 64 listings, one listing ahead per
+/// directory being synced, the stats and file plans of the workers), so
+/// reaching it is a bug, refused rather than grown without bound.
+pub const MAX_WAITING: usize = 4096;
+
+/// What an entry costs while its listing waits (see [`MAX_LIST_BYTES`]).
+fn entry_cost(e: &Entry) -> usize {
+    std::mem::size_of::<Entry>()
+        + e.name.as_bytes().len()
+        + 16
+        + e.link.as_ref().map_or(0, |l| l.len() + 16)
+}
+
 struct Waiter {
     entries: Vec<Entry>,
+    /// What `entries` costs (see [`entry_cost`]).
+    cost: usize,
     tx: mpsc::Sender<Outcome>,
+}
+
+/// The waiting requests and what their listings cost together.
+#[derive(Default)]
+struct Waiters {
+    map: HashMap<u32, Waiter>,
+    cost: usize,
 }
 
 /// Corrections of the engine's counters from the agent's notes.
@@ -43,10 +85,15 @@ fn apply(v: &mut u64, d: i64) {
     *v = v.saturating_add_signed(d);
 }
 
+/// `v += d`, saturating (the peer's counts are untrusted).
+fn add(v: &mut i64, d: i64) {
+    *v = v.saturating_add(d);
+}
+
 /// A link to an agent (see the module docs).
 pub struct Link {
     w: Mutex<FrameWriter>,
-    waiters: Mutex<HashMap<u32, Waiter>>,
+    waiters: Mutex<Waiters>,
     next_req: AtomicU32,
     next_id: AtomicU32,
     /// Why the link is down.
@@ -106,7 +153,7 @@ impl Link {
     ) -> Arc<Link> {
         let link = Arc::new(Link {
             w: Mutex::new(w),
-            waiters: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(Waiters::default()),
             next_req: AtomicU32::new(1),
             next_id: AtomicU32::new(1),
             down: Mutex::new(None),
@@ -120,7 +167,12 @@ impl Link {
             pending: Default::default(),
         });
         let l = link.clone();
-        std::thread::spawn(move || l.read_loop(r));
+        std::thread::spawn(move || {
+            // Down when the thread ends, however (a panic included):
+            // nobody waits for a reply that cannot come.
+            let guard = DownOnDrop(l);
+            guard.0.clone().read_loop(r);
+        });
         link
     }
 
@@ -209,15 +261,25 @@ impl Link {
         let req = self.next_req.fetch_add(1, Ordering::Relaxed);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel();
-        lock(&self.waiters).insert(
-            req,
-            Waiter {
-                entries: Vec::new(),
-                tx,
-            },
-        );
+        {
+            let mut w = lock(&self.waiters);
+            if w.map.len() >= MAX_WAITING {
+                return Err(io::Error::other(format!(
+                    "more than {MAX_WAITING} requests to {} waiting",
+                    self.host
+                )));
+            }
+            w.map.insert(
+                req,
+                Waiter {
+                    entries: Vec::new(),
+                    cost: 0,
+                    tx,
+                },
+            );
+        }
         if let Err(e) = self.send(&make(req), true) {
-            lock(&self.waiters).remove(&req);
+            lock(&self.waiters).remove(req);
             return Err(e);
         }
         let now = self.pending.0.fetch_add(1, Ordering::Relaxed) + 1;
@@ -252,7 +314,9 @@ impl Link {
         }
         drop(d);
         // Wake every waiter: their senders are dropped.
-        lock(&self.waiters).clear();
+        let mut w = lock(&self.waiters);
+        w.map.clear();
+        w.cost = 0;
     }
 
     fn read_loop(self: Arc<Self>, mut r: FrameReader) {
@@ -275,16 +339,29 @@ impl Link {
         self.set_down(&why);
     }
 
-    fn dispatch(&self, m: Msg) -> Result<(), &'static str> {
+    fn dispatch(&self, m: Msg) -> Result<(), String> {
         match m {
             Msg::Entries { req, entries } => {
                 let mut w = lock(&self.waiters);
-                let waiter = w.get_mut(&req).ok_or("a listing nobody asked for")?;
+                let cost: usize = entries.iter().map(entry_cost).sum();
+                let total = w.cost.saturating_add(cost);
+                let waiter = w.map.get_mut(&req).ok_or("a listing nobody asked for")?;
+                if waiter.entries.len().saturating_add(entries.len()) > MAX_LIST_ENTRIES {
+                    return Err(format!("a listing of more than {MAX_LIST_ENTRIES} entries"));
+                }
+                if total > MAX_LIST_BYTES {
+                    return Err(format!(
+                        "listings of more than {} MiB",
+                        MAX_LIST_BYTES >> 20
+                    ));
+                }
                 waiter.entries.extend(entries);
+                waiter.cost += cost;
+                w.cost = total;
             }
             Msg::Reply { req, result } => {
                 let waiter = lock(&self.waiters)
-                    .remove(&req)
+                    .remove(req)
                     .ok_or("a reply nobody asked for")?;
                 let out = result
                     .map(|a| (a, waiter.entries))
@@ -297,8 +374,13 @@ impl Link {
                 errno,
                 count,
                 silent,
-            } => self.note(op, &path, errno, count, silent),
-            _ => return Err("an unexpected message"),
+            } => {
+                if !relative(&path) {
+                    return Err("a note about a path outside the tree".into());
+                }
+                self.note(op, &path, errno, count, silent)
+            }
+            _ => return Err("an unexpected message".into()),
         }
         Ok(())
     }
@@ -309,8 +391,8 @@ impl Link {
         let mut a = lock(&self.adjust);
         if errno == 0 {
             match op {
-                NoteOp::Remove => a.deleted += count - 1,
-                NoteOp::Symlink | NoteOp::Special | NoteOp::Copy => a.deleted += count,
+                NoteOp::Remove => add(&mut a.deleted, count - 1),
+                NoteOp::Symlink | NoteOp::Special | NoteOp::Copy => add(&mut a.deleted, count),
                 _ => {}
             }
             return;
@@ -318,25 +400,25 @@ impl Link {
         let what = match op {
             NoteOp::Open => "cannot open directory",
             NoteOp::CreateDir => {
-                a.dirs_created -= 1;
+                add(&mut a.dirs_created, -1);
                 "cannot create directory"
             }
             NoteOp::Remove => {
-                a.deleted -= 1;
+                add(&mut a.deleted, -1);
                 "cannot delete"
             }
             NoteOp::SetAttrs => "cannot set attributes",
             NoteOp::Symlink => {
-                a.links -= 1;
+                add(&mut a.links, -1);
                 "cannot create symlink"
             }
             NoteOp::Special => {
-                a.specials -= 1;
+                add(&mut a.specials, -1);
                 "cannot create"
             }
             NoteOp::Copy => {
-                a.copied -= 1;
-                a.bytes -= count;
+                add(&mut a.copied, -1);
+                add(&mut a.bytes, -count);
                 "cannot copy"
             }
         };
@@ -352,7 +434,7 @@ impl Link {
             }
             return;
         }
-        a.errors += 1;
+        add(&mut a.errors, 1);
         drop(a);
         let message = format!("{what}: {e}");
         self.reporter.event(&Event::Error {
@@ -408,7 +490,73 @@ impl Link {
     }
 }
 
+impl Waiters {
+    /// Takes the waiter of `req` out, with what its listing cost.
+    fn remove(&mut self, req: u32) -> Option<Waiter> {
+        let w = self.map.remove(&req)?;
+        self.cost = self.cost.saturating_sub(w.cost);
+        Some(w)
+    }
+}
+
+/// Marks the link down when dropped: the reader thread holds it, so the
+/// link is down once that thread ends, even by a panic.
+struct DownOnDrop(Arc<Link>);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let why = if std::thread::panicking() {
+            "internal error: the link's reader failed"
+        } else {
+            "the link's reader stopped"
+        };
+        self.0.set_down(why);
+    }
+}
+
+/// Whether a path from the peer is relative and stays in the tree (no
+/// `/` first, no `..`), so that it cannot stand for another path than
+/// the one under the label in messages.
+fn relative(p: &[u8]) -> bool {
+    p.first() != Some(&b'/') && p.split(|&b| b == b'/').all(|c| c != b"..")
+}
+
 /// Locks, ignoring poisoning (a panicked holder left consistent data).
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::NullReporter;
+    use std::time::Duration;
+
+    /// A stream whose read panics after a while (a bug under the reader).
+    struct Panics;
+
+    impl io::Read for Panics {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            std::thread::sleep(Duration::from_millis(200));
+            panic!("a bug under the link's reader");
+        }
+    }
+
+    #[test]
+    fn a_panic_of_the_reader_wakes_every_waiter() {
+        let (r, w) = (
+            FrameReader::new(Box::new(Panics)),
+            FrameWriter::new(Box::new(io::sink())),
+        );
+        let link = Link::start(r, w, Arc::new(NullReporter), Path::new("h:/d"), "h");
+        let (tx, rx) = mpsc::channel();
+        let l = link.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(l.call(|req| Msg::Barrier { req }).map(|_| ()));
+        });
+        let r = rx.recv_timeout(Duration::from_secs(10));
+        let e = r.expect("the waiter still waits").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert!(link.down().unwrap().contains("internal error"));
+    }
 }

@@ -164,6 +164,7 @@ pub fn options_of(s: &Setup) -> Options {
         specials: on(OPT_SPECIALS),
         jobs: s.jobs as usize,
         defer_changing: false,
+        max_size: (s.max_size != u64::MAX).then_some(s.max_size),
         // The attributes of -H -A -X -o -g -S are not in the protocol yet
         // (the client refuses them).
         ..Options::default()
@@ -186,6 +187,7 @@ pub fn setup(role: Role, path: &std::path::Path, o: &Options) -> Setup {
         label: Vec::new(),
         dst_exists: true,
         bwlimit: 0,
+        max_size: o.max_size.unwrap_or(u64::MAX),
     }
 }
 

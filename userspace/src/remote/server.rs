@@ -10,11 +10,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 
-use super::agent::{self, Agent, Violation};
+use super::agent::{self, Agent, Policy, Violation};
 use super::confine::Confine;
 use super::link::Link;
-use super::protocol::frame::{BoxRead, BoxWrite, FrameError, FrameReader, FrameWriter};
-use super::protocol::messages::{Msg, Role, Setup, FEATURES, OPT_DST_CREATED, PROTOCOL};
+use super::protocol::alive::{Alive, Timed, DEFAULT_TIMEOUT};
+use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
+use super::protocol::messages::{
+    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, OPT_DST_CREATED, PROTOCOL,
+};
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
 use super::{hello, options_of, RemoteError};
@@ -50,17 +53,38 @@ pub enum FrameErrorOr {
     Proto(String),
 }
 
-/// Runs the server on `r`/`w` (stdin/stdout), serving any path the
-/// client names (`dirsync --server`).
-pub fn serve(r: BoxRead, w: BoxWrite) -> Result<(), RemoteError> {
+/// The server's own timeout (see `protocol::alive`): `DIRSYNC_TIMEOUT`
+/// seconds (0: none), else [`DEFAULT_TIMEOUT`]; the client's, once its
+/// first keepalive says it, replaces it.
+fn own_timeout() -> Option<std::time::Duration> {
+    match std::env::var("DIRSYNC_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        Some(0) => None,
+        Some(s) => Some(std::time::Duration::from_secs(s)),
+        None => Some(DEFAULT_TIMEOUT),
+    }
+}
+
+/// Runs the server on `r`/`w` (stdin/stdout, ours alone: `w` is made
+/// non-blocking for the timeout of writes), serving any path the client
+/// names (`dirsync --server`).
+pub fn serve(r: std::fs::File, w: std::fs::File) -> Result<(), RemoteError> {
     serve_in(r, w, &Confine::unconfined(Default::default()))
 }
 
-/// Runs the server on `r`/`w` as `confine` allows: a role it does not
-/// allow and a path outside its tree are refused (a `Refuse` to the
-/// client, and the error) before anything is read or written.
-pub fn serve_in(r: BoxRead, w: BoxWrite, confine: &Confine) -> Result<(), RemoteError> {
-    let (mut r, mut w) = (FrameReader::new(r), FrameWriter::new(w));
+/// Runs the server on `r`/`w` as [`serve`] does, as `confine` allows: a
+/// role it does not allow and a path outside its tree are refused (a
+/// `Refuse` to the client, and the error) before anything is read or
+/// written.
+pub fn serve_in(r: std::fs::File, w: std::fs::File, confine: &Confine) -> Result<(), RemoteError> {
+    let alive = Alive::new(own_timeout(), true);
+    let w = Timed::writer(w, alive.clone()).map_err(proto_err)?;
+    let (mut r, mut w) = (
+        FrameReader::new(Box::new(Timed::new(r, alive.clone()))),
+        FrameWriter::new(Box::new(w)),
+    );
     let flushed = |w: &mut FrameWriter, m: &Msg| agent::send(w, m).and_then(|()| w.flush());
     flushed(&mut w, &Msg::Hello(hello(FEATURES))).map_err(proto_err)?;
     let features = match read_msg(&mut r).map_err(proto_err)? {
@@ -71,7 +95,7 @@ pub fn serve_in(r: BoxRead, w: BoxWrite, confine: &Confine) -> Result<(), Remote
                 local: PROTOCOL,
                 local_version: env!("CARGO_PKG_VERSION").into(),
                 remote: h.protocol,
-                remote_version: String::from_utf8_lossy(&h.version).into_owned(),
+                remote_version: crate::report::human(&h.version),
             })
         }
         _ => return Err(proto_err("the client did not start with a hello")),
@@ -79,11 +103,17 @@ pub fn serve_in(r: BoxRead, w: BoxWrite, confine: &Confine) -> Result<(), Remote
     // The client's stream is layered from its setup on, ours from the
     // ready (module `layers`).
     let mut r = layers::reader(r, features);
+    if features & FEATURE_KEEPALIVE != 0 {
+        r.accept_keepalives(alive.clone());
+    }
     let setup = match read_msg(&mut r).map_err(proto_err)? {
         Msg::Setup(s) => s,
         _ => return Err(proto_err("expected the setup")),
     };
     let mut w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
+    if features & FEATURE_KEEPALIVE != 0 {
+        w.keepalive(alive).map_err(proto_err)?;
+    }
     if let Err(e) = confine.check_role(setup.role) {
         return Err(refuse(&mut w, &e));
     }
@@ -134,6 +164,11 @@ fn serve_agent(
     confine: &Confine,
 ) -> Result<(), RemoteError> {
     let o = options_of(setup);
+    // The rules this side keeps, from the setup's options.
+    let policy = match Policy::of(&o) {
+        Ok(p) => p,
+        Err(e) => return Err(refuse(&mut w, &e)),
+    };
     let (root, created) = match open_dst(setup, confine) {
         Ok(x) => x,
         Err(e) => return Err(refuse(&mut w, &*e)),
@@ -149,10 +184,7 @@ fn serve_agent(
         // A dry run with no DST: the engine asks nothing; wait for the end.
         return wait_bye(&mut r);
     };
-    let mut agent = Agent::new(root);
-    if o.dry_run {
-        agent.keep_partials();
-    }
+    let mut agent = Agent::new(root, policy);
     run_agent(Some(&mut agent), &mut r, &mut w, |m| {
         Err(Violation(format!("unexpected message {m:?}")))
     })

@@ -6,7 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::agent::Agent;
+use super::agent::{Agent, Policy};
 use super::link::Link;
 use super::protocol::frame::{FrameReader, FrameWriter};
 use super::replica::RemoteReplica;
@@ -30,7 +30,7 @@ fn push_jobs(src: &Path, dst: &Path, jobs: usize) -> (crate::sync::Summary, u64,
     let (a, b) = UnixStream::pair().unwrap();
     let root = LocalReplica::new(sys::open_root(dst).unwrap(), Arc::new(Statx), false);
     let agent = std::thread::spawn(move || {
-        let mut agent = Agent::new(root);
+        let mut agent = Agent::new(root, Policy::of(&Options::default()).unwrap());
         let mut r = FrameReader::new(Box::new(b.try_clone().unwrap()));
         let mut w = FrameWriter::new(Box::new(b));
         run_agent(Some(&mut agent), &mut r, &mut w, |_| Ok(None::<()>)).unwrap();
@@ -165,7 +165,7 @@ fn notes(
     msgs: Vec<super::protocol::messages::Msg>,
 ) -> Vec<super::protocol::messages::Msg> {
     let replica = LocalReplica::new(sys::open_root(root).unwrap(), Arc::new(Statx), false);
-    let mut agent = Agent::new(replica);
+    let mut agent = Agent::new(replica, Policy::of(&Options::default()).unwrap());
     let sink = Sink::default();
     let mut w = FrameWriter::new(Box::new(sink.clone()));
     for m in msgs {

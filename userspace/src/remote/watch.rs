@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use super::client::{open, Connect, LinkAware, Session};
 use super::link::{lock, Link};
-use super::protocol::messages::Role;
+use super::protocol::messages::{Role, FEATURE_KEEPALIVE};
 use super::replica::RemoteReplica;
 use super::spec::Spec;
 use super::{setup, RemoteError};
@@ -58,7 +58,14 @@ impl RemoteEngine {
             created,
             exists,
             features,
+            alive,
         } = open(&self.spec, &self.connect, &st)?;
+        // A timeout is a lost connection (reconnected as a drop is); but
+        // a server without keepalives is silent whenever nothing changes:
+        // no timeout then, or every quiet spell would be a full resync.
+        if features & FEATURE_KEEPALIVE == 0 {
+            alive.set(None);
+        }
         let label = self.spec.label();
         if created {
             self.reporter.event(&Event::CreatedDir { path: &label });

@@ -12,7 +12,8 @@ pub enum Action {
     /// Remove DST's entry (SRC has none).
     Remove,
     /// A special file without `--specials`: report it skipped, and remove
-    /// DST's entry when `remove` (DST must not keep what SRC lacks).
+    /// DST's entry when `remove` (DST must not keep what SRC lacks); a
+    /// regular file larger than `--max-size`: report it skipped.
     Skip {
         /// DST has an entry there and deletions are on.
         remove: bool,
@@ -54,6 +55,10 @@ pub fn decide(src: Option<&Meta>, dst: Option<&Meta>, opts: &Options) -> Action 
         (Kind::Special(_), d) => Action::Skip {
             remove: d.is_some() && !opts.no_delete,
         },
+        // `--max-size`: not copied, and DST's entry is left as it is.
+        (Kind::File, _) if opts.max_size.is_some_and(|m| s.size > m) => {
+            Action::Skip { remove: false }
+        }
         (Kind::File, Some(d)) if d.kind == Kind::File => {
             if opts.hard_links && s.ids.nlink < 2 && d.ids.nlink > 1 {
                 // A link broken in SRC: a copy of its own breaks it in DST.
@@ -185,5 +190,21 @@ mod tests {
         for (i, (s, d, o, want)) in table.iter().enumerate() {
             assert_eq!(decide(*s, *d, o), *want, "row {i}: {s:?} {d:?}");
         }
+    }
+
+    #[test]
+    fn max_size_skips_larger_files_and_keeps_dst() {
+        let (small, big) = (m(Kind::File, 10, 100), m(Kind::File, 20, 100));
+        let o = Options {
+            max_size: Some(10),
+            ..Options::default()
+        };
+        let skip = Action::Skip { remove: false };
+        assert_eq!(decide(Some(&big), Some(&small), &o), skip);
+        assert_eq!(decide(Some(&big), None, &o), skip);
+        let copy = Action::Copy {
+            compare_first: false,
+        };
+        assert_eq!(decide(Some(&small), Some(&big), &o), copy);
     }
 }

@@ -73,23 +73,26 @@ fn not_applied(op: &Run, what: &'static str, path: PathBuf, e: io::Error) {
 }
 
 /// Owner, group and attributes of SRC's open file `src` (metadata `s`)
-/// onto the file being received, before it gets its name.
+/// onto the file being received, before it gets its name. Returns
+/// whether owner and group are as `-o`/`-g` ask (set, or none asked).
 pub fn prepare_incoming(
     op: &Run,
     rel: &Path,
     src: std::os::fd::BorrowedFd<'_>,
     s: &Meta,
     incoming: &mut dyn IncomingFile,
-) {
+) -> bool {
     let (uid, gid) = wanted_ids(op, s);
+    let mut owned = true;
     if uid.is_some() || gid.is_some() {
         if let Err(e) = incoming.set_owner(uid, gid) {
+            owned = false;
             not_applied(op, "cannot set owner or group", op.dst_path(rel), e);
         }
     }
     let sel = selection(&op.sh.opts);
     if !sel.any() {
-        return;
+        return owned;
     }
     match xattr::read_all(Target::Fd(src), sel) {
         Ok(want) => {
@@ -99,6 +102,76 @@ pub fn prepare_incoming(
         }
         Err(e) => op.fail("cannot read extended attributes", op.src_path(rel), e),
     }
+    owned
+}
+
+/// One entry the set-id rule ([`dst_perm`]) looks at: SRC's (where it
+/// is, to ask its owner when the backend did not give it) and DST's.
+pub struct SetIdEntry<'a> {
+    /// SRC's entry.
+    pub src: Target<'a>,
+    /// DST's directory.
+    pub dst: &'a dyn ReplicaDir,
+    /// The entry's name in it.
+    pub name: &'a CStr,
+    /// DST's entry before (`None`: a new one, made by `dst`, see
+    /// [`ReplicaDir::new_owner`]).
+    pub d: Option<&'a Meta>,
+    /// Owner and group were made what `-o`/`-g` ask.
+    pub chowned: bool,
+}
+
+/// Whether `s` is a non-directory with set-user-ID or set-group-ID.
+fn has_set_id(s: &Meta) -> bool {
+    s.kind != Kind::Dir && s.perm & (libc::S_ISUID | libc::S_ISGID) != 0
+}
+
+/// (uid, gid) of `m` when its backend gave them (a link count).
+fn ids_of(m: &Meta) -> Option<(u32, u32)> {
+    (m.ids.nlink > 0).then_some((m.ids.uid, m.ids.gid))
+}
+
+/// THE set-id rule: the permission bits DST's entry `e` gets for SRC's
+/// `s`. Set-user-ID (set-group-ID) of a non-directory is kept only when
+/// DST's owner (group), once the engine is done with it, is known to be
+/// SRC's, or what `-o` (`-g`) asks for it; otherwise it is cleared, as a
+/// `chown` would: root copying another user's set-user-ID program
+/// without `-o` must not make a set-user-ID-root one. Ids the backend
+/// did not give are asked of `statx` (only for such an entry); a DST
+/// whose owners this side cannot know (a remote agent) clears them.
+pub fn dst_perm(op: &Run, s: &Meta, e: SetIdEntry<'_>) -> u32 {
+    use crate::stat::{StatBackend, Statx};
+    if !has_set_id(s) {
+        return s.perm;
+    }
+    let src = ids_of(s).or_else(|| {
+        let m = match e.src {
+            Target::Fd(fd) => Statx.stat_fd(fd).ok(),
+            Target::At(dir, name) => Statx.stat_at(dir, name).ok().flatten(),
+        };
+        m.and_then(|m| ids_of(&m))
+    });
+    let before = match e.d {
+        Some(d) => ids_of(d).or_else(|| e.dst.owner_of(e.name)),
+        None => e.dst.new_owner(),
+    };
+    let (wu, wg) = wanted_ids(op, s);
+    let (cu, cg) = match e.chowned {
+        true => (wu, wg),
+        false => (None, None),
+    };
+    let now = (cu.or(before.map(|b| b.0)), cg.or(before.map(|b| b.1)));
+    let same = |now: Option<u32>, wanted: Option<u32>, src: Option<u32>| {
+        now.is_some_and(|n| wanted == Some(n) || src == Some(n))
+    };
+    let mut perm = s.perm;
+    if !same(now.0, wu, src.map(|s| s.0)) {
+        perm &= !libc::S_ISUID;
+    }
+    if !same(now.1, wg, src.map(|s| s.1)) {
+        perm &= !libc::S_ISGID;
+    }
+    perm
 }
 
 /// Sets owner/group of DST's `name` (or of the directory `dst`, `None`)

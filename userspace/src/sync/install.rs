@@ -8,9 +8,10 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use super::fidelity;
+use super::fidelity::{self, SetIdEntry};
 use super::node::{DirNode, Run};
 use super::replica::{Attrs, Committed, Over, ReplicaDir};
+use crate::attrs::xattr::Target;
 use crate::report::{inc, Event};
 use crate::stat::{Kind, Meta};
 use crate::sys;
@@ -52,6 +53,17 @@ pub fn fix_attrs(
 ) {
     let Some(dst) = dst else { return };
     let owner = fidelity::fix_owner(op, dst, Some(name), rel, &s, Some(&d));
+    let e = SetIdEntry {
+        src: Target::At(src_dir, name),
+        dst,
+        name,
+        d: Some(&d),
+        chowned: owner,
+    };
+    let s = Meta {
+        perm: fidelity::dst_perm(op, &s, e),
+        ..s
+    };
     let mut attrs = Attrs::diff(&s, Some(&d));
     if owner && fidelity::chown_clears_mode(s.kind, s.perm) {
         attrs.perm = Some(s.perm);
@@ -86,8 +98,15 @@ fn fidelity_of_new(
     if fidelity::fix_owner(op, dst, Some(name), rel, s, None)
         && fidelity::chown_clears_mode(s.kind, s.perm)
     {
+        let e = SetIdEntry {
+            src: Target::At(dir.src.as_fd(), name),
+            dst,
+            name,
+            d: None,
+            chowned: true,
+        };
         let perm = Attrs {
-            perm: Some(s.perm),
+            perm: Some(fidelity::dst_perm(op, s, e)),
             mtime: None,
         };
         if let Err(e) = dst.set_attrs(Some(name), &perm) {
@@ -156,7 +175,15 @@ pub fn sync_special(op: &Run, dir: &DirNode, name: &CStr, rel: &Path, s: Meta, d
         let Some(dst) = &dir.dst else { return };
         let Kind::Special(fmt) = s.kind else { return };
         dir.prepare_write();
-        let attrs = Attrs::diff(&s, None);
+        let mut attrs = Attrs::diff(&s, None);
+        let e = SetIdEntry {
+            src: Target::At(dir.src.as_fd(), name),
+            dst: dst.as_ref(),
+            name,
+            d: None,
+            chowned: false,
+        };
+        attrs.perm = Some(fidelity::dst_perm(op, &s, e));
         match dst.install_special(name, fmt, want, &attrs, Over::of(d.as_ref())) {
             Ok(n) => inc(&op.counters.deleted, n),
             Err(e) => {
@@ -336,7 +363,7 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
     if changed(&before, &after, n) {
         return Attempt::Again;
     }
-    fidelity::prepare_incoming(
+    let owned = fidelity::prepare_incoming(
         op,
         &dir.child(&w.name),
         src.as_fd(),
@@ -344,8 +371,15 @@ fn copy_once(op: &Run, dir: &DirNode, dst: &dyn ReplicaDir, w: &FileWork, attemp
         incoming.as_mut(),
     );
     let cloned = incoming.cloned();
+    let e = SetIdEntry {
+        src: Target::Fd(src.as_fd()),
+        dst,
+        name: &w.name,
+        d: None,
+        chowned: owned,
+    };
     let attrs = Attrs {
-        perm: Some(after.perm),
+        perm: Some(fidelity::dst_perm(op, &after, e)),
         mtime: Some((before.mtime, before.mtime_nsec)),
     };
     match incoming.commit(&attrs, op.sh.opts.fsync, Over::of(w.dst_meta.as_ref())) {

@@ -376,6 +376,20 @@ impl ReplicaDir for LocalDir {
         }
         self.install_over(&tmp, name, over)
     }
+    fn new_owner(&self) -> Option<(u32, u32)> {
+        // This process's user; its group, or the directory's when the
+        // directory is set-group-ID (then new entries inherit it).
+        let st = rustix::fs::fstat(self.fd()).ok()?;
+        let gid = match st.st_mode & libc::S_ISGID != 0 {
+            true => st.st_gid,
+            false => sys::egid(),
+        };
+        Some((sys::euid(), gid))
+    }
+    fn owner_of(&self, name: &CStr) -> Option<(u32, u32)> {
+        let m = crate::stat::StatBackend::stat_at(&crate::stat::Statx, self.fd(), name);
+        m.ok().flatten().map(|m| (m.ids.uid, m.ids.gid))
+    }
     fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         match name {
             Some(n) => owner::chown_at(self.fd(), n, uid, gid),

@@ -48,6 +48,10 @@ pub struct Options {
     /// `--no-reflink`: never clone file content (FICLONE or a
     /// `copy_file_range` that would share extents).
     pub no_reflink: bool,
+    /// `--max-size`: regular files larger than this many bytes are not
+    /// copied (skipped and reported; DST's copy, if any, is left alone);
+    /// the receiving side of a remote run enforces it too.
+    pub max_size: Option<u64>,
 }
 
 impl Options {

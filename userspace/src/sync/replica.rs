@@ -200,6 +200,19 @@ pub trait ReplicaDir: Send + Sync {
         attrs: &Attrs,
         over: Over,
     ) -> io::Result<u64>;
+    /// The owner and group an entry created here gets (before any
+    /// `-o`/`-g`), when this side knows them (`None`: a remote agent,
+    /// whose user is not known here): the set-id rule needs them
+    /// (`fidelity::dst_perm`).
+    fn new_owner(&self) -> Option<(u32, u32)> {
+        None
+    }
+    /// Owner and group of `name`, when this side can know them (the
+    /// set-id rule, for a backend whose listing has no ids).
+    fn owner_of(&self, name: &CStr) -> Option<(u32, u32)> {
+        let _ = name;
+        None
+    }
     /// `-o`/`-g`: sets owner and/or group of `name` (or of this directory,
     /// `None`), never following a symlink.
     fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {

@@ -331,8 +331,13 @@ pub fn converge(
         }
         Action::Skip { remove } => {
             inc(&op.counters.skipped, 1);
-            let kind = s.map_or("special file", |m| m.kind.describe());
-            let msg = format!("{kind} not copied");
+            let msg = match s {
+                Some(m) if m.kind == Kind::File => "larger than --max-size, not copied".into(),
+                m => format!(
+                    "{} not copied",
+                    m.map_or("special file", |m| m.kind.describe())
+                ),
+            };
             op.event(Event::Skipped {
                 path: &op.src_path(&rel),
                 message: &msg,

@@ -15,7 +15,7 @@ pub mod notify;
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -58,15 +58,34 @@ pub fn open_parent(dir: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(dir, c"..", DIR_FLAGS, Mode::empty())?)
 }
 
-/// Opens the regular file `name` inside `dir` for reading, no symlinks.
+/// Opens the regular file `name` inside `dir` for reading, and nothing
+/// else: the entry is pinned first (`O_PATH | O_NOFOLLOW`, which opens no
+/// FIFO, device or socket) and `fstat`ed; a symlink fails with `ELOOP`
+/// (as `O_NOFOLLOW` does), any other type than a regular file with
+/// `EINVAL`, without ever being opened (opening a FIFO blocks, opening a
+/// tape or a terminal has effects). The regular file is then opened
+/// through `/proc/self/fd/N`: that very inode, whatever has the name by
+/// now. Without `/proc` it is reopened by name with `O_NONBLOCK` (a FIFO
+/// swapped in meanwhile does not block the open), refused unless it is
+/// still the same inode, and `O_NONBLOCK` is cleared: only this fallback
+/// could open (not read) a device swapped in between the two opens.
 pub fn open_file_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-    Ok(rustix::fs::openat(
-        dir,
-        name,
-        flags | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?)
+    let (pinned, st) = pin_at(dir, name)?;
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => {}
+        FileType::Symlink => return Err(io::Error::from_raw_os_error(libc::ELOOP)),
+        _ => return Err(io::Error::from_raw_os_error(libc::EINVAL)),
+    }
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY;
+    match rustix::fs::open(proc_fd_path(pinned.as_fd()).as_str(), flags, Mode::empty()) {
+        Err(rustix::io::Errno::NOENT) if !proc_fd_works() => {}
+        r => return Ok(r?),
+    }
+    let flags = flags | OFlags::NOFOLLOW;
+    let fd = rustix::fs::openat(dir, name, flags | OFlags::NONBLOCK, Mode::empty())?;
+    same_inode(fd.as_fd(), &st)?;
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::fcntl_getfl(&fd)? - OFlags::NONBLOCK)?;
+    Ok(fd)
 }
 
 /// Creates `name` in `dir` exclusively for writing (never follows or
@@ -239,8 +258,7 @@ pub fn chmod_fd(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
 
 /// Changes the mode of `name` in `dir` without following a symlink:
 /// `fchmodat2(AT_SYMLINK_NOFOLLOW)` (Linux 6.6+, refuses symlinks; rustix
-/// does not have it). On older kernels: `fchmodat` after checking that the
-/// entry is not a symlink (never opening it: it may be a device node).
+/// does not have it); on older kernels [`chmod_at_nofollow_fallback`].
 pub fn chmod_at_nofollow(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
     const SYS_FCHMODAT2: libc::c_long = 452;
     // SAFETY: fchmodat2(int dirfd, const char *path, mode_t mode, int
@@ -264,16 +282,69 @@ pub fn chmod_at_nofollow(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Res
     if e.raw_os_error() != Some(libc::ENOSYS) {
         return Err(e);
     }
-    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?;
-    if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+    chmod_at_nofollow_fallback(dir, name, mode)
+}
+
+/// [`chmod_at_nofollow`] without `fchmodat2` (kernels before 6.6; public
+/// so that tests can race it on any kernel). Checking the name and then
+/// calling a `chmod` that resolves the name again would let whoever can
+/// write in `dir` swap in a symlink between the two. So the entry is
+/// pinned first: an `O_PATH | O_NOFOLLOW` descriptor (never opened for
+/// I/O: it may be a device or a FIFO) whose type is checked with `fstat`
+/// (a symlink: `EOPNOTSUPP`, as `fchmodat2` says), then
+/// `chmod("/proc/self/fd/N")` changes that very inode (`fchmod` refuses
+/// `O_PATH` descriptors). Without `/proc`, a regular file or directory is
+/// reopened for reading (`O_NOFOLLOW | O_NONBLOCK`), checked to be the
+/// same inode and `fchmod`ed; anything else is refused (`EOPNOTSUPP`).
+pub fn chmod_at_nofollow_fallback(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> io::Result<()> {
+    let (fd, st) = pin_at(dir, name)?;
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if kind == FileType::Symlink {
         return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
-    Ok(rustix::fs::chmodat(
-        dir,
-        name,
-        Mode::from_raw_mode(mode),
-        AtFlags::empty(),
-    )?)
+    let mode = Mode::from_raw_mode(mode);
+    match rustix::fs::chmod(proc_fd_path(fd.as_fd()).as_str(), mode) {
+        Err(rustix::io::Errno::NOENT) if !proc_fd_works() => {}
+        r => return Ok(r?),
+    }
+    if kind != FileType::RegularFile && kind != FileType::Directory {
+        return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
+    }
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let real = rustix::fs::openat(dir, name, flags | OFlags::CLOEXEC, Mode::empty())?;
+    same_inode(real.as_fd(), &st)?;
+    Ok(rustix::fs::fchmod(real, mode)?)
+}
+
+/// An `O_PATH | O_NOFOLLOW` descriptor of `name` in `dir` (whatever its
+/// type: nothing is opened for I/O) and its `fstat`.
+fn pin_at(dir: BorrowedFd<'_>, name: &CStr) -> io::Result<(OwnedFd, rustix::fs::Stat)> {
+    let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty())?;
+    let st = rustix::fs::fstat(&fd)?;
+    Ok((fd, st))
+}
+
+/// `/proc/self/fd/N`: opening or `chmod`ing it reaches the inode `fd`
+/// refers to, not whatever has its name now.
+fn proc_fd_path(fd: BorrowedFd<'_>) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Whether `/proc/self/fd` is there (`/proc` mounted): an `ENOENT` through
+/// it then means the path, not `/proc`, is missing.
+fn proc_fd_works() -> bool {
+    rustix::fs::access("/proc/self/fd", rustix::fs::Access::EXISTS).is_ok()
+}
+
+/// Fails (`EAGAIN`: changed meanwhile) unless `fd` is the inode `st`
+/// describes.
+fn same_inode(fd: BorrowedFd<'_>, st: &rustix::fs::Stat) -> io::Result<()> {
+    let now = rustix::fs::fstat(fd)?;
+    if now.st_dev != st.st_dev || now.st_ino != st.st_ino {
+        return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+    }
+    Ok(())
 }
 
 /// `fsync`.
@@ -309,6 +380,11 @@ pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 /// Effective uid.
 pub fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
+}
+
+/// The effective group id.
+pub fn egid() -> u32 {
+    rustix::process::getegid().as_raw()
 }
 
 /// File type reported by `getdents64` (`DT_*`), `DT_UNKNOWN` when the file

@@ -8,17 +8,27 @@ use std::io::{self, BufReader, Read, Write};
 /// The compression level of `-z` (zstd's default: fast, good ratio).
 pub const DEFAULT_LEVEL: i32 = 3;
 
+/// The largest zstd window either side uses, as a power of two: 8 MiB.
+/// The decoder refuses a stream whose frame asks for more (a hostile peer
+/// would otherwise make it reserve up to 128 MiB, or 2 GiB with the long
+/// mode); the encoder's levels up to 19 stay within it (level 3: 2 MiB),
+/// and [`Writer::new`] caps the window of any level at it.
+pub const WINDOW_LOG_MAX: u32 = 23;
+
 /// Compresses what is written to it into `W`.
 pub struct Writer<W: Write> {
     enc: zstd::stream::write::Encoder<'static, W>,
 }
 
 impl<W: Write> Writer<W> {
-    /// A compressor writing one zstd frame to `inner`.
+    /// A compressor writing one zstd frame to `inner`, with a window of
+    /// at most [`WINDOW_LOG_MAX`] (what the peer's [`Reader`] accepts).
     pub fn new(inner: W, level: i32) -> io::Result<Self> {
-        Ok(Writer {
-            enc: zstd::stream::write::Encoder::new(inner, level)?,
-        })
+        let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
+        if level > 19 {
+            enc.window_log(WINDOW_LOG_MAX)?;
+        }
+        Ok(Writer { enc })
     }
 
     /// Ends the zstd frame and returns the inner writer.
@@ -50,11 +60,13 @@ pub struct Reader<R: Read> {
 }
 
 impl<R: Read> Reader<R> {
-    /// A decompressor reading from `inner`.
+    /// A decompressor reading from `inner`; a frame asking for a window
+    /// larger than [`WINDOW_LOG_MAX`] is an error, before its memory is
+    /// reserved.
     pub fn new(inner: R) -> io::Result<Self> {
-        Ok(Reader {
-            dec: zstd::stream::read::Decoder::new(inner)?,
-        })
+        let mut dec = zstd::stream::read::Decoder::new(inner)?;
+        dec.window_log_max(WINDOW_LOG_MAX)?;
+        Ok(Reader { dec })
     }
 
     /// The inner reader.
@@ -188,5 +200,38 @@ mod tests {
             r.is_err() || out != data,
             "a corrupt stream decoded as the original"
         );
+    }
+
+    #[test]
+    fn a_window_beyond_the_cap_is_refused() {
+        let data: Vec<u8> = (0..4_000_000u32).map(|i| (i % 251) as u8).collect();
+        for (log, ok) in [
+            (WINDOW_LOG_MAX, true),
+            (WINDOW_LOG_MAX + 1, false),
+            (27, false),
+        ] {
+            let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
+            enc.window_log(log).unwrap();
+            enc.write_all(&data).unwrap();
+            let packed = enc.finish().unwrap();
+            let mut out = Vec::new();
+            let r = Reader::new(&packed[..]).unwrap().read_to_end(&mut out);
+            assert_eq!(r.is_ok(), ok, "window log {log}: {r:?}");
+            if ok {
+                assert!(out == data);
+            }
+        }
+        // Every level's stream decodes within the cap.
+        for level in [1, DEFAULT_LEVEL, 19, 22] {
+            let mut w = Writer::new(Vec::new(), level).unwrap();
+            w.write_all(&data).unwrap();
+            let packed = w.finish().unwrap();
+            let mut out = Vec::new();
+            Reader::new(&packed[..])
+                .unwrap()
+                .read_to_end(&mut out)
+                .unwrap();
+            assert!(out == data, "level {level}");
+        }
     }
 }

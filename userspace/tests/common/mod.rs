@@ -608,10 +608,24 @@ fn show(p: &[u8]) -> String {
     }
 }
 
+/// Whether this test binary is a remote suite (`remote_*`: its DST
+/// trees are remote replicas).
+pub fn remote_suite() -> bool {
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| {
+            e.file_name()
+                .map(|n| n.to_string_lossy().starts_with("remote_"))
+        })
+        .unwrap_or(false)
+}
+
 /// Differences between two trees (type, content, size, mtime to the ns,
 /// permission bits, symlink target; recursively; byte names), as
 /// human-readable lines; empty when equal. The roots' own mode and mtime
-/// are compared too. An error when a tree could not be read whole.
+/// are compared too (in a remote suite, without the set-id bits of
+/// non-directories: [`remote_suite`]). An error when a tree could not be
+/// read whole.
 pub fn tree_diff(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
     let (sa, sb) = (try_snapshot(a)?, try_snapshot(b)?);
     let mut diffs = Vec::new();
@@ -623,7 +637,14 @@ pub fn tree_diff(a: &Path, b: &Path) -> std::io::Result<Vec<String>> {
                 if ea.kind != eb.kind {
                     let _ = write!(d, " type {:o} vs {:o};", ea.kind, eb.kind);
                 } else {
-                    if ea.kind != libc::S_IFLNK && ea.perm != eb.perm {
+                    // A remote replica clears the set-id bits of what it
+                    // receives (the receiver never knows SRC's owner: the
+                    // set-id rule of `remote::agent::policy`).
+                    let want = match remote_suite() && ea.kind != libc::S_IFDIR {
+                        true => ea.perm & !0o6000,
+                        false => ea.perm,
+                    };
+                    if ea.kind != libc::S_IFLNK && want != eb.perm {
                         let _ = write!(d, " mode {:o} vs {:o};", ea.perm, eb.perm);
                     }
                     if ea.size != eb.size {
@@ -846,4 +867,39 @@ pub fn options() -> dirsync::sync::Options {
         stat_backend,
         ..Default::default()
     }
+}
+
+/// The hostile peer of the test suite (`examples/hostile_peer`), built
+/// once per test process when cargo runs the tests (so that a run of one
+/// test file gets a fresh one), else found next to the test executables
+/// (`target/<profile>/examples/`).
+pub fn hostile_peer() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("current_exe");
+            // target/<profile>/deps/<test> -> target/<profile>/examples/
+            let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+            if let Some(cargo) = std::env::var_os("CARGO") {
+                let mut c = Command::new(cargo);
+                c.args(["build", "--locked", "--example", "hostile_peer"])
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .env("CARGO_TARGET_DIR", profile_dir.parent().expect("target"));
+                if profile_dir.file_name() == Some(OsStr::new("release")) {
+                    c.arg("--release");
+                }
+                let st = c.status().expect("cargo build --example hostile_peer");
+                assert!(st.success(), "cannot build the hostile peer");
+            }
+            let p = profile_dir.join("examples/hostile_peer");
+            assert!(p.is_file(), "no hostile peer at {}", p.display());
+            p
+        })
+        .clone()
+}
+
+/// The `-e` value that makes a `dirsync` talk to the hostile peer playing
+/// `scenario`.
+pub fn hostile_rsh(scenario: &str) -> String {
+    format!("{} {scenario}", hostile_peer().display())
 }

@@ -1,56 +1,41 @@
 //! The agent: carries out an engine's requests on a local DST
-//! ([`LocalReplica`], the same dirfd-relative code as a local sync).
+//! ([`LocalReplica`], the same dirfd-relative code as a local sync),
+//! within the receiving side's own rules ([`Policy`]).
 //!
 //! Safety: every name in a message was checked to be one path component
 //! by the decoder (`protocol::fields::check_name`); every operation is
 //! relative to a handle opened from the root with `O_NOFOLLOW |
 //! O_DIRECTORY`, one component at a time, so nothing outside the root can
-//! be reached. The tables of handles and file streams are bounded
-//! ([`MAX_HANDLES`], [`MAX_FILES`]); a peer that breaks the rules (an
-//! unknown or reused number, a message out of place) gets a protocol
-//! error and the agent stops.
+//! be reached. What a peer can make the agent hold is bounded: handles
+//! ([`handles::MAX_HANDLES`], each its name and its parent, not a path),
+//! file streams ([`MAX_FILES`]; each file's bytes by its declared size),
+//! delta appliers ([`MAX_PLANS`]), failed creations
+//! ([`handles::MAX_FAILED_CREATES`]), held removals
+//! ([`policy::MAX_PENDING`]), partial files seen ([`stream::Partials`]).
+//! A peer that breaks the protocol or the policy (an unknown or reused
+//! number, a message out of place, a change the receiver's options
+//! refuse) gets a protocol error and the agent stops.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::io;
-use std::os::fd::AsFd;
-use std::sync::Arc;
 
 use crate::remote::protocol::frame::FrameWriter;
-use crate::remote::protocol::messages::{Answer, Entry, Msg, NoteOp};
+use crate::remote::protocol::messages::{Answer, Msg, NoteOp};
+mod files;
+pub mod handles;
+mod listing;
+pub mod policy;
+mod reply;
 mod stream;
 
-use crate::stat::Kind;
 use crate::sync::local::{LocalDir, LocalReplica};
-use crate::sync::{IncomingFile, Replica, ReplicaDir};
-use crate::sys;
-use stream::{Partials, Receiver, Stream};
-
-/// Most directory handles open at once.
-pub const MAX_HANDLES: usize = 1 << 16;
-/// Most files being received at once.
-pub const MAX_FILES: usize = 4096;
-/// A listing is sent in parts of about this many bytes.
-const PART_BYTES: usize = 256 << 10;
-
-/// A peer broke the protocol.
-#[derive(Debug, thiserror::Error)]
-#[error("protocol error: {0}")]
-pub struct Violation(pub String);
-
-fn violation(what: &str) -> Violation {
-    Violation(what.to_string())
-}
-
-/// An open directory, or one that could not be opened (`dir` `None`):
-/// then the first operation on it reports the failure, unless `quiet`
-/// (its creation failed, or its parent's opening: already reported), and
-/// the others fail silently.
-struct Handle {
-    dir: Option<Arc<LocalDir>>,
-    rel: Vec<u8>,
-    quiet: bool,
-}
+use crate::sync::{Replica, ReplicaDir};
+pub use files::{MAX_FILES, MAX_PLANS};
+pub use handles::MAX_HANDLES;
+use handles::{errno, Handles};
+pub use policy::{Policy, Violation};
+pub use reply::send;
+use reply::{cannot_send, note};
 
 /// A change to carry out on a directory; returns entries removed.
 type Change = Box<dyn FnOnce(&LocalDir) -> io::Result<u64>>;
@@ -58,100 +43,60 @@ type Change = Box<dyn FnOnce(&LocalDir) -> io::Result<u64>>;
 /// The agent's state.
 pub struct Agent {
     root: LocalReplica,
-    handles: HashMap<u32, Handle>,
-    /// (handle, name) of directories whose creation failed (reported):
-    /// opening them fails quietly.
-    failed_creates: std::collections::HashSet<(u32, CString)>,
-    streams: HashMap<u32, Stream>,
-    partials: Partials,
-}
-
-fn errno(e: &io::Error) -> i32 {
-    e.raw_os_error().unwrap_or(libc::EIO)
-}
-
-fn join(rel: &[u8], name: &[u8]) -> Vec<u8> {
-    if rel.is_empty() {
-        return name.to_vec();
-    }
-    let mut p = rel.to_vec();
-    p.push(b'/');
-    p.extend_from_slice(name);
-    p
-}
-
-/// Sends a note: `r` is the outcome of an operation.
-fn note(
-    w: &mut FrameWriter,
-    op: NoteOp,
-    path: Vec<u8>,
-    r: io::Result<u64>,
-    silent: bool,
-) -> io::Result<()> {
-    let (errno, count) = match r {
-        Ok(n) => (0, n),
-        Err(e) => (errno(&e), 0),
-    };
-    if errno == 0 && count == 0 && op != NoteOp::Remove {
-        return Ok(()); // nothing to correct
-    }
-    send(
-        w,
-        &Msg::Note {
-            op,
-            path,
-            errno,
-            count,
-            silent,
-        },
-    )
-}
-
-/// Writes one message.
-pub fn send(w: &mut FrameWriter, m: &Msg) -> io::Result<()> {
-    let (k, p) = m.encode();
-    w.write(k, &p)
+    policy: Policy,
+    handles: Handles,
+    /// File streams and partial files.
+    files: files::Files,
+    /// Removals held under `--no-delete` (see [`policy`]).
+    pending: policy::Pending,
 }
 
 impl Agent {
-    /// An agent for the tree of `root`.
-    pub fn new(root: LocalReplica) -> Self {
+    /// An agent for the tree of `root`, within the rules of `policy`. A
+    /// dry run or `--no-delete` leaves stale partial files (module
+    /// `stream`).
+    pub fn new(root: LocalReplica, policy: Policy) -> Self {
+        let files = files::Files::new(policy.dry_run || policy.no_delete);
         Agent {
             root,
-            handles: HashMap::new(),
-            failed_creates: Default::default(),
-            streams: HashMap::new(),
-            partials: Partials::default(),
+            policy,
+            handles: Handles::default(),
+            files,
+            pending: Default::default(),
         }
     }
 
-    /// A dry run: leaves stale partial files (module `stream`).
-    pub fn keep_partials(&mut self) {
-        self.partials.keep();
-    }
-
-    fn handle(&self, id: u32) -> Result<&Handle, Violation> {
-        self.handles
-            .get(&id)
-            .ok_or_else(|| violation("unknown directory handle"))
+    /// The engine is done (a pull's summary came): a removal still held
+    /// was never the engine's to make.
+    pub fn finish(&self) -> Result<(), Violation> {
+        match self.pending.left(None) {
+            Some(n) => Err(policy::refused("a removal under --no-delete", n.as_bytes())),
+            None => Ok(()),
+        }
     }
 
     /// Carries out one message; `Ok(false)` when the engine said goodbye.
     pub fn handle_msg(&mut self, m: Msg, w: &mut FrameWriter) -> Result<bool, Violation> {
-        let io = |e: io::Error| Violation(format!("cannot send: {e}"));
         match m {
-            Msg::Open { id, parent, name } => self.open(id, parent, name).map_err(io)?,
+            Msg::Open { id, parent, name } => {
+                self.handles
+                    .open(&self.root, &self.policy, (id, parent, name))?
+            }
             Msg::Close { id } => {
-                let h = self.handles.remove(&id);
-                let h = h.ok_or_else(|| violation("closing an unknown handle"))?;
-                self.partials.close(id, h.dir.as_deref());
+                if let Some(n) = self.pending.left(Some(id)) {
+                    let h = self.handles.get(id)?;
+                    let what = "a removal under --no-delete";
+                    return Err(policy::refused(what, &h.shown(Some(n))));
+                }
+                let h = self.handles.close(id)?;
+                self.files.partials.close(id, h.dir.as_deref());
             }
             Msg::List { req, id } => {
-                let hidden = list(self.handle(id)?, req, w).map_err(io)?;
-                self.partials.seen(id, hidden);
+                let hidden = listing::list(self.handles.get(id)?, req, w).map_err(cannot_send)?;
+                self.files.partials.seen(id, hidden);
             }
             Msg::Stat { req, id, name } => {
-                let h = self.handle(id)?;
+                let h = self.handles.get(id)?;
                 let r = match (&h.dir, name) {
                     (None, _) => Err(libc::ENOENT),
                     (Some(d), Some(n)) => d.stat(&n).map(Answer::Meta).map_err(|e| errno(&e)),
@@ -160,63 +105,55 @@ impl Agent {
                         .map(|m| Answer::Meta(Some(m)))
                         .map_err(|e| errno(&e)),
                 };
-                send(w, &Msg::Reply { req, result: r }).map_err(io)?;
+                send(w, &Msg::Reply { req, result: r }).map_err(cannot_send)?;
             }
             Msg::Rename { req, from, to } => {
+                if self.policy.dry_run {
+                    let shown: Vec<&[u8]> = from.iter().map(|c| c.as_bytes()).collect();
+                    self.policy.change("a rename", &shown.join(&b'/'))?;
+                }
                 let r = self.root.rename(&from, &to).unwrap_or(false);
                 let m = Msg::Reply {
                     req,
                     result: Ok(Answer::Bool(r)),
                 };
-                send(w, &m).map_err(io)?;
+                send(w, &m).map_err(cannot_send)?;
             }
             Msg::Barrier { req } => {
+                self.finish()?;
                 let m = Msg::Reply {
                     req,
                     result: Ok(Answer::Unit),
                 };
-                send(w, &m).map_err(io)?;
+                send(w, &m).map_err(cannot_send)?;
             }
-            Msg::Bye => return Ok(false),
+            Msg::Bye => {
+                self.finish()?;
+                return Ok(false);
+            }
             m => self.change(m, w)?,
         }
         Ok(true)
     }
 
-    fn open(&mut self, id: u32, parent: u32, name: Option<CString>) -> io::Result<()> {
-        if self.handles.contains_key(&id) || self.handles.len() >= MAX_HANDLES {
-            return Err(io::Error::other(violation(
-                "reused handle or too many handles",
-            )));
-        }
-        let (r, rel, quiet) = match (parent, name) {
-            (0, None) => (self.root.root_dir(), Vec::new(), false),
-            (p, Some(n)) => {
-                let quiet = self.failed_creates.remove(&(p, n.clone()));
-                match self.handles.get(&p) {
-                    Some(Handle {
-                        dir: Some(d), rel, ..
-                    }) => (d.open_local(&n), join(rel, n.as_bytes()), quiet),
-                    Some(Handle { dir: None, rel, .. }) => (
-                        Err(io::Error::from_raw_os_error(libc::ENOENT)),
-                        join(rel, n.as_bytes()),
-                        true,
-                    ),
-                    None => return Err(io::Error::other(violation("unknown parent handle"))),
-                }
-            }
-            _ => return Err(io::Error::other(violation("bad open"))),
-        };
-        let dir = r.ok().map(Arc::new);
-        self.handles.insert(id, Handle { dir, rel, quiet });
-        Ok(())
-    }
-
     /// The asynchronous operations: a failure becomes a note.
     fn change(&mut self, m: Msg, w: &mut FrameWriter) -> Result<(), Violation> {
-        let io = |e: io::Error| Violation(format!("cannot send: {e}"));
+        let p = &self.policy;
         let (op, id, name, f): (NoteOp, u32, Option<CString>, Change) = match m {
             Msg::CreateDir { id, name } => {
+                let h = self.handles.get(id)?;
+                p.change("creating a directory", &h.shown(Some(&name)))?;
+                if h.excluded(p, &name, Some(true)) {
+                    return Err(policy::refused(
+                        "creating an excluded directory",
+                        &h.shown(Some(&name)),
+                    ));
+                }
+                // A removal held for this directory (`--no-delete`:
+                // the entry it replaces) is carried out first.
+                if self.pending.take(id, &name) {
+                    self.carry_out(NoteOp::Remove, id, Some(name.clone()), remove(&name), w)?;
+                }
                 let n = name.clone();
                 (
                     NoteOp::CreateDir,
@@ -226,15 +163,38 @@ impl Agent {
                 )
             }
             Msg::Remove { id, name } => {
-                let n = name.clone();
-                (
-                    NoteOp::Remove,
-                    id,
-                    Some(name),
-                    Box::new(move |d| d.remove(&n)),
-                )
+                let h = self.handles.get(id)?;
+                let at = h.shown(Some(&name));
+                p.change("a removal", &at)?;
+                if h.excluded(p, &name, None) {
+                    return Err(policy::refused("removing an excluded entry", &at));
+                }
+                if p.no_delete {
+                    // Only to replace it with a directory (see `policy`).
+                    return self.pending.hold(id, name, &at);
+                }
+                (NoteOp::Remove, id, Some(name.clone()), remove(&name))
             }
             Msg::SetAttrs { id, name, attrs } => {
+                let h = self.handles.get(id)?;
+                p.change("setting attributes", &h.shown(name.as_deref()))?;
+                let mut attrs = attrs;
+                if let Some(n) = &name {
+                    // What it is decides the rules (a directory keeps its
+                    // set-group-ID bit; an exclude may name directories).
+                    let is_dir = h.dir.as_ref().and_then(|d| d.stat(n).ok().flatten());
+                    let is_dir = is_dir.map(|m| m.kind == crate::stat::Kind::Dir);
+                    if h.excluded(p, n, is_dir) {
+                        let what = "setting attributes of an excluded entry";
+                        return Err(policy::refused(what, &h.shown(Some(n))));
+                    }
+                    if is_dir != Some(true) {
+                        attrs.perm = attrs.perm.map(policy::clear_set_id);
+                    }
+                } else if h.excluded {
+                    let what = "setting attributes of an excluded directory";
+                    return Err(policy::refused(what, &h.shown(None)));
+                }
                 let n = name.clone();
                 (
                     NoteOp::SetAttrs,
@@ -250,6 +210,14 @@ impl Agent {
                 attrs,
                 over,
             } => {
+                let h = self.handles.get(id)?;
+                p.change("a symlink", &h.shown(Some(&name)))?;
+                if h.excluded(p, &name, Some(false)) {
+                    return Err(policy::refused(
+                        "an excluded symlink",
+                        &h.shown(Some(&name)),
+                    ));
+                }
                 let n = name.clone();
                 (
                     NoteOp::Symlink,
@@ -266,6 +234,21 @@ impl Agent {
                 attrs,
                 over,
             } => {
+                let h = self.handles.get(id)?;
+                let at = h.shown(Some(&name));
+                p.change("a special file", &at)?;
+                if !p.specials {
+                    let kind = crate::stat::Kind::Special(fmt).describe();
+                    return Err(policy::refused(
+                        &format!("a {kind} without --specials"),
+                        &at,
+                    ));
+                }
+                if h.excluded(p, &name, Some(false)) {
+                    return Err(policy::refused("an excluded special file", &at));
+                }
+                let mut attrs = attrs;
+                attrs.perm = attrs.perm.map(policy::clear_set_id);
                 let n = name.clone();
                 (
                     NoteOp::Special,
@@ -274,16 +257,21 @@ impl Agent {
                     Box::new(move |d| d.install_special(&n, fmt, rdev, &attrs, over)),
                 )
             }
-            m => return self.stream(m, w),
+            m => return self.files.on_message(&mut self.handles, p, m, w),
         };
-        let h = self
-            .handles
-            .get_mut(&id)
-            .ok_or_else(|| violation("unknown directory handle"))?;
-        let rel = match &name {
-            Some(n) => join(&h.rel, n.as_bytes()),
-            None => h.rel.clone(),
-        };
+        self.carry_out(op, id, name, f, w)
+    }
+
+    /// Carries out `f` on handle `id` and notes its outcome.
+    fn carry_out(
+        &mut self,
+        op: NoteOp,
+        id: u32,
+        name: Option<CString>,
+        f: Change,
+        w: &mut FrameWriter,
+    ) -> Result<(), Violation> {
+        let h = self.handles.get_mut(id)?;
         let (r, silent) = match &h.dir {
             Some(d) => (f(d), false),
             None => (
@@ -291,302 +279,21 @@ impl Agent {
                 std::mem::replace(&mut h.quiet, true),
             ),
         };
-        if op == NoteOp::CreateDir && r.is_err() {
-            if self.failed_creates.len() >= MAX_HANDLES {
-                self.failed_creates.clear();
-            }
-            if let Some(n) = name.clone() {
-                self.failed_creates.insert((id, n));
-            }
-        }
-        note(w, op, rel, r, silent).map_err(io)
-    }
-
-    /// File streams: begin, data, commit, abort, compare.
-    fn stream(&mut self, m: Msg, w: &mut FrameWriter) -> Result<(), Violation> {
-        let io = |e: io::Error| Violation(format!("cannot send: {e}"));
-        match m {
-            Msg::FileBegin {
-                fid,
-                id,
-                name,
-                size,
-                compare,
-                fresh,
-                plan: plan_req,
-            } => {
-                if self.streams.contains_key(&fid) || self.streams.len() >= MAX_FILES {
-                    return Err(violation("reused file number or too many files at once"));
+        if r.is_err() || op == NoteOp::Remove || r.as_ref().is_ok_and(|&n| n > 0) {
+            let rel = h.shown(name.as_deref());
+            if op == NoteOp::CreateDir && r.is_err() {
+                if let Some(n) = name {
+                    self.handles.create_failed(id, n);
                 }
-                self.partials.used(id, &name);
-                let h = self
-                    .handles
-                    .get_mut(&id)
-                    .ok_or_else(|| violation("unknown directory handle"))?;
-                let rel = join(&h.rel, name.as_bytes());
-                // The first file into a directory that could not be
-                // opened reports it (unless already reported).
-                let report = h.dir.is_none() && !std::mem::replace(&mut h.quiet, true);
-                let s = match (&h.dir, compare) {
-                    (Some(d), true) => Stream::Compare {
-                        mine: d.open_file(&name).ok(),
-                        same: true,
-                    },
-                    (None, true) => Stream::Compare {
-                        mine: None,
-                        same: false,
-                    },
-                    // A new name is written unnamed and linked once, when
-                    // this file system can (probed once, so that the
-                    // commit never asks for the content again).
-                    (Some(d), false) => {
-                        match d.receive_shared(&name, fresh && d.unnamed_files_work()) {
-                            Ok(file) => Stream::Write {
-                                file,
-                                rel,
-                                got: 0,
-                                err: None,
-                                rx: Some(Box::new(Receiver::new(d.clone(), name.clone()))),
-                            },
-                            Err(e) => Stream::Failed {
-                                rel,
-                                got: 0,
-                                err: Some(e),
-                            },
-                        }
-                    }
-                    (None, false) => Stream::Failed {
-                        rel,
-                        got: 0,
-                        err: report.then(|| io::Error::from_raw_os_error(libc::ENOENT)),
-                    },
-                };
-                let mut s = s;
-                if plan_req != 0 {
-                    let sig = stream::plan(&mut s, size);
-                    let m = Msg::Reply {
-                        req: plan_req,
-                        result: Ok(Answer::Plan(sig)),
-                    };
-                    send(w, &m).map_err(io)?;
-                }
-                self.streams.insert(fid, s);
             }
-            Msg::Data { fid, bytes } => {
-                let s = self
-                    .streams
-                    .get_mut(&fid)
-                    .ok_or_else(|| violation("data for an unknown file"))?;
-                data(s, &bytes);
-            }
-            Msg::Commit {
-                fid,
-                attrs,
-                fsync,
-                over,
-            } => {
-                let s = self
-                    .streams
-                    .remove(&fid)
-                    .ok_or_else(|| violation("commit of an unknown file"))?;
-                let (rel, r, silent) = match s {
-                    Stream::Write {
-                        file,
-                        rel,
-                        got,
-                        err: None,
-                        ..
-                    } => {
-                        let r = file.commit(&attrs, fsync, over).and_then(|c| match c {
-                            crate::sync::Committed::Done { deleted } => Ok(deleted),
-                            // Only an unnamed file whose linking had not
-                            // been probed asks for its content again, and
-                            // the agent probes first: never lose it quietly.
-                            crate::sync::Committed::Retry => {
-                                Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
-                            }
-                        });
-                        (rel, r.map_err(|e| (e, got)), false)
-                    }
-                    Stream::Write {
-                        rel,
-                        got,
-                        err: Some(e),
-                        ..
-                    } => (rel, Err((e, got)), false),
-                    Stream::Failed { rel, got, err } => {
-                        let silent = err.is_none();
-                        let e = err.unwrap_or_else(|| io::Error::from_raw_os_error(libc::ENOENT));
-                        (rel, Err((e, got)), silent)
-                    }
-                    Stream::Compare { .. } => return Err(violation("commit of a compared file")),
-                };
-                let m = match r {
-                    Ok(0) => return Ok(()),
-                    Ok(n) => Msg::Note {
-                        op: NoteOp::Copy,
-                        path: rel,
-                        errno: 0,
-                        count: n,
-                        silent,
-                    },
-                    Err((e, got)) => Msg::Note {
-                        op: NoteOp::Copy,
-                        path: rel,
-                        errno: errno(&e),
-                        count: got,
-                        silent,
-                    },
-                };
-                send(w, &m).map_err(io)?;
-            }
-            Msg::Abort { fid } => {
-                self.streams
-                    .remove(&fid)
-                    .ok_or_else(|| violation("abort of an unknown file"))?;
-            }
-            Msg::CompareEnd { req, fid } => {
-                let same = match self.streams.remove(&fid) {
-                    Some(Stream::Compare { mine, same }) => {
-                        same && mine.is_some_and(|f| at_end(f.as_fd()))
-                    }
-                    _ => return Err(violation("end of a compare that did not begin")),
-                };
-                send(
-                    w,
-                    &Msg::Reply {
-                        req,
-                        result: Ok(Answer::Bool(same)),
-                    },
-                )
-                .map_err(io)?;
-            }
-            m @ (Msg::Delta { .. } | Msg::DeltaEnd { .. }) => {
-                stream::on_message(&mut self.streams, m, w).map_err(Violation)?
-            }
-            _ => return Err(violation("a message the agent does not take")),
+            return note(w, op, rel, r, silent).map_err(cannot_send);
         }
         Ok(())
     }
 }
 
-/// Whether nothing is left to read in `f`.
-fn at_end(f: std::os::fd::BorrowedFd<'_>) -> bool {
-    let mut b = [0u8; 1];
-    matches!(sys::read(f, &mut b), Ok(0))
-}
-
-/// Writes (or compares) one data message of a stream.
-fn data(s: &mut Stream, bytes: &[u8]) {
-    match s {
-        Stream::Write { file, got, err, .. } => {
-            if err.is_none() {
-                if let Err(e) = write_all(file.as_mut(), bytes) {
-                    *err = Some(e);
-                }
-            }
-            *got += bytes.len() as u64;
-        }
-        Stream::Failed { got, .. } => *got += bytes.len() as u64,
-        Stream::Compare { mine, same } => {
-            if let (Some(f), true) = (mine, *same) {
-                let mut buf = vec![0u8; bytes.len()];
-                *same =
-                    read_full(f.as_fd(), &mut buf).is_ok_and(|n| n == bytes.len() && buf == bytes);
-            }
-        }
-    }
-}
-
-fn read_full(f: std::os::fd::BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match sys::read(f, &mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
-}
-
-/// Appends `bytes` to a file being received.
-fn write_all(file: &mut (dyn IncomingFile + Send), bytes: &[u8]) -> io::Result<()> {
-    file.write(bytes)
-}
-
-/// Sends a message; no partial file seen.
-fn send_none(w: &mut FrameWriter, m: &Msg) -> io::Result<Vec<CString>> {
-    send(w, m).map(|()| Vec::new())
-}
-
-/// Sends the listing of `h` in parts, then the reply; returns the
-/// partial files it left out.
-fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
-    let Some(d) = &h.dir else {
-        return send_none(
-            w,
-            &Msg::Reply {
-                req,
-                result: Err(libc::ENOENT),
-            },
-        );
-    };
-    // The agent's own best backend lists and describes the directory in
-    // one pass (dirsync_readdir when its kernel has it).
-    let mut entries = match d.scan() {
-        Ok(n) => n,
-        Err(e) => {
-            return send_none(
-                w,
-                &Msg::Reply {
-                    req,
-                    result: Err(errno(&e)),
-                },
-            )
-        }
-    };
-    let hidden = stream::hide_partials(&mut entries);
-    let mut part = Vec::new();
-    let mut bytes = 0;
-    for de in entries {
-        let meta = de.meta.map_err(|e| errno(&e));
-        let kind = meta.as_ref().ok().and_then(|m| m.map(|m| m.kind));
-        let link = match kind {
-            Some(Kind::Symlink) => d.read_link(&de.name).ok(),
-            _ => None,
-        };
-        let rdev = match kind {
-            Some(Kind::Special(_)) => d.rdev(&de.name).unwrap_or((0, 0)),
-            _ => (0, 0),
-        };
-        bytes += de.name.as_bytes().len() + link.as_ref().map_or(0, Vec::len) + 80;
-        part.push(Entry {
-            name: de.name,
-            d_type: de.d_type,
-            meta,
-            link,
-            rdev,
-        });
-        if bytes >= PART_BYTES {
-            send(
-                w,
-                &Msg::Entries {
-                    req,
-                    entries: std::mem::take(&mut part),
-                },
-            )?;
-            bytes = 0;
-        }
-    }
-    if !part.is_empty() {
-        send(w, &Msg::Entries { req, entries: part })?;
-    }
-    send(
-        w,
-        &Msg::Reply {
-            req,
-            result: Ok(Answer::Unit),
-        },
-    )
-    .map(|()| hidden)
+/// The removal of `name`.
+fn remove(name: &CString) -> Change {
+    let n = name.clone();
+    Box::new(move |d| d.remove(&n))
 }

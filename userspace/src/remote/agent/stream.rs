@@ -17,6 +17,7 @@ use std::io::{self, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use super::handles::Place;
 use crate::remote::protocol::frame::FrameWriter;
 use crate::remote::protocol::messages::{Answer, Msg};
 use crate::sync::local::LocalDir;
@@ -32,26 +33,67 @@ pub const PARTIAL_PREFIX: &[u8] = b".dirsync-partial.";
 /// 12 GiB get a delta, larger ones are sent whole.
 const MAX_SIGNATURE: usize = 1 << 20;
 
-/// A file being received or compared.
+/// Where a file is: its directory's place and its name (a path is built
+/// only for a note).
+pub type At = (Option<Arc<Place>>, CString);
+
+/// A file being received or compared. `size` is what the sender
+/// declared (`FileBegin`): more bytes (data, or what delta ops produce)
+/// are a protocol error, and so is a commit with fewer.
 pub enum Stream {
+    /// Written into a temporary or partial file.
     Write {
+        /// The file being written.
         file: Box<dyn IncomingFile + Send>,
-        rel: Vec<u8>,
+        /// Where.
+        at: At,
+        /// Declared size.
+        size: u64,
+        /// Bytes written so far.
         got: u64,
+        /// The first write error.
         err: Option<io::Error>,
         /// Delta transfer and partial file.
         rx: Option<Box<Receiver>>,
     },
+    /// Compared with the existing file (`--checksum`).
     Compare {
+        /// The existing file.
         mine: Option<OwnedFd>,
+        /// Equal so far.
         same: bool,
     },
-    /// Its directory is unusable or it could not be created.
+    /// Its directory is unusable, it could not be created, or it is not
+    /// taken (`--max-size`: `err` `None`, nothing reported).
     Failed {
-        rel: Vec<u8>,
+        /// Where.
+        at: At,
+        /// Declared size.
+        size: u64,
+        /// Bytes received so far.
         got: u64,
+        /// The failure to report (`None`: reported already, or silent).
         err: Option<io::Error>,
     },
+}
+
+impl Stream {
+    /// Whether it holds a delta applier (memory: its copy buffer).
+    pub fn applying(&self) -> bool {
+        matches!(self, Stream::Write { rx: Some(rx), .. } if rx.applier.is_some())
+    }
+
+    /// Counts `n` more bytes of the file; more than declared is a
+    /// protocol error.
+    pub fn take(&mut self, n: u64) -> Result<(), String> {
+        if let Stream::Write { size, got, .. } | Stream::Failed { size, got, .. } = self {
+            if n > *size - *got {
+                return Err(format!("more than the {size} bytes declared for a file"));
+            }
+            *got += n;
+        }
+        Ok(())
+    }
 }
 
 /// The name of the partial file of `name` (`None`: too long).
@@ -88,6 +130,9 @@ impl Write for Out<'_> {
 pub enum ApplyError {
     /// The peer sent bytes that are not ops: a protocol error.
     Wire(WireError),
+    /// The ops produce more than the file's declared size: a protocol
+    /// error (nothing of that op was written).
+    TooLong,
     /// Writing the file failed.
     Io(io::Error),
 }
@@ -99,6 +144,8 @@ pub struct Receiver {
     /// The partial file being written, if there is one.
     partial: Option<CString>,
     applier: Option<Applier>,
+    /// Block length and length of the basis of the applier's signature.
+    basis: (u64, u64),
     /// The delta did not fit or did not match: the whole file is needed.
     failed: bool,
 }
@@ -111,6 +158,7 @@ impl Receiver {
             name,
             partial: None,
             applier: None,
+            basis: (0, 0),
             failed: false,
         }
     }
@@ -133,15 +181,18 @@ impl Receiver {
         let mut bytes = Vec::new();
         sig.encode(&mut bytes);
         self.applier = Some(Applier::new(&sig, Some(basis)));
+        self.basis = (u64::from(sig.block_len()), sig.file_len());
         Some(bytes)
     }
 
-    /// Applies a message of ops to `file`; returns the bytes written.
-    /// Ops that do not fit the basis only mark the delta failed.
+    /// Applies a message of ops to `file`, at most `room` bytes of
+    /// output; returns the bytes written. Ops that do not fit the basis
+    /// only mark the delta failed.
     pub fn apply(
         &mut self,
         ops: &[u8],
         file: &mut (dyn IncomingFile + Send),
+        room: u64,
     ) -> Result<u64, ApplyError> {
         let Some(a) = self.applier.as_mut().filter(|_| !self.failed) else {
             self.failed = true;
@@ -151,6 +202,9 @@ impl Receiver {
         let mut rest = ops;
         while !rest.is_empty() {
             let (op, used) = Op::decode(rest).map_err(ApplyError::Wire)?;
+            if output_len(&op, self.basis) > room - (a.written() - before) {
+                return Err(ApplyError::TooLong);
+            }
             match a.apply(op, &mut Out(file)) {
                 Ok(()) => {}
                 Err(DeltaError::Io(e)) => return Err(ApplyError::Io(e)),
@@ -177,6 +231,20 @@ impl Receiver {
             };
         }
         Ok(ok)
+    }
+}
+
+/// The bytes `op` writes, against a basis of (block length, length)
+/// `basis` (an op out of its range writes nothing: the applier refuses it).
+fn output_len(op: &Op<'_>, (bl, len): (u64, u64)) -> u64 {
+    match op {
+        Op::Copy { start, count } => {
+            let off = u64::from(*start) * bl;
+            let end = ((u64::from(*start) + u64::from(*count)) * bl).min(len);
+            end.saturating_sub(off)
+        }
+        Op::Literal(d) => d.len() as u64,
+        Op::End { .. } => 0,
     }
 }
 
@@ -235,26 +303,38 @@ pub fn hide_partials(names: &mut Vec<crate::stat::Entry>) -> Vec<CString> {
     hidden
 }
 
+/// Most partial file names remembered at once (about 20 MiB): those of
+/// listings beyond it are simply kept.
+const MAX_SEEN: usize = 1 << 16;
+
 /// The partial files seen in listings, by directory handle. Those that
 /// no file of this run used are removed when the engine is done with
-/// the directory (their file is complete or gone from SRC).
+/// the directory (their file is complete or gone from SRC). At most
+/// [`MAX_SEEN`] names (a peer listing a directory under many handles
+/// cannot grow it further).
 #[derive(Default)]
 pub struct Partials {
     seen: HashMap<u32, HashSet<CString>>,
-    /// A dry run: remove nothing.
+    /// Names in `seen`.
+    count: usize,
+    /// A dry run or `--no-delete`: remove nothing.
     keep: bool,
 }
 
 impl Partials {
-    /// Removes nothing (a dry run).
+    /// Removes nothing (a dry run, `--no-delete`).
     pub fn keep(&mut self) {
         self.keep = true;
     }
 
     /// Partial files `names` in the listing of handle `id`.
     pub fn seen(&mut self, id: u32, names: Vec<CString>) {
-        if !names.is_empty() && !self.keep {
-            self.seen.insert(id, names.into_iter().collect());
+        if names.is_empty() || self.keep || self.count + names.len() > MAX_SEEN {
+            return;
+        }
+        self.count += names.len();
+        if let Some(old) = self.seen.insert(id, names.into_iter().collect()) {
+            self.count -= old.len();
         }
     }
 
@@ -262,10 +342,12 @@ impl Partials {
     /// itself, if its name looks like one) is in use.
     pub fn used(&mut self, id: u32, name: &CStr) {
         if let Some(s) = self.seen.get_mut(&id) {
+            let before = s.len();
             s.remove(name);
             if let Some(p) = partial_name(name.to_bytes()) {
                 s.remove(&p);
             }
+            self.count -= before - s.len();
         }
     }
 
@@ -274,7 +356,9 @@ impl Partials {
     /// it already).
     pub fn close(&mut self, id: u32, dir: Option<&LocalDir>) {
         use crate::sync::{Attrs, ReplicaDir};
-        if let (Some(names), Some(d)) = (self.seen.remove(&id), dir) {
+        let names = self.seen.remove(&id);
+        self.count -= names.as_ref().map_or(0, HashSet::len);
+        if let (Some(names), Some(d)) = (names, dir) {
             let before = d.stat_self().ok();
             for n in names {
                 let _ = d.remove(&n);
@@ -308,10 +392,11 @@ pub fn on_message(
             Stream::Write {
                 file,
                 rx: Some(rx),
+                size,
                 got,
                 err: err @ None,
                 ..
-            } => match rx.apply(&ops, file.as_mut()) {
+            } => match rx.apply(&ops, file.as_mut(), *size - *got) {
                 Ok(n) => {
                     *got += n;
                     Ok(())
@@ -321,6 +406,9 @@ pub fn on_message(
                     Ok(())
                 }
                 Err(ApplyError::Wire(e)) => Err(format!("bad delta: {e}")),
+                Err(ApplyError::TooLong) => Err(format!(
+                    "delta ops producing more than the {size} bytes declared for a file"
+                )),
             },
             _ => Ok(()),
         },

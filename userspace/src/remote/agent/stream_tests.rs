@@ -51,7 +51,7 @@ fn a_delta_that_does_not_match_is_refused_and_the_whole_file_taken() {
         "a delta, not the whole file: {}",
         ops.len()
     );
-    assert!(rx.apply(&ops, file.as_mut()).is_ok());
+    assert!(rx.apply(&ops, file.as_mut(), u64::MAX).is_ok());
     assert!(!rx.end(&mut file).unwrap(), "the assembled file is refused");
     // The sender then sends the whole file (`delta::send_file` gives
     // `None`), into a file that starts again empty.

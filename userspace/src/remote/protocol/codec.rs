@@ -72,6 +72,7 @@ impl Msg {
                     e.bytes(x);
                 }
                 e.bytes(&s.label).bool(s.dst_exists).u64(s.bwlimit);
+                e.u64(s.max_size);
                 2
             }
             Msg::Ready { created, exists } => {
@@ -305,6 +306,7 @@ fn decode_setup(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
                 label: d.bytes()?,
                 dst_exists: d.bool()?,
                 bwlimit: d.u64()?,
+                max_size: d.u64()?,
             })
         }
         3 => Msg::Ready {
@@ -355,12 +357,22 @@ fn decode_ops(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
         _ => Msg::Special {
             id: d.u32()?,
             name: d.name()?,
-            fmt: d.u32()?,
+            fmt: special_fmt(d.u32()?)?,
             rdev: (d.u32()?, d.u32()?),
             attrs: d.attrs()?,
             over: d.over()?,
         },
     })
+}
+
+/// The `S_IFMT` bits of a special file: a FIFO, socket, character or
+/// block device, nothing else (a regular file, directory or symlink has
+/// a message of its own; any other value is not a file type).
+fn special_fmt(fmt: u32) -> Result<u32, ProtoError> {
+    match fmt {
+        libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK => Ok(fmt),
+        _ => Err(ProtoError::BadValue("special file type")),
+    }
 }
 
 /// A symlink target: not empty, no NUL.
@@ -468,4 +480,50 @@ fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
         }
         _ => Msg::Bye,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::{Attrs, Over};
+
+    fn special(fmt: u32, perm: u32) -> Msg {
+        Msg::Special {
+            id: 1,
+            name: c"x".to_owned(),
+            fmt,
+            rdev: (1, 3),
+            attrs: Attrs {
+                perm: Some(perm),
+                mtime: None,
+            },
+            over: Over::Entry,
+        }
+    }
+
+    fn round_trip(m: &Msg) -> Result<Msg, ProtoError> {
+        let (k, p) = m.encode();
+        Msg::decode(k, &p)
+    }
+
+    #[test]
+    fn only_special_file_types_and_permission_bits_decode() {
+        for fmt in [libc::S_IFIFO, libc::S_IFSOCK, libc::S_IFCHR, libc::S_IFBLK] {
+            let m = special(fmt, 0o7777);
+            assert_eq!(round_trip(&m).unwrap(), m);
+        }
+        for fmt in [
+            0,
+            libc::S_IFREG,
+            libc::S_IFDIR,
+            libc::S_IFLNK,
+            libc::S_IFMT,
+            1,
+        ] {
+            let e = round_trip(&special(fmt, 0o644)).unwrap_err();
+            assert_eq!(e, ProtoError::BadValue("special file type"), "{fmt:o}");
+        }
+        let e = round_trip(&special(libc::S_IFIFO, 0o10000)).unwrap_err();
+        assert_eq!(e, ProtoError::BadValue("permission bits"));
+    }
 }

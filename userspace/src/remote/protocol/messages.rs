@@ -15,8 +15,10 @@ use crate::sync::{Attrs, Over};
 
 /// The protocol version this build speaks. Peers must speak the same.
 /// 2: delta signatures carry their strong hash length (encoding 2 of
-/// `transfer::delta::wire`).
-pub const PROTOCOL: u32 = 2;
+/// `transfer::delta::wire`). 3: the setup carries the receiver's
+/// `--max-size` and `Special` types are checked (a peer of 2 would read the
+/// new field as trailing bytes: the version check says it clearly first).
+pub const PROTOCOL: u32 = 3;
 /// The first bytes of a hello.
 pub const MAGIC: &[u8; 4] = b"DSYN";
 /// Feature bit: zstd compression of the stream after the handshake.
@@ -28,11 +30,19 @@ pub const FEATURE_DELTA: u64 = 2;
 /// its name once, as a local copy does). A receiver without it gets the
 /// flag byte of earlier builds (`compare` alone).
 pub const FEATURE_FRESH: u64 = 4;
+/// Feature bit: keepalive frames ([`KEEPALIVE`]) when a side has sent
+/// nothing for a while (see `protocol::alive`). A peer without it never
+/// gets one.
+pub const FEATURE_KEEPALIVE: u64 = 8;
+/// The kind byte of a keepalive frame: its payload is the sender's
+/// `--timeout` in seconds (u32 LE, 0: none). It is not a [`Msg`]: the
+/// frame reader takes it in (`FrameReader::accept_keepalives`).
+pub const KEEPALIVE: u8 = 46;
 /// Files at least this big get a plan from the receiver (with
 /// [`FEATURE_DELTA`]).
 pub const DELTA_MIN: u64 = 1 << 20;
 /// The features this build implements.
-pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH;
+pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +87,9 @@ pub struct Setup {
     /// `--bwlimit` in bytes per second (0: none): each side limits what
     /// it writes.
     pub bwlimit: u64,
+    /// `--max-size` in bytes (`u64::MAX`: none): files larger are not
+    /// received.
+    pub max_size: u64,
 }
 
 /// Option bits of [`Setup::flags`].

@@ -4,7 +4,8 @@
 //!    most [`frame::MAX_FRAME`] bytes), read and written in batches.
 //! 2. [`layers`]: what the two sides agreed on in their hellos, inserted
 //!    under the frames after the handshake: zstd compression and the
-//!    `--bwlimit` rate limit.
+//!    `--bwlimit` rate limit. [`alive`]: `--timeout` on reads and the
+//!    keepalive frames that keep an idle link from timing out.
 //! 3. `fields`: how a message's fields are encoded (integers, byte
 //!    strings, names checked to be one path component, metadata,
 //!    attributes), and the strict decoder that refuses anything else.
@@ -15,6 +16,7 @@
 //! The roles that speak it (client, server, agent, link, replica) are the
 //! other modules of [`super`].
 
+pub mod alive;
 mod codec;
 pub(crate) mod events;
 pub(crate) mod fields;
