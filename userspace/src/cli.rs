@@ -228,6 +228,12 @@ impl SyncArgs {
     }
 }
 
+/// What `--server` and its options (`--root`, `--read-only`,
+/// `--write-only`) do not go with: SRC, DST and every sync option (the
+/// group clap makes of [`SyncArgs`]); subcommands neither
+/// (`args_conflicts_with_subcommands`).
+const SERVER_ONLY: [&str; 3] = ["src", "dst", "SyncArgs"];
+
 /// `dirsync`: make DST an exact replica of SRC.
 #[derive(Parser, Debug)]
 #[command(
@@ -246,8 +252,20 @@ hard links, ACLs, extended attributes, owner, group and holes of sparse files.\n
 )]
 pub struct Cli {
     /// Run as the remote side of a remote sync (on stdin/stdout)
-    #[arg(long, hide = true, exclusive = true)]
+    #[arg(long, hide = true, conflicts_with_all = SERVER_ONLY)]
     pub server: bool,
+    /// With --server: serve only the tree DIR (resolved once, at start);
+    /// every path the client names is taken relative to DIR (a leading `/`
+    /// too) and may not leave it (`..` or a symlinked component: refused).
+    /// For a forced command in `authorized_keys`
+    #[arg(long, hide = true, value_name = "DIR", conflicts_with_all = SERVER_ONLY)]
+    pub root: Option<PathBuf>,
+    /// With --server: refuse to be the destination of a push
+    #[arg(long, hide = true, conflicts_with_all = SERVER_ONLY, conflicts_with = "write_only")]
+    pub read_only: bool,
+    /// With --server: refuse to be the source of a pull
+    #[arg(long, hide = true, conflicts_with_all = SERVER_ONLY)]
+    pub write_only: bool,
     /// Source directory ([user@]host:PATH for a remote one)
     #[arg(value_name = "SRC", requires = "dst")]
     pub src: Option<PathBuf>,

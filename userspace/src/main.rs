@@ -72,7 +72,11 @@ fn run() -> anyhow::Result<ExitCode> {
     };
     raise_nofile_limit();
     if cli.server {
-        return Ok(run_server());
+        return Ok(run_server(&cli));
+    }
+    if cli.root.is_some() || cli.read_only || cli.write_only {
+        eprintln!("dirsync: --root, --read-only and --write-only go with --server");
+        return Ok(usage_hint());
     }
     match cli.command {
         Some(Command::Completions { shell }) => {
@@ -122,11 +126,37 @@ fn print_summary(args: &SyncArgs, summary: &Summary, status: ExitStatus) {
     }
 }
 
-/// `dirsync --server`: the remote side, on stdin/stdout. Errors go to the
-/// client in the protocol when it can carry them, and to stderr (which
-/// ssh shows the user) otherwise.
-fn run_server() -> ExitCode {
+/// `dirsync --server [--root DIR] [--read-only | --write-only]`: the
+/// remote side, on stdin/stdout. Errors go to the client in the protocol
+/// when it can carry them, and to stderr (which ssh shows the user)
+/// otherwise. Run as an ssh forced command, what the client asked for
+/// (`SSH_ORIGINAL_COMMAND`) must be a dirsync server too: anything else
+/// is refused, not run.
+fn run_server(cli: &Cli) -> ExitCode {
+    use dirsync::remote::confine::{self, Access, Confine};
     use std::os::fd::AsFd;
+    use std::os::unix::ffi::OsStrExt;
+    let fail = |e: &dyn std::error::Error| {
+        eprintln!("dirsync --server: {}", dirsync::error::chain(e));
+        exit(ExitStatus::Fatal)
+    };
+    if let Some(asked) = std::env::var_os("SSH_ORIGINAL_COMMAND") {
+        if let Err(e) = confine::check_original_command(asked.as_bytes()) {
+            return fail(&e);
+        }
+    }
+    let access = match (cli.read_only, cli.write_only) {
+        (true, _) => Access::ReadOnly,
+        (_, true) => Access::WriteOnly,
+        _ => Access::ReadWrite,
+    };
+    let confine = match &cli.root {
+        Some(dir) => match Confine::beneath(dir, access) {
+            Ok(c) => c,
+            Err(e) => return fail(&e),
+        },
+        None => Confine::unconfined(access),
+    };
     // The descriptors themselves: std's stdout is line-buffered, and the
     // frames have their own buffers.
     let fds = (
@@ -140,12 +170,9 @@ fn run_server() -> ExitCode {
             return exit(ExitStatus::Fatal);
         }
     };
-    match dirsync::remote::server::serve(r, w) {
+    match dirsync::remote::server::serve_in(r, w, &confine) {
         Ok(()) => exit(ExitStatus::Ok),
-        Err(e) => {
-            eprintln!("dirsync --server: {}", dirsync::error::chain(&e));
-            exit(ExitStatus::Fatal)
-        }
+        Err(e) => fail(&e),
     }
 }
 

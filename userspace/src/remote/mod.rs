@@ -28,6 +28,7 @@
 
 pub mod agent;
 pub mod client;
+pub mod confine;
 pub mod delta;
 pub mod deploy;
 pub mod link;

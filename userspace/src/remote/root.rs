@@ -64,3 +64,43 @@ pub fn open(
         !exists,
     ))
 }
+
+/// Opens a DST beneath a confined server's tree (module
+/// [`super::confine`]): `name` in the open directory `parent` (`None`:
+/// `parent` itself), never through a symlink, created there when missing
+/// (`mkdirat` on `parent`) unless a dry run (then `None`), with `backend`.
+/// `shown` is the path as the client named it. Returns the replica and whether it was
+/// created now.
+pub fn open_in(
+    parent: std::os::fd::OwnedFd,
+    name: Option<&std::ffi::CStr>,
+    shown: &[u8],
+    dry_run: bool,
+    backend: Arc<dyn crate::stat::StatBackend>,
+) -> Result<(Option<LocalReplica>, bool), super::confine::ConfineError> {
+    use super::confine::{open_name, refused};
+    let replica = |fd| LocalReplica::new(fd, backend.clone(), sys::euid() == 0);
+    let Some(name) = name else {
+        return Ok((Some(replica(parent)), false));
+    };
+    let (fd, created) = match open_name(std::os::fd::AsFd::as_fd(&parent), name) {
+        Ok(fd) => (fd, false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if dry_run {
+                return Ok((None, true));
+            }
+            let p = std::os::fd::AsFd::as_fd(&parent);
+            match sys::mkdir_at(p, name, 0o777) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(refused(shown, &e)),
+            }
+            (
+                sys::open_dir_at(p, name).map_err(|e| refused(shown, &e))?,
+                true,
+            )
+        }
+        Err(e) => return Err(refused(shown, &e)),
+    };
+    Ok((Some(replica(fd)), created))
+}

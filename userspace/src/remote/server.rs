@@ -1,7 +1,9 @@
 //! `dirsync --server`: the remote side, on stdin/stdout. It sends its
 //! hello first, checks the client's, takes the setup, then is the agent of
 //! DST (push) or runs the engine on its SRC with the client as the agent
-//! of DST (pull).
+//! of DST (pull). A confined server ([`serve_in`], `--root DIR
+//! [--read-only | --write-only]`, module [`super::confine`]) checks the
+//! role and resolves the setup path beneath DIR before either.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -9,6 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock, Weak};
 
 use super::agent::{self, Agent, Policy, Violation};
+use super::confine::Confine;
 use super::link::Link;
 use super::protocol::alive::{Alive, Timed, DEFAULT_TIMEOUT};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
@@ -20,6 +23,7 @@ use super::replica::RemoteReplica;
 use super::{hello, options_of, RemoteError};
 use crate::error::chain;
 use crate::report::{Event, Reporter};
+use crate::sync::local::LocalReplica;
 use crate::sync::{Replica, Syncer};
 
 /// The client, in messages.
@@ -64,8 +68,17 @@ fn own_timeout() -> Option<std::time::Duration> {
 }
 
 /// Runs the server on `r`/`w` (stdin/stdout, ours alone: `w` is made
-/// non-blocking for the timeout of writes).
+/// non-blocking for the timeout of writes), serving any path the client
+/// names (`dirsync --server`).
 pub fn serve(r: std::fs::File, w: std::fs::File) -> Result<(), RemoteError> {
+    serve_in(r, w, &Confine::unconfined(Default::default()))
+}
+
+/// Runs the server on `r`/`w` as [`serve`] does, as `confine` allows: a
+/// role it does not allow and a path outside its tree are refused (a
+/// `Refuse` to the client, and the error) before anything is read or
+/// written.
+pub fn serve_in(r: std::fs::File, w: std::fs::File, confine: &Confine) -> Result<(), RemoteError> {
     let alive = Alive::new(own_timeout(), true);
     let w = Timed::writer(w, alive.clone()).map_err(proto_err)?;
     let (mut r, mut w) = (
@@ -97,18 +110,24 @@ pub fn serve(r: std::fs::File, w: std::fs::File) -> Result<(), RemoteError> {
         Msg::Setup(s) => s,
         _ => return Err(proto_err("expected the setup")),
     };
-    let w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
+    let mut w = layers::writer(w, features, setup.bwlimit).map_err(proto_err)?;
     if features & FEATURE_KEEPALIVE != 0 {
         w.keepalive(alive).map_err(proto_err)?;
     }
+    if let Err(e) = confine.check_role(setup.role) {
+        return Err(refuse(&mut w, &e));
+    }
     match setup.role {
-        Role::Agent => serve_agent(r, w, &setup),
-        Role::Engine => serve_engine(r, w, setup, features),
+        Role::Agent => serve_agent(r, w, &setup, confine),
+        Role::Engine => serve_engine(r, w, setup, features, confine),
     }
 }
 
+/// Sends a `Refuse` for `e` (escaped: a path in it is the client's bytes,
+/// shown on its terminal) and returns it as the error.
 fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
-    let message = chain(e);
+    let mut message = String::new();
+    let _ = crate::report::write_human(&mut message, chain(e).as_bytes());
     let _ = agent::send(w, &Msg::Refuse(message.as_bytes().to_vec())).and_then(|()| w.flush());
     RemoteError::Remote {
         host: CLIENT.into(),
@@ -116,17 +135,43 @@ fn refuse(w: &mut FrameWriter, e: &dyn std::error::Error) -> RemoteError {
     }
 }
 
-fn serve_agent(mut r: FrameReader, mut w: FrameWriter, setup: &Setup) -> Result<(), RemoteError> {
-    let path = Path::new(OsStr::from_bytes(&setup.path));
+/// Opens the DST of a push: the setup path, beneath the tree when
+/// confined.
+fn open_dst(
+    setup: &Setup,
+    confine: &Confine,
+) -> Result<(Option<LocalReplica>, bool), Box<dyn std::error::Error>> {
+    let o = options_of(setup);
+    let Some((parent, name)) = confine.open_parent(&setup.path)? else {
+        let path = Path::new(OsStr::from_bytes(&setup.path));
+        return Ok(super::root::open(path, o.dry_run, o.stat_backend)?);
+    };
+    let backend = crate::stat::select(o.stat_backend, &crate::stat::sysfs_dir())?;
+    let (p, name) = (&setup.path, name.as_deref());
+    Ok(super::root::open_in(
+        parent,
+        name,
+        p,
+        o.dry_run,
+        Arc::from(backend),
+    )?)
+}
+
+fn serve_agent(
+    mut r: FrameReader,
+    mut w: FrameWriter,
+    setup: &Setup,
+    confine: &Confine,
+) -> Result<(), RemoteError> {
     let o = options_of(setup);
     // The rules this side keeps, from the setup's options.
     let policy = match Policy::of(&o) {
         Ok(p) => p,
         Err(e) => return Err(refuse(&mut w, &e)),
     };
-    let (root, created) = match super::root::open(path, o.dry_run, o.stat_backend) {
+    let (root, created) = match open_dst(setup, confine) {
         Ok(x) => x,
-        Err(e) => return Err(refuse(&mut w, &e)),
+        Err(e) => return Err(refuse(&mut w, &*e)),
     };
     let ready = Msg::Ready {
         created,
@@ -170,11 +215,17 @@ impl Reporter for Forward {
 
 fn serve_engine(
     r: FrameReader,
-    w: FrameWriter,
+    mut w: FrameWriter,
     setup: Setup,
     features: u64,
+    confine: &Confine,
 ) -> Result<(), RemoteError> {
     let src = Path::new(OsStr::from_bytes(&setup.path));
+    // Confined: SRC beneath the tree, open now; shown as the client named it.
+    let src_fd = match confine.open_dir(&setup.path) {
+        Ok(fd) => fd,
+        Err(e) => return Err(refuse(&mut w, &e)),
+    };
     let label = Path::new(OsStr::from_bytes(&setup.label));
     let fwd = Arc::new(Forward {
         link: OnceLock::new(),
@@ -186,7 +237,12 @@ fn serve_engine(
         .dst_exists
         .then(|| Box::new(RemoteReplica::one_shot(link.clone())) as Box<dyn Replica>);
     let created = setup.flags & OPT_DST_CREATED != 0;
-    let syncer = match Syncer::with_replica(src, label, replica, created, options_of(&setup), fwd) {
+    let o = options_of(&setup);
+    let syncer = match src_fd {
+        Some(fd) => Syncer::with_open_src(src, fd, label, replica, created, o, fwd),
+        None => Syncer::with_replica(src, label, replica, created, o, fwd),
+    };
+    let syncer = match syncer {
         Ok(s) => s,
         Err(e) => {
             let m = chain(&e);

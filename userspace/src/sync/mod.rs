@@ -178,6 +178,21 @@ impl Syncer {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self> {
         let src_fd = roots::open_src(src)?;
+        Self::with_open_src(src, src_fd, dst_label, dst, dst_created, options, reporter)
+    }
+
+    /// As [`Syncer::with_replica`], with SRC already open (`src_fd`, a
+    /// directory: e.g. resolved beneath a confined server's tree), shown
+    /// to the user as `src`.
+    pub fn with_open_src(
+        src: &Path,
+        src_fd: OwnedFd,
+        dst_label: &Path,
+        dst: Option<Box<dyn Replica>>,
+        dst_created: bool,
+        options: Options,
+        reporter: Arc<dyn Reporter>,
+    ) -> Result<Self> {
         let excludes = Excludes::new(&options.excludes)?;
         let backend: Arc<dyn stat::StatBackend> =
             Arc::from(stat::select(options.stat_backend, &stat::sysfs_dir())?);

@@ -142,6 +142,28 @@ impl Sshd {
         )
     }
 
+    /// The `-e/--rsh` command of a second key `name` (made now) whose
+    /// `authorized_keys` line is `command="FORCED",restrict KEY`: sshd
+    /// runs FORCED for it, whatever the client asks (in
+    /// `SSH_ORIGINAL_COMMAND`).
+    pub fn forced_rsh(&self, name: &str, forced: &str) -> String {
+        let key = self.dir.path().join(name);
+        keygen(&key);
+        let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+        let line = format!("command=\"{forced}\",restrict {public}");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.dir.path().join("authorized_keys"))
+            .unwrap();
+        f.write_all(line.as_bytes()).unwrap();
+        let rsh = self.rsh();
+        let rsh = rsh.replace(
+            &self.key().display().to_string(),
+            &key.display().to_string(),
+        );
+        format!("{rsh} -o IdentitiesOnly=yes")
+    }
+
     /// `-e RSH --remote-path BIN` for a dirsync command.
     pub fn args(&self) -> Vec<String> {
         self.args_for(&super::bin())
