@@ -305,36 +305,11 @@ pub enum Command {
     Man,
 }
 
-/// `--max-size SIZE` in bytes: a number with an optional suffix (`B`,
-/// `K`/`KiB`, `M`/`MiB`, `G`/`GiB`: powers of 1024; `KB`, `MB`, `GB`:
-/// powers of 1000; any case).
+/// `--max-size SIZE` in bytes ([`dirsync::units`]: a bare number is
+/// bytes).
 fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("'{s}' is not a size (e.g. 500, 100K, 1.5M, 2G)");
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, suffix) = t.split_at(split);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
-    {
-        return Err(bad());
-    }
-    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => return Err(bad()),
-    };
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let size = value * unit as f64;
-    if size >= u64::MAX as f64 {
-        return Err(bad());
-    }
-    Ok(size.round() as u64)
+    dirsync::units::parse_size(s)
+        .ok_or_else(|| format!("'{s}' is not a size (e.g. 500, 100K, 1.5M, 2G)"))
 }
 
 /// `--bwlimit RATE` in bytes per second (0: no limit).

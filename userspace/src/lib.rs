@@ -31,6 +31,7 @@ pub mod sync;
 pub mod sys;
 pub mod transfer;
 pub mod uapi;
+pub mod units;
 pub mod watch;
 
 pub use error::{Error, ExitStatus, Result};

@@ -22,14 +22,6 @@ use dirsync::remote::protocol::messages::{
     Hello, Msg, NoteOp, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD, KEEPALIVE, PROTOCOL,
 };
 
-fn frame(m: &Msg) -> Vec<u8> {
-    let (k, p) = m.encode();
-    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
-    out.push(k);
-    out.extend_from_slice(&p);
-    out
-}
-
 fn hello(features: u64) -> Vec<u8> {
     frame(&Msg::Hello(Hello {
         protocol: PROTOCOL,

@@ -76,14 +76,6 @@ fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     script
 }
 
-fn frame(m: &Msg) -> Vec<u8> {
-    let (k, p) = m.encode();
-    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
-    out.push(k);
-    out.extend_from_slice(&p);
-    out
-}
-
 #[test]
 fn version_mismatch_names_both_versions() {
     let sshd = Sshd::shared();

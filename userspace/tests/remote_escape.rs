@@ -15,14 +15,6 @@ use dirsync::remote::protocol::messages::{Hello, Msg, WireEvent, PROTOCOL};
 const EVIL: &[u8] = b"\x1b]0;pwned\x07\x1b[2J";
 const SHOWN: &str = "\\x1b]0;pwned\\x07\\x1b[2J";
 
-fn frame(m: &Msg) -> Vec<u8> {
-    let (k, p) = m.encode();
-    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
-    out.push(k);
-    out.extend_from_slice(&p);
-    out
-}
-
 /// A transport command (`-e`) that prints `bytes`, then swallows its
 /// input (for at most 2 s: a real server ends at the client's goodbye,
 /// this one cannot tell it).

@@ -17,14 +17,6 @@ use dirsync::remote::protocol::messages::Msg;
 use dirsync::sync::{Attrs, Over};
 use dirsync::transfer::delta::Op;
 
-fn frame(m: &Msg) -> Vec<u8> {
-    let (k, p) = m.encode();
-    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
-    out.push(k);
-    out.extend_from_slice(&p);
-    out
-}
-
 fn name(s: &str) -> CString {
     CString::new(s).unwrap()
 }

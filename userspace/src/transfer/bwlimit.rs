@@ -143,27 +143,7 @@ pub struct RateError(pub String);
 /// does.
 pub fn parse_rate(s: &str) -> Result<Option<u64>, RateError> {
     let bad = || RateError(s.to_string());
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, suffix) = t.split_at(split);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
-    {
-        return Err(bad());
-    }
-    let value: f64 = num.parse().map_err(|_| bad())?;
-    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
-        "" | "k" | "kib" => 1 << 10,
-        "b" => 1,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        "kb" => 1000,
-        "mb" => 1_000_000,
-        "gb" => 1_000_000_000,
-        _ => return Err(bad()),
-    };
-    let rate = value * unit as f64;
+    let rate = crate::units::parse_quantity(s, 1 << 10).ok_or_else(bad)?;
     if rate == 0.0 {
         return Ok(None);
     }

@@ -903,3 +903,13 @@ pub fn hostile_peer() -> PathBuf {
 pub fn hostile_rsh(scenario: &str) -> String {
     format!("{} {scenario}", hostile_peer().display())
 }
+
+/// `m` as one frame on the wire (length, kind, payload): what a hostile
+/// peer's prerecorded stream is made of.
+pub fn frame(m: &dirsync::remote::protocol::messages::Msg) -> Vec<u8> {
+    let (k, p) = m.encode();
+    let mut out = ((p.len() + 1) as u32).to_le_bytes().to_vec();
+    out.push(k);
+    out.extend_from_slice(&p);
+    out
+}
