@@ -53,7 +53,16 @@ mod tests {
         ] {
             assert_eq!(parse_size(s), Some(want), "{s}");
         }
-        for s in ["", "K", ".5", "5.", "1.2.3", "5X", "-1", "99999999999999999999G"] {
+        for s in [
+            "",
+            "K",
+            ".5",
+            "5.",
+            "1.2.3",
+            "5X",
+            "-1",
+            "99999999999999999999G",
+        ] {
             assert_eq!(parse_size(s), None, "{s:?} accepted");
         }
     }
