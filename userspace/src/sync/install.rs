@@ -295,7 +295,7 @@ pub fn sync_file(op: &Run, dir: &DirNode, w: &FileWork) {
 /// size, mtime) sees it and the copy is retried.
 fn open_source(op: &Run, dir: &DirNode, w: &FileWork, attempt: u32) -> Option<(OwnedFd, Meta)> {
     let sp = || op.src_path(&dir.child(&w.name));
-    let src = match sys::open_file_at(dir.src.as_fd(), &w.name) {
+    let src = match sys::open_listed_file_at(dir.src.as_fd(), &w.name) {
         Ok(f) => f,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return None, // vanished
         Err(e) => {
