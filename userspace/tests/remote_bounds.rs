@@ -45,8 +45,7 @@ fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> String {
     let script = dir.join(name);
     // Not `exec`: the shell keeps its stdout (the client's input) open.
     let text = format!("#!/bin/sh\ncat '{}'\ncat >/dev/null\n", data.display());
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     format!("{} --", script.display())
 }
 
@@ -373,8 +372,7 @@ fn a_slow_but_live_run_is_not_cut() {
     let dst = t.path().join("dst");
     // A local transport: runs the remote command with sh.
     let rsh = t.path().join("local-rsh");
-    std::fs::write(&rsh, "#!/bin/sh\nshift\nexec sh -c \"$1\"\n").unwrap();
-    std::fs::set_permissions(&rsh, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&rsh, "#!/bin/sh\nshift\nexec sh -c \"$1\"\n");
     let remote = format!("127.0.0.1:{}", dst.display());
     let c = dirsync(&[
         "--timeout".as_ref(),
@@ -414,8 +412,7 @@ fn a_watch_reconnects_when_its_server_goes_silent() {
         count.display(),
         data.display()
     );
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     let rsh = format!("{} --", script.display());
     let c = dirsync(&[
         "watch".as_ref(),

@@ -71,8 +71,7 @@ fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     std::fs::write(&data, bytes).unwrap();
     let script = dir.join(name);
     let text = format!("#!/bin/sh\ncat '{}'\nexec cat >/dev/null\n", data.display());
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     script
 }
 

@@ -87,9 +87,7 @@ impl World {
             bin().display(),
             self.served().display()
         );
-        std::fs::write(&script, text).unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        write_script(&script, text);
         script.display().to_string()
     }
 }
@@ -407,8 +405,7 @@ fn refused_paths_are_escaped() {
         w.path("cwd").display(),
         bin().display()
     );
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     let o = sync(
         &script.display().to_string(),
         &[],

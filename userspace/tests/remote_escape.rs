@@ -26,8 +26,7 @@ fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
         "#!/bin/sh\ncat '{}'\nexec timeout 2 cat >/dev/null\n",
         data.display()
     );
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     script
 }
 

@@ -58,8 +58,7 @@ fn server(dir: &Path, case: &str, msgs: &[Msg]) -> String {
     std::fs::write(&data, bytes).unwrap();
     let script = dir.join(case);
     let text = format!("#!/bin/sh\ncat '{}'\nexec cat >/dev/null\n", data.display());
-    std::fs::write(&script, text).unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_script(&script, text);
     format!("{} --", script.display())
 }
 

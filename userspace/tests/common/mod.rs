@@ -913,3 +913,24 @@ pub fn frame(m: &dirsync::remote::protocol::messages::Msg) -> Vec<u8> {
     out.extend_from_slice(&p);
     out
 }
+
+/// Writes the executable script `path` (mode 0755) through a child
+/// process, so that this process never holds it open for writing: a
+/// script written here directly could be held open by a child that
+/// another test thread forks meanwhile (until that child's exec), and
+/// running it would then fail with `ETXTBSY`.
+pub fn write_script(path: &Path, text: impl AsRef<[u8]>) {
+    use std::io::Write;
+    let mut c = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sh");
+    c.stdin.take().unwrap().write_all(text.as_ref()).unwrap();
+    assert!(
+        c.wait().unwrap().success(),
+        "cannot write {}",
+        path.display()
+    );
+}
