@@ -11,9 +11,13 @@ pub const DEFAULT_LEVEL: i32 = 3;
 /// The largest zstd window either side uses, as a power of two: 8 MiB.
 /// The decoder refuses a stream whose frame asks for more (a hostile peer
 /// would otherwise make it reserve up to 128 MiB, or 2 GiB with the long
-/// mode); the encoder's levels up to 19 stay within it (level 3: 2 MiB),
-/// and [`Writer::new`] caps the window of any level at it.
+/// mode); the encoder's levels up to 19 stay within it (level 3: 2 MiB).
 pub const WINDOW_LOG_MAX: u32 = 23;
+
+/// The highest level [`Writer::new`] uses: zstd's "ultra" levels above it
+/// want windows beyond [`WINDOW_LOG_MAX`] and, even with the window
+/// capped, hundreds of MiB of match tables (level 22: about 680 MiB).
+pub const MAX_LEVEL: i32 = 19;
 
 /// Compresses what is written to it into `W`.
 pub struct Writer<W: Write> {
@@ -21,11 +25,13 @@ pub struct Writer<W: Write> {
 }
 
 impl<W: Write> Writer<W> {
-    /// A compressor writing one zstd frame to `inner`, with a window of
-    /// at most [`WINDOW_LOG_MAX`] (what the peer's [`Reader`] accepts).
+    /// A compressor writing one zstd frame to `inner` at `level` (at most
+    /// [`MAX_LEVEL`]), with a window of at most [`WINDOW_LOG_MAX`] (what
+    /// the peer's [`Reader`] accepts).
     pub fn new(inner: W, level: i32) -> io::Result<Self> {
+        let level = level.min(MAX_LEVEL);
         let mut enc = zstd::stream::write::Encoder::new(inner, level)?;
-        if level > 19 {
+        if level == MAX_LEVEL {
             enc.window_log(WINDOW_LOG_MAX)?;
         }
         Ok(Writer { enc })
