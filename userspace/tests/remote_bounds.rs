@@ -40,12 +40,7 @@ fn ready() -> Vec<u8> {
 /// An `-e` command that prints `bytes`, then reads its input to the end
 /// and says nothing more (its output stays open until then).
 fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> String {
-    let data = dir.join(format!("{name}.bin"));
-    std::fs::write(&data, bytes).unwrap();
-    let script = dir.join(name);
-    // Not `exec`: the shell keeps its stdout (the client's input) open.
-    let text = format!("#!/bin/sh\ncat '{}'\ncat >/dev/null\n", data.display());
-    write_script(&script, text);
+    let script = prerecorded_peer(dir, name, bytes, Then::HoldOpen);
     format!("{} --", script.display())
 }
 

@@ -67,12 +67,7 @@ fn refusals_name_the_host_and_touch_nothing() {
 /// A `--remote-path` (or `--rsh`) script that prints `bytes` then
 /// swallows its input.
 fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let data = dir.join(format!("{name}.bin"));
-    std::fs::write(&data, bytes).unwrap();
-    let script = dir.join(name);
-    let text = format!("#!/bin/sh\ncat '{}'\nexec cat >/dev/null\n", data.display());
-    write_script(&script, text);
-    script
+    prerecorded_peer(dir, name, bytes, Then::Drain)
 }
 
 #[test]

@@ -19,15 +19,7 @@ const SHOWN: &str = "\\x1b]0;pwned\\x07\\x1b[2J";
 /// input (for at most 2 s: a real server ends at the client's goodbye,
 /// this one cannot tell it).
 fn fake_peer(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let data = dir.join(format!("{name}.bin"));
-    std::fs::write(&data, bytes).unwrap();
-    let script = dir.join(name);
-    let text = format!(
-        "#!/bin/sh\ncat '{}'\nexec timeout 2 cat >/dev/null\n",
-        data.display()
-    );
-    write_script(&script, text);
-    script
+    prerecorded_peer(dir, name, bytes, Then::DrainFor(2))
 }
 
 fn evil(before: &str, after: &str) -> Vec<u8> {

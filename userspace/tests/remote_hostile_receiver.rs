@@ -54,11 +54,7 @@ fn server(dir: &Path, case: &str, msgs: &[Msg]) -> String {
     for m in start().iter().chain(msgs) {
         bytes.extend(frame(m));
     }
-    let data = dir.join(format!("{case}.bin"));
-    std::fs::write(&data, bytes).unwrap();
-    let script = dir.join(case);
-    let text = format!("#!/bin/sh\ncat '{}'\nexec cat >/dev/null\n", data.display());
-    write_script(&script, text);
+    let script = prerecorded_peer(dir, case, &bytes, Then::Drain);
     format!("{} --", script.display())
 }
 

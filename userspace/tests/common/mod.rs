@@ -934,3 +934,36 @@ pub fn write_script(path: &Path, text: impl AsRef<[u8]>) {
         path.display()
     );
 }
+
+/// What a prerecorded peer ([`prerecorded_peer`]) does once its bytes
+/// are out.
+pub enum Then {
+    /// Reads its input to the end, its output closed (the client sees
+    /// the end of the stream).
+    Drain,
+    /// Reads its input to the end with its output still open (the
+    /// client sees a peer that says nothing more).
+    HoldOpen,
+    /// As `Drain`, for at most this many seconds (a client that waits
+    /// for the peer to exit does not wait long).
+    DrainFor(u32),
+}
+
+/// An `-e` transport command (a script in `dir`) that prints `bytes`,
+/// then does `then`: a hostile peer that needs no reaction.
+pub fn prerecorded_peer(dir: &Path, name: &str, bytes: &[u8], then: Then) -> PathBuf {
+    let data = dir.join(format!("{name}.bin"));
+    std::fs::write(&data, bytes).unwrap();
+    let tail = match then {
+        Then::Drain => "exec cat >/dev/null".to_string(),
+        // Not `exec`: the shell keeps its stdout (the client's input) open.
+        Then::HoldOpen => "cat >/dev/null".to_string(),
+        Then::DrainFor(s) => format!("exec timeout {s} cat >/dev/null"),
+    };
+    let script = dir.join(name);
+    write_script(
+        &script,
+        format!("#!/bin/sh\ncat '{}'\n{tail}\n", data.display()),
+    );
+    script
+}
