@@ -8,8 +8,9 @@ mod common;
 use common::*;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 fn no_temp_files(root: &Path) {
     for k in snapshot(root).keys() {
@@ -31,15 +32,44 @@ fn run1(src: &Path, dst: &Path) -> std::process::Output {
 }
 
 /// Keeps modifying `path` (appending) until `stop`.
-fn keep_appending(path: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+/// A writer thread's controls: the test sets `stop`; the writer counts
+/// its changes in `changes`, so the test waits for a real change rather
+/// than sleeping and hoping the thread ran (under TCG it may not have).
+#[derive(Default)]
+struct Churn {
+    stop: AtomicBool,
+    changes: AtomicU64,
+}
+
+impl Churn {
+    fn running(&self) -> bool {
+        !self.stop.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Waits (bounded) until the writer has made its first change.
+    fn wait_first_change(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.changes.load(Ordering::Relaxed) == 0 {
+            assert!(Instant::now() < deadline, "the writer never ran");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+fn keep_appending(path: PathBuf, churn: Arc<Churn>) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
-        while !stop.load(Ordering::Relaxed) {
+        while churn.running() {
             f.write_all(b"+").unwrap();
+            churn.changed();
         }
     })
 }
@@ -56,15 +86,15 @@ const TRIES: usize = 5;
 fn sync_while_changing(
     src: &Path,
     dst: &Path,
-    start_writer: impl Fn(Arc<AtomicBool>) -> std::thread::JoinHandle<()>,
+    start_writer: impl Fn(Arc<Churn>) -> std::thread::JoinHandle<()>,
     after_clean_run: impl Fn(),
 ) -> std::process::Output {
     for _ in 0..TRIES {
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = start_writer(stop.clone());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let churn = Arc::new(Churn::default());
+        let h = start_writer(churn.clone());
+        churn.wait_first_change();
         let run = run1(src, dst);
-        stop.store(true, Ordering::Relaxed);
+        churn.stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
         if run.status.code() == Some(2) {
             return run;
@@ -82,7 +112,7 @@ fn keeps_changing() {
     let o = sync_while_changing(
         &src,
         &dst,
-        |stop| keep_appending(src.join("busy"), stop),
+        |churn| keep_appending(src.join("busy"), churn),
         || {
             // What was installed is a whole snapshot (the original bytes,
             // then some appended ones).
@@ -112,15 +142,16 @@ fn mtime_keeps_changing() {
     let o = sync_while_changing(
         &src,
         &dst,
-        |stop| {
+        |churn| {
             let srcdir = src.clone();
             // Same size all along; only the mtime moves.
             std::thread::spawn(move || {
                 let d = Dir::open(&srcdir);
                 let mut i = 0i64;
-                while !stop.load(Ordering::Relaxed) {
+                while churn.running() {
                     i += 1;
                     d.set_mtime(b"touched", 1_000_000 + i, 0);
+                    churn.changed();
                 }
             })
         },
@@ -159,11 +190,12 @@ fn a_changing_file_is_handed_back_when_deferred() {
     s.sync_all().unwrap();
     let mut deferred = false;
     for _ in 0..TRIES {
-        let stop = Arc::new(AtomicBool::new(false));
-        let h = keep_appending(src.join("busy"), stop.clone());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let churn = Arc::new(Churn::default());
+        let h = keep_appending(src.join("busy"), churn.clone());
+        // SRC has changed since the sync_all: it is copied or deferred.
+        churn.wait_first_change();
         let sum = s.sync_path(Path::new("busy")).unwrap();
-        stop.store(true, Ordering::Relaxed);
+        churn.stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
         assert_eq!(sum.errors, 0, "a changing file counted as an error");
         let back = s.take_unsettled();
