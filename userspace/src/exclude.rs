@@ -1,4 +1,5 @@
-//! `--exclude PATTERN`: gitignore-style patterns.
+//! `--exclude PATTERN`: gitignore-style patterns, matched by ripgrep's
+//! [`ignore::gitignore`] (on bytes: `globset` compiles to byte regexes).
 //!
 //! Patterns are matched against paths relative to SRC, as bytes:
 //! * a pattern without a `/` (other than a trailing one) matches the name of
@@ -6,269 +7,115 @@
 //! * a pattern with a `/` in it is anchored at SRC (`/build`, `docs/*.tmp`);
 //!   a leading `/` only anchors;
 //! * a trailing `/` matches directories only (`cache/`);
-//! * `*` matches any bytes but `/`, `?` one byte but `/`, `[a-z]`/`[!a-z]`
-//!   a byte class, `**` any number of whole directories (`**/x`, `a/**/b`,
-//!   `a/**`), `\` quotes the next byte;
+//! * `*` matches any bytes but `/`, `?` one byte but `/` (also a byte of a
+//!   name that is not UTF-8), `[a-z]`/`[!a-z]` a class, `**` any number of
+//!   whole directories (`**/x`, `a/**/b`, `a/**`), `\` quotes the next
+//!   character;
 //! * `!pattern` re-includes what an earlier pattern excluded; the last
 //!   matching pattern decides.
+//!
+//! A pattern is a command-line argument or a config value, not a line of
+//! a `.gitignore` file: a leading `#` and trailing spaces are part of the
+//! name (they are quoted before the pattern is compiled). A pattern must be
+//! UTF-8 (match other bytes with `?`).
 //!
 //! An excluded entry is neither copied nor deleted from DST, and an
 //! excluded directory is not descended into.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Tok {
-    Lit(u8),
-    Any,
-    Class {
-        negated: bool,
-        ranges: Vec<(u8, u8)>,
-    },
-    Star,
-    /// `**` at the end or alone: anything, `/` included.
-    DoubleStar,
-    /// `**/`: zero or more whole directories.
-    DirStars,
-}
-
-#[derive(Clone, Debug)]
-struct Pattern {
-    toks: Vec<Tok>,
-    negated: bool,
-    dir_only: bool,
-    anchored: bool,
-}
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 /// A compiled list of exclude patterns.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Excludes {
-    patterns: Vec<Pattern>,
+    matcher: Gitignore,
+}
+
+impl Default for Excludes {
+    fn default() -> Self {
+        Excludes {
+            matcher: Gitignore::empty(),
+        }
+    }
 }
 
 /// A pattern that cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("empty exclude pattern {:?}", String::from_utf8_lossy(.pattern))]
+#[error("exclude pattern {:?}: {reason}", String::from_utf8_lossy(.pattern))]
 pub struct PatternError {
     /// The pattern as given.
     pub pattern: Vec<u8>,
+    /// What is wrong with it.
+    pub reason: String,
 }
 
-fn compile(pat: &[u8]) -> Result<Pattern, PatternError> {
-    let mut p = pat;
-    let mut negated = false;
-    if let Some(rest) = p.strip_prefix(b"!") {
-        negated = true;
-        p = rest;
+/// The gitignore line that means exactly `pat` as a pattern: a leading `#`
+/// and trailing spaces are quoted (a `.gitignore` would drop them).
+fn as_line(pat: &str) -> String {
+    let body = pat.trim_end_matches(' ');
+    let mut line = String::with_capacity(pat.len() + 8);
+    if body.starts_with('#') {
+        line.push('\\');
     }
-    let mut dir_only = false;
-    while p.len() > 1 && p.ends_with(b"/") && !p.ends_with(b"\\/") {
-        dir_only = true;
-        p = &p[..p.len() - 1];
+    line.push_str(body);
+    for _ in body.len()..pat.len() {
+        line.push_str("\\ ");
     }
-    let anchored = p.contains(&b'/');
-    let p = p.strip_prefix(b"/").unwrap_or(p);
-    if p.is_empty() {
-        return Err(PatternError {
-            pattern: pat.to_vec(),
-        });
-    }
-    let mut toks = Vec::new();
-    let mut i = 0;
-    while i < p.len() {
-        let c = p[i];
-        match c {
-            b'\\' if i + 1 < p.len() => {
-                toks.push(Tok::Lit(p[i + 1]));
-                i += 2;
-            }
-            b'*' if p.get(i + 1) == Some(&b'*') => {
-                let at_start = i == 0 || p[i - 1] == b'/';
-                let next = p.get(i + 2);
-                if at_start && next == Some(&b'/') {
-                    toks.push(Tok::DirStars);
-                    i += 3;
-                } else if at_start && next.is_none() {
-                    toks.push(Tok::DoubleStar);
-                    i += 2;
-                } else {
-                    toks.push(Tok::Star);
-                    i += 2;
-                }
-            }
-            b'*' => {
-                toks.push(Tok::Star);
-                i += 1;
-            }
-            b'?' => {
-                toks.push(Tok::Any);
-                i += 1;
-            }
-            b'[' => match parse_class(&p[i + 1..]) {
-                Some((tok, used)) => {
-                    toks.push(tok);
-                    i += 1 + used;
-                }
-                None => {
-                    toks.push(Tok::Lit(b'['));
-                    i += 1;
-                }
-            },
-            _ => {
-                toks.push(Tok::Lit(c));
-                i += 1;
-            }
-        }
-    }
-    Ok(Pattern {
-        toks,
-        negated,
-        dir_only,
-        anchored,
-    })
+    line
 }
 
-/// Parses a class after `[`; returns the token and the bytes used
-/// (including the closing `]`), or `None` when there is no closing `]`.
-fn parse_class(p: &[u8]) -> Option<(Tok, usize)> {
-    let mut i = 0;
-    let mut negated = false;
-    if matches!(p.first(), Some(b'!') | Some(b'^')) {
-        negated = true;
-        i += 1;
-    }
-    let mut ranges = Vec::new();
-    let mut first = true;
-    while i < p.len() {
-        let mut c = p[i];
-        if c == b']' && !first {
-            return Some((Tok::Class { negated, ranges }, i + 1));
-        }
-        first = false;
-        if c == b'\\' && i + 1 < p.len() {
-            i += 1;
-            c = p[i];
-        }
-        if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-            ranges.push((c, p[i + 2]));
-            i += 3;
-        } else {
-            ranges.push((c, c));
-            i += 1;
-        }
-    }
-    None
-}
-
-/// NFA simulation: O(len(text) * len(toks)), no backtracking blow-up.
-/// `mid[i]` marks being inside a directory name consumed by the `**/` at
-/// token `i` (it can only be left through a `/`).
-fn matches(toks: &[Tok], text: &[u8]) -> bool {
-    let m = toks.len();
-    let mut cur = vec![false; m + 1];
-    let mut next = vec![false; m + 1];
-    let mut mid = vec![false; m + 1];
-    let mut next_mid = vec![false; m + 1];
-    cur[0] = true;
-    closure(toks, &mut cur);
-    for &c in text {
-        next.iter_mut().for_each(|b| *b = false);
-        next_mid.iter_mut().for_each(|b| *b = false);
-        for i in 0..m {
-            if mid[i] {
-                if c == b'/' {
-                    next[i] = true;
-                } else {
-                    next_mid[i] = true;
-                }
-            }
-            if !cur[i] {
-                continue;
-            }
-            match &toks[i] {
-                Tok::Lit(x) => {
-                    if c == *x {
-                        next[i + 1] = true;
-                    }
-                }
-                Tok::Any => {
-                    if c != b'/' {
-                        next[i + 1] = true;
-                    }
-                }
-                Tok::Class { negated, ranges } => {
-                    let inside = ranges.iter().any(|&(a, b)| a <= c && c <= b);
-                    if c != b'/' && inside != *negated {
-                        next[i + 1] = true;
-                    }
-                }
-                Tok::Star => {
-                    if c != b'/' {
-                        next[i] = true;
-                    }
-                }
-                Tok::DoubleStar => next[i] = true,
-                Tok::DirStars => {
-                    if c == b'/' {
-                        next[i] = true;
-                    } else {
-                        next_mid[i] = true;
-                    }
-                }
-            }
-        }
-        closure(toks, &mut next);
-        if !next.iter().chain(next_mid.iter()).any(|&b| b) {
-            return false;
-        }
-        std::mem::swap(&mut cur, &mut next);
-        std::mem::swap(&mut mid, &mut next_mid);
-    }
-    cur[m]
-}
-
-fn closure(toks: &[Tok], states: &mut [bool]) {
-    for i in 0..toks.len() {
-        if states[i] && matches!(toks[i], Tok::Star | Tok::DoubleStar | Tok::DirStars) {
-            states[i + 1] = true;
-        }
+fn error(pat: &[u8], reason: &str) -> PatternError {
+    PatternError {
+        pattern: pat.to_vec(),
+        reason: reason.to_string(),
     }
 }
 
 impl Excludes {
     /// Compiles `patterns` (in order; the last match decides).
     pub fn new(patterns: &[OsString]) -> Result<Excludes, PatternError> {
-        let patterns = patterns
-            .iter()
-            .map(|p| compile(p.as_bytes()))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Excludes { patterns })
+        // Root "." : paths are given relative to SRC and nothing is
+        // stripped from them.
+        let mut builder = GitignoreBuilder::new(".");
+        builder.allow_unclosed_class(true);
+        for pat in patterns {
+            let bytes = pat.as_bytes();
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| error(bytes, "not UTF-8 (match such bytes with ?)"))?;
+            let name = text.strip_prefix('!').unwrap_or(text);
+            if name
+                .trim_start_matches('/')
+                .trim_end_matches('/')
+                .is_empty()
+            {
+                return Err(error(bytes, "empty"));
+            }
+            builder
+                .add_line(None, &as_line(text))
+                .map_err(|e| error(bytes, &e.to_string()))?;
+        }
+        let matcher = builder.build().map_err(|e| error(b"", &e.to_string()))?;
+        Ok(Excludes { matcher })
     }
 
     /// No patterns at all.
     pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+        self.matcher.is_empty()
     }
 
     /// Whether the entry at `rel` (relative to SRC, `/`-separated bytes)
-    /// named `name` (its last component) is excluded.
-    pub fn is_excluded(&self, rel: &[u8], name: &[u8], is_dir: bool) -> bool {
-        let mut excluded = false;
-        for p in &self.patterns {
-            if p.dir_only && !is_dir {
-                continue;
-            }
-            let hit = if p.anchored {
-                matches(&p.toks, rel)
-            } else {
-                matches(&p.toks, name)
-            };
-            if hit {
-                excluded = !p.negated;
-            }
+    /// is excluded. `name` is its last component (kept for callers that
+    /// have it; the matcher finds it in `rel`).
+    pub fn is_excluded(&self, rel: &[u8], _name: &[u8], is_dir: bool) -> bool {
+        if self.matcher.is_empty() {
+            return false;
         }
-        excluded
+        self.matcher
+            .matched(Path::new(OsStr::from_bytes(rel)), is_dir)
+            .is_ignore()
     }
 }
 
@@ -349,7 +196,33 @@ mod tests {
 
     #[test]
     fn empty_pattern_is_an_error() {
-        assert!(Excludes::new(&[OsString::from("")]).is_err());
-        assert!(Excludes::new(&[OsString::from("/")]).is_err());
+        for p in ["", "/", "!", "!/", "//"] {
+            assert!(Excludes::new(&[OsString::from(p)]).is_err(), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_a_name_not_a_gitignore_line() {
+        // A .gitignore would take these for a comment and trim the spaces.
+        assert!(check(&["#notes"], "#notes", false));
+        assert!(!check(&["#notes"], "notes", false));
+        assert!(check(&["trail  "], "d/trail  ", false));
+        assert!(!check(&["trail  "], "d/trail", false));
+        assert!(!check(&["trail"], "d/trail ", false));
+        // An unclosed class is literal.
+        assert!(check(&["a[b"], "a[b", false));
+    }
+
+    #[test]
+    fn a_pattern_must_be_utf8_and_question_mark_matches_any_byte() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(b"\xff.bin".to_vec());
+        let e = Excludes::new(&[bad]).unwrap_err();
+        assert_eq!(e.pattern, b"\xff.bin");
+        assert!(!check(&["?.bin"], "d/\u{e9}.bin", false));
+        let e = ex(&["??.bin"]);
+        assert!(e.is_excluded("d/\u{e9}.bin".as_bytes(), b"", false));
+        assert!(e.is_excluded(b"d/\xff\xfe.bin", b"", false));
+        assert!(!e.is_excluded(b"d/\xff.bin", b"", false));
     }
 }
