@@ -84,6 +84,7 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
         },
         link: (r.below(2) == 0).then(|| r.bytes(30)),
         rdev: (r.next() as u32, r.next() as u32),
+        xattrs: false,
     };
     let mut target = r.bytes(30);
     target.retain(|&c| c != 0);

@@ -19,6 +19,7 @@
 pub mod alive;
 mod codec;
 pub(crate) mod events;
+pub mod fidelity;
 pub(crate) mod fields;
 pub mod frame;
 pub mod layers;
