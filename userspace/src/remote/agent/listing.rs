@@ -67,7 +67,7 @@ pub fn list(h: &Handle, p: &Policy, req: u32, w: &mut FrameWriter) -> io::Result
         // `-X`/`-A`: whether it has attributes (one listxattr, as a
         // local run makes): a resync asks for values only then.
         let xattrs = p.sel.any()
-            && matches!(kind, Some(Kind::File | Kind::Dir))
+            && kind.is_some_and(|k| !matches!(k, Kind::Special(_)))
             && d.xattr_names(Some(&de.name), p.sel)
                 .is_ok_and(|n| !n.is_empty());
         bytes += de.name.as_bytes().len() + link.as_ref().map_or(0, Vec::len) + 80;

@@ -108,6 +108,12 @@ fn dec_entries(d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
             xattrs: d.bool()?,
         });
     }
+    // One encoding per value: a part message 40 can carry is sent as 40.
+    if !needs_full(&entries) {
+        return Err(ProtoError::BadValue(
+            "listing part without ids or attributes",
+        ));
+    }
     Ok(Msg::Entries { req, entries })
 }
 
