@@ -368,3 +368,35 @@ fn an_older_peer_is_refused_when_archive_is_asked() {
         stderr(&out)
     );
 }
+
+/// Set-user-ID and set-group-ID bits travel with `-o`/`-g` (the
+/// receiving side keeps them only when its own options have them) and are
+/// cleared without, push and pull.
+#[test]
+fn set_id_bits_travel_only_with_owner_and_group() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tmpfs_dir();
+    let src = t.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let f = src.join("suid");
+    std::fs::write(&f, "#!/bin/sh\n").unwrap();
+    chown(&f, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o6755)).unwrap();
+    for pull in [false, true] {
+        for (opt, want) in [("-a", (0o6755, 65534, 65534)), ("-X", (0o755, 0, 0))] {
+            let dst = t.path().join(format!("dst-{pull}{opt}"));
+            let (a, b) = match pull {
+                false => (src.clone().into_os_string(), sshd_remote(&dst)),
+                true => (sshd_remote(&src), dst.clone().into_os_string()),
+            };
+            let mut args: Vec<OsString> =
+                Sshd::shared().args().into_iter().map(Into::into).collect();
+            args.extend([opt.into(), a, b]);
+            let out = cmd(&args).output().unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            let m = meta(&dst.join("suid"));
+            let got = (m.mode() & 0o7777, m.uid(), m.gid());
+            assert_eq!(got, want, "pull {pull}, {opt}");
+        }
+    }
+}
