@@ -10,7 +10,9 @@
 //!    client checks it and answers with its own. Different protocol
 //!    versions: a clear error naming both. The feature bits of both are
 //!    ANDed (compression, delta: layers inserted under the frames after
-//!    the handshake, see [`protocol::frame::FrameWriter::map`]).
+//!    the handshake, see [`protocol::frame::FrameWriter::map`]; the
+//!    attributes of `-H -A -X -o -g -S`, [`protocol::fidelity`]: a client
+//!    asking for them of a peer without that bit stops with an error).
 //! 2. **Setup**: the client says what the server does (be the agent of
 //!    DST, or run the engine on its SRC) with the options; the server
 //!    answers `Ready` or `Refuse` (a message for the user).

@@ -360,16 +360,16 @@ impl ReplicaDir for RemoteDir {
         self.change(&m).map(|()| 0)
     }
     fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-        RemoteDir::send_chown(self, name, uid, gid)
+        self.send_chown(name, uid, gid)
     }
     fn xattr_names(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Vec<CString>> {
-        RemoteDir::remote_xattr_names(self, name, sel)
+        self.remote_xattr_names(name, sel)
     }
     fn xattrs(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Xattrs> {
-        RemoteDir::remote_xattrs(self, name, sel)
+        self.remote_xattrs(name, sel)
     }
     fn set_xattrs(&self, name: Option<&CStr>, set: &Xattrs, remove: &[CString]) -> io::Result<()> {
-        RemoteDir::send_xattrs(self, name, set, remove)
+        self.send_xattrs(name, set, remove)
     }
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
         let fid = self.link.new_id();
@@ -395,7 +395,7 @@ impl ReplicaDir for RemoteDir {
         name: &CStr,
         fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
-        RemoteDir::xattrs_changed(self, Some(name));
+        self.xattrs_changed(Some(name));
         Ok(Box::new(RemoteIncoming {
             dir: self,
             fid: self.link.new_id(),

@@ -56,73 +56,69 @@ impl crate::attrs::owner::Resolve for Resolver {
 impl RemoteDir {
     /// `-o`/`-g` of an entry or of the directory.
     pub(super) fn send_chown(
-        dir: &RemoteDir,
+        &self,
         name: Option<&CStr>,
         uid: Option<u32>,
         gid: Option<u32>,
     ) -> io::Result<()> {
         let m = Msg::Chown {
-            id: dir.id,
+            id: self.id,
             name: name.map(CStr::to_owned),
             uid,
             gid,
         };
-        dir.link.send(&m, false)
+        self.link.send(&m, false)
     }
 
     /// The attributes of `name` (or the directory) may have changed: its
     /// listing's bit is not to be trusted any more.
-    pub(super) fn xattrs_changed(dir: &RemoteDir, name: Option<&CStr>) {
+    pub(super) fn xattrs_changed(&self, name: Option<&CStr>) {
         if let Some(n) = name {
-            if let Some(e) = lock(&dir.cache).get_mut(n) {
+            if let Some(e) = lock(&self.cache).get_mut(n) {
                 e.xattrs = true;
             }
         }
-        lock(&dir.xvals).remove(&name.map(CStr::to_owned));
+        lock(&self.xvals).remove(&name.map(CStr::to_owned));
     }
 
     /// Names of the attributes of `name` (or of the directory): none,
     /// without asking, when the listing says so.
     pub(super) fn remote_xattr_names(
-        dir: &RemoteDir,
+        &self,
         name: Option<&CStr>,
         sel: Selection,
     ) -> io::Result<Vec<CString>> {
         let known = match name {
-            Some(n) => dir.cached(n, |e| e.xattrs),
-            None => dir.self_xattrs,
+            Some(n) => self.cached(n, |e| e.xattrs),
+            None => self.self_xattrs,
         };
         if known == Some(false) {
             return Ok(Vec::new());
         }
-        let x = RemoteDir::fetch(dir, name)?;
+        let x = self.fetch(name)?;
         let names = x
             .iter()
             .filter(|(n, _)| sel.wants(n.to_bytes()))
             .map(|(n, _)| n.clone())
             .collect();
-        lock(&dir.xvals).insert(name.map(CStr::to_owned), x);
+        lock(&self.xvals).insert(name.map(CStr::to_owned), x);
         Ok(names)
     }
 
     /// Names and values (those `remote_xattr_names` fetched, else asked now).
-    pub(super) fn remote_xattrs(
-        dir: &RemoteDir,
-        name: Option<&CStr>,
-        sel: Selection,
-    ) -> io::Result<Xattrs> {
-        let x = match lock(&dir.xvals).remove(&name.map(CStr::to_owned)) {
+    pub(super) fn remote_xattrs(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Xattrs> {
+        let x = match lock(&self.xvals).remove(&name.map(CStr::to_owned)) {
             Some(x) => x,
-            None => RemoteDir::fetch(dir, name)?,
+            None => self.fetch(name)?,
         };
         Ok(x.into_iter()
             .filter(|(n, _)| sel.wants(n.to_bytes()))
             .collect())
     }
 
-    fn fetch(dir: &RemoteDir, name: Option<&CStr>) -> io::Result<Xattrs> {
-        let (id, name) = (dir.id, name.map(CStr::to_owned));
-        match dir.link.call(|req| Msg::GetXattrs { req, id, name })? {
+    fn fetch(&self, name: Option<&CStr>) -> io::Result<Xattrs> {
+        let (id, name) = (self.id, name.map(CStr::to_owned));
+        match self.link.call(|req| Msg::GetXattrs { req, id, name })? {
             (Answer::Xattrs(x), _) => Ok(x),
             _ => Err(unexpected()),
         }
@@ -143,22 +139,22 @@ impl RemoteDir {
 
     /// Sets `set` and removes `remove`, without waiting.
     pub(super) fn send_xattrs(
-        dir: &RemoteDir,
+        &self,
         name: Option<&CStr>,
         set: &Xattrs,
         remove: &[CString],
     ) -> io::Result<()> {
-        RemoteDir::check_size(set)?;
-        RemoteDir::xattrs_changed(dir, name);
+        Self::check_size(set)?;
+        self.xattrs_changed(name);
         let m = Msg::SetXattrs {
-            id: dir.id,
+            id: self.id,
             name: name.map(CStr::to_owned),
             set: set.clone(),
             remove: remove.to_vec(),
         };
-        dir.written
+        self.written
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        dir.link.send(&m, false)
+        self.link.send(&m, false)
     }
 }
 
