@@ -173,6 +173,6 @@ printf '| first copy, %s names + %s MiB image | %.3f s | %.3f s | %sx | <= 0.7x:
 printf '| unchanged resync | %.3f s | %.3f s | %sx | <= 0.5x: %s |\n' \
 	"$h" "$hr" "$(ratio "$h" "$hr")" "$(yes_no "$h <= 0.5 * $hr")"
 printf '| image (data %s B): bytes on the wire from SRC | %s B | %s B | %sx | <= rsync: %s |\n' \
-	"$data" "${B[dirsync]}" "${B[rsync]}" "$(ratio "${B[dirsync]}" "${B[rsync]}")" \
+	"$data" "${B[dirsync]}" "${B[rsync]}" "$(echo "scale=6; ${B[dirsync]} / ${B[rsync]}" | bc -l)" \
 	"$(yes_no "${B[dirsync]} <= ${B[rsync]}")"
 printf '| image allocated in DST | %s KiB | %s KiB | - | - |\n' "${B[alloc-dirsync]}" "${B[alloc-rsync]}"

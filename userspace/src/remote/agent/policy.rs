@@ -240,6 +240,16 @@ mod tests {
         assert!(dry.change("x", b"a").is_err());
         assert_eq!(clear_set_id(0o6755), 0o755);
         assert_eq!(clear_set_id(0o1777), 0o1777);
+        // Set-id bits of received files: only what -o / -g ask for.
+        assert_eq!(p.set_id(0o6755), 0o755);
+        let with = |owner, group| Policy {
+            owner,
+            group,
+            ..Policy::of(&Options::default()).unwrap()
+        };
+        assert_eq!(with(true, false).set_id(0o6755), 0o4755);
+        assert_eq!(with(false, true).set_id(0o6755), 0o2755);
+        assert_eq!(with(true, true).set_id(0o7755), 0o7755);
     }
 
     #[test]
