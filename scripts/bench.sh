@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the exact
 # replica benchmark (scripts/bench-fidelity.sh), the watch benchmark
-# (scripts/bench-watch.sh) when there is one, the remote one
-# (scripts/bench-remote.sh), then the syscall
+# (scripts/bench-watch.sh) when there is one, the remote ones
+# (scripts/bench-remote.sh, scripts/bench-remote-fidelity.sh), then the syscall
 # microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +16,10 @@ fi
 if [ -x scripts/bench-remote.sh ]; then
 	echo
 	REBUILD=0 scripts/bench-remote.sh
+fi
+if [ -x scripts/bench-remote-fidelity.sh ]; then
+	echo
+	REBUILD=0 scripts/bench-remote-fidelity.sh
 fi
 echo
 qemu/run-bench.sh

@@ -193,19 +193,6 @@ fn finish(args: &SyncArgs, summary: &Summary) -> ExitCode {
     exit(status)
 }
 
-/// The protocol does not carry the attributes of -H -A -X -o -g -S yet:
-/// says so (true) rather than syncing less than was asked for.
-fn refuse_remote_fidelity(o: &dirsync::sync::Options) -> bool {
-    let asked = o.hard_links || o.acls || o.xattrs || o.owner || o.group || o.sparse;
-    if asked {
-        eprintln!(
-            "dirsync: -H, -A, -X, -o, -g and -S (and -a) are not supported with a remote \
-             replica yet"
-        );
-    }
-    asked
-}
-
 /// A one-shot sync with a remote side (`host:PATH` as SRC or DST).
 fn run_remote(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<Option<ExitCode>> {
     use dirsync::remote::{client, spec};
@@ -217,7 +204,6 @@ fn run_remote(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<Option<
             eprintln!("dirsync: SRC and DST cannot both be remote");
             return Ok(Some(exit(ExitStatus::Usage)));
         }
-        _ if refuse_remote_fidelity(&args.options()) => return Ok(Some(exit(ExitStatus::Usage))),
         (None, Some(d)) => client::push(src, &d, &args.connect(), args.options(), rep),
         (Some(s), None) => client::pull(&s, dst, &args.connect(), args.options(), rep),
     };
@@ -277,9 +263,6 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
         return Ok(exit(ExitStatus::Usage));
     }
     if let Some(spec) = dirsync::remote::spec::parse(dst.as_os_str()) {
-        if refuse_remote_fidelity(&args.options()) {
-            return Ok(exit(ExitStatus::Usage));
-        }
         let status = dirsync::remote::watch::run(src, &spec, &args.connect(), args.options(), rep)
             .with_context(|| format!("watching {}", src.display()))?;
         return Ok(exit(status));

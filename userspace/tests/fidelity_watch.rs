@@ -1,5 +1,6 @@
 //! `dirsync watch -a`: setfacl, setfattr, chown, ln and `truncate -s`
-//! (a grown hole) in SRC are each replicated, the link as a link.
+//! (a grown hole) in SRC are each replicated, the link as a link. Again
+//! with DST remote as `remote_push_fidelity_watch` (`common::sshd`).
 
 mod common;
 use common::exact::{acl_for_user, exact_diff, set_xattr, tmpfs_dir};
@@ -25,10 +26,13 @@ impl Watch {
         std::fs::write(src.join("d/g"), "b").unwrap();
         common::exact::write_sparse(&src.join("sparse"), 4 << 20);
         let out = std::fs::File::create(dir.path().join("out")).unwrap();
+        let mut args: Vec<std::ffi::OsString> = vec![src.clone().into(), dst.clone().into()];
+        if let Some(mode) = common::sshd::mode() {
+            args = common::remote_args(mode, &common::bin(), args);
+        }
         let child = Command::new(common::bin())
             .args(["watch", "-a", "-v"])
-            .arg(&src)
-            .arg(&dst)
+            .args(&args)
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .stdin(Stdio::null())

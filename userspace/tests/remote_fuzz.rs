@@ -84,6 +84,7 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
         },
         link: (r.below(2) == 0).then(|| r.bytes(30)),
         rdev: (r.next() as u32, r.next() as u32),
+        xattrs: false,
     };
     let mut target = r.bytes(30);
     target.retain(|&c| c != 0);
@@ -222,7 +223,96 @@ fn samples(r: &mut Rng) -> Vec<Msg> {
             fatal: None,
         },
         Msg::Bye,
+        // -H -A -X -o -g -S (FEATURE_FIDELITY).
+        Msg::Entries {
+            req: 5,
+            entries: vec![Entry {
+                meta: Ok(Some(with_ids(meta(r), r))),
+                xattrs: true,
+                ..entry(r)
+            }],
+        },
+        Msg::Reply {
+            req: 7,
+            result: Ok(Answer::Meta(Some(with_ids(meta(r), r)))),
+        },
+        Msg::Reply {
+            req: 7,
+            result: Ok(Answer::Xattrs(vec![
+                (CString::new("system.posix_acl_access").unwrap(), acl(r)),
+                (CString::new("user.a").unwrap(), r.bytes(40)),
+            ])),
+        },
+        Msg::Reply {
+            req: 7,
+            result: Ok(Answer::Linked(dirsync::sync::replica::Linked::Made {
+                deleted: r.next(),
+            })),
+        },
+        Msg::Reply {
+            req: 7,
+            result: Ok(Answer::Id(r.below(1 << 31) as u32)),
+        },
+        Msg::Chown {
+            id: 1,
+            name: Some(r.name()),
+            uid: Some(r.below(1 << 31) as u32),
+            gid: None,
+        },
+        Msg::GetXattrs {
+            req: 3,
+            id: 1,
+            name: None,
+        },
+        Msg::SetXattrs {
+            id: 1,
+            name: Some(r.name()),
+            set: vec![(CString::new("user.k").unwrap(), r.bytes(30))],
+            remove: vec![CString::new("security.capability").unwrap()],
+        },
+        Msg::FileOwner {
+            fid: 2,
+            uid: None,
+            gid: Some(r.below(1 << 31) as u32),
+        },
+        Msg::FileXattrs {
+            fid: 2,
+            want: vec![(CString::new("trusted.t").unwrap(), r.bytes(10))],
+        },
+        Msg::Hole {
+            fid: 2,
+            len: r.next(),
+        },
+        Msg::HardLink {
+            req: 4,
+            target: vec![r.name(), r.name()],
+            at: vec![r.name()],
+        },
+        Msg::MapId {
+            req: 4,
+            group: true,
+            id: r.below(1 << 31) as u32,
+            name: b"staff".to_vec(),
+        },
     ]
+}
+
+/// `m` with owner, group and a link count.
+fn with_ids(mut m: Meta, r: &mut Rng) -> Meta {
+    m.ids.uid = r.below(1 << 31) as u32;
+    m.ids.gid = r.below(1 << 31) as u32;
+    m.ids.nlink = 1 + r.below(100) as u32;
+    m
+}
+
+/// A valid ACL value of a few entries.
+fn acl(r: &mut Rng) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for _ in 0..1 + r.below(4) {
+        v.extend_from_slice(&[0x02, 0, r.below(8) as u8, 0]);
+        v.extend_from_slice(&(r.below(1 << 31) as u32).to_le_bytes());
+    }
+    v
 }
 
 /// Decodes; a decoded message must encode back to the same bytes.

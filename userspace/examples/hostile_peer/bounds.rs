@@ -86,6 +86,7 @@ fn endless_listing(p: &mut Peer) -> io::Result<()> {
             meta: Ok(None),
             link: None,
             rdev: (0, 0),
+            xattrs: false,
         };
         let part = Msg::Entries {
             req,

@@ -18,6 +18,7 @@
 //! found by `tests/common::hostile_peer`.
 
 mod bounds;
+mod fidelity;
 mod peer;
 mod stall;
 
@@ -30,7 +31,7 @@ pub type Scenario = fn(&mut Peer) -> std::io::Result<()>;
 
 /// Every module's scenarios, by name.
 fn scenarios() -> Vec<(&'static str, Scenario)> {
-    [stall::SCENARIOS, bounds::SCENARIOS].concat()
+    [stall::SCENARIOS, bounds::SCENARIOS, fidelity::SCENARIOS].concat()
 }
 
 fn main() -> ExitCode {

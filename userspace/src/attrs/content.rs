@@ -53,7 +53,7 @@ pub fn clone(src: BorrowedFd<'_>, dst: BorrowedFd<'_>) -> io::Result<bool> {
 }
 
 /// The data extents of `src` below `len`: (start, end) pairs.
-fn next_extent(src: BorrowedFd<'_>, from: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
+pub fn next_extent(src: BorrowedFd<'_>, from: u64, len: u64) -> io::Result<Option<(u64, u64)>> {
     if from >= len {
         return Ok(None);
     }

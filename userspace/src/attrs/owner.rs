@@ -103,10 +103,26 @@ fn id_of(db: Db, name: &CStr) -> Option<u32> {
     }
 }
 
+/// The id of a user (`group` false) or group `name` in this machine's
+/// database, if any.
+pub fn local_id(group: bool, name: &CStr) -> Option<u32> {
+    id_of(if group { Db::Group } else { Db::User }, name)
+}
+
+/// The DST side's ids of SRC's names when DST is on another machine
+/// (whose user database is its own).
+pub trait Resolve: Send + Sync {
+    /// DST's id of the user (group, `group`) SRC calls `name` (SRC's id
+    /// `id`); `id` when DST has no such name.
+    fn id(&self, group: bool, id: u32, name: &CStr) -> u32;
+}
+
 /// SRC ids to DST ids (see the module docs), cached.
 #[derive(Default)]
 pub struct IdMap {
     numeric: bool,
+    /// DST's database, when not this machine's.
+    remote: Option<std::sync::Arc<dyn Resolve>>,
     users: Mutex<HashMap<u32, u32>>,
     groups: Mutex<HashMap<u32, u32>>,
     /// The last mapping of each database (SRC id << 32 | DST id; 0 for
@@ -124,6 +140,11 @@ impl IdMap {
         }
     }
 
+    /// DST's names are resolved by `r` (another machine's database).
+    pub fn set_remote(&mut self, r: std::sync::Arc<dyn Resolve>) {
+        self.remote = Some(r);
+    }
+
     fn map(&self, db: Db, id: u32) -> u32 {
         use std::sync::atomic::Ordering::Relaxed;
         if self.numeric || id == 0 {
@@ -139,9 +160,11 @@ impl IdMap {
             Db::Group => &self.groups,
         };
         let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
-        let mapped = *c
-            .entry(id)
-            .or_insert_with(|| name_of(db, id).and_then(|n| id_of(db, &n)).unwrap_or(id));
+        let mapped = *c.entry(id).or_insert_with(|| match &self.remote {
+            // SRC's name, once per distinct id, to DST's database.
+            Some(r) => name_of(db, id).map_or(id, |n| r.id(matches!(db, Db::Group), id, &n)),
+            None => name_of(db, id).and_then(|n| id_of(db, &n)).unwrap_or(id),
+        });
         last.store((u64::from(id) << 32) | u64::from(mapped), Relaxed);
         mapped
     }

@@ -13,7 +13,8 @@ use super::link::Link;
 use super::protocol::alive::{Alive, Timed};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
 use super::protocol::messages::{
-    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, FEATURE_ZSTD, OPT_DST_CREATED, PROTOCOL,
+    Msg, Role, Setup, FEATURES, FEATURE_FIDELITY, FEATURE_KEEPALIVE, FEATURE_ZSTD, OPT_DST_CREATED,
+    OPT_FIDELITY, PROTOCOL,
 };
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
@@ -153,6 +154,17 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
     }
     let ours = hello(c.features());
     let features = ours.features & theirs.features;
+    if setup.flags & OPT_FIDELITY != 0 && features & FEATURE_FIDELITY == 0 {
+        return Err(RemoteError::Remote {
+            host: host.to_string(),
+            message: format!(
+                "the remote dirsync {} cannot keep owners, groups, ACLs, extended \
+                 attributes, hard links or holes (-a -H -A -X -o -g -S); install the same \
+                 version there or use --deploy",
+                human(&theirs.version)
+            ),
+        });
+    }
     let mut setup = setup.clone();
     setup.bwlimit = c.bwlimit.unwrap_or(0);
     let send = |w: &mut FrameWriter, m: &Msg| agent::send(w, m);
@@ -241,8 +253,9 @@ pub fn push(
     let link = Link::start(r, w, rep.clone(), &label, host);
     link.set_features(features);
     let _ = rep.link.set(Arc::downgrade(&link));
-    let replica =
-        exists.then(|| Box::new(RemoteReplica::one_shot(link.clone())) as Box<dyn Replica>);
+    let replica = exists.then(|| {
+        Box::new(RemoteReplica::one_shot(link.clone()).with_options(&options)) as Box<dyn Replica>
+    });
     let syncer = Syncer::with_replica(src, &label, replica, created, options, rep)?;
     let result = syncer.sync_all();
     if let Some(why) = link.down() {
@@ -278,7 +291,8 @@ pub fn pull(
     // The local user's rules, whatever the server's engine asks.
     let policy = Policy::of(&options).map_err(|e| RemoteError::Sync(e.into()))?;
     let mut s = open(spec, c, &st)?;
-    let (root, _) = super::root::open(dst, options.dry_run, options.stat_backend)?;
+    let backend = super::with_ids_backend(options.clone()).stat_backend;
+    let (root, _) = super::root::open(dst, options.dry_run, backend)?;
     if !exists {
         reporter.event(&Event::CreatedDir { path: dst });
     }

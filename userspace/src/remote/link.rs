@@ -110,6 +110,9 @@ pub struct Link {
     features: std::sync::atomic::AtomicU64,
     /// Requests that waited for a reply (round trips).
     calls: std::sync::atomic::AtomicU64,
+    /// Kinds of notes (`1 << NoteOp`) already warned about for lack of
+    /// privilege: one warning per kind (`-o -g -X -A`, as locally).
+    warned: std::sync::atomic::AtomicU32,
     /// Requests sent whose reply nobody took yet, and the most at once.
     pending: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
 }
@@ -164,6 +167,7 @@ impl Link {
             host: host.to_string(),
             features: std::sync::atomic::AtomicU64::new(0),
             calls: std::sync::atomic::AtomicU64::new(0),
+            warned: Default::default(),
             pending: Default::default(),
         });
         let l = link.clone();
@@ -421,7 +425,27 @@ impl Link {
                 add(&mut a.bytes, -count);
                 "cannot copy"
             }
+            NoteOp::Owner => "cannot set owner or group",
+            NoteOp::Xattrs => "cannot set extended attributes",
         };
+        let privilege = [libc::EPERM, libc::EACCES, libc::EOPNOTSUPP].contains(&errno);
+        if matches!(op, NoteOp::Owner | NoteOp::Xattrs) && privilege {
+            let bit = 1 << op as u32;
+            if self.warned.fetch_or(bit, Ordering::Relaxed) & bit == 0 {
+                add(&mut a.errors, 1);
+                drop(a);
+                let e = io::Error::from_raw_os_error(errno);
+                let message = format!(
+                    "{what}: {e} (not applied here and to later entries; the rest is synced)"
+                );
+                let path = self.path(path);
+                self.reporter.event(&Event::Warning {
+                    path: &path,
+                    message: &message,
+                });
+            }
+            return;
+        }
         if (op == NoteOp::Remove && errno == libc::ENOENT) || silent {
             return;
         }

@@ -10,7 +10,9 @@
 //!    client checks it and answers with its own. Different protocol
 //!    versions: a clear error naming both. The feature bits of both are
 //!    ANDed (compression, delta: layers inserted under the frames after
-//!    the handshake, see [`protocol::frame::FrameWriter::map`]).
+//!    the handshake, see [`protocol::frame::FrameWriter::map`]; the
+//!    attributes of `-H -A -X -o -g -S`, [`protocol::fidelity`]: a client
+//!    asking for them of a peer without that bit stops with an error).
 //! 2. **Setup**: the client says what the server does (be the agent of
 //!    DST, or run the engine on its SRC) with the options; the server
 //!    answers `Ready` or `Refuse` (a message for the user).
@@ -133,6 +135,13 @@ pub fn flags(o: &Options) -> u32 {
         (o.checksum, OPT_CHECKSUM),
         (o.fsync, OPT_FSYNC),
         (o.specials, OPT_SPECIALS),
+        (o.hard_links, OPT_HARD_LINKS),
+        (o.acls, OPT_ACLS),
+        (o.xattrs, OPT_XATTRS),
+        (o.owner, OPT_OWNER),
+        (o.group, OPT_GROUP),
+        (o.sparse, OPT_SPARSE),
+        (o.numeric_ids, OPT_NUMERIC_IDS),
     ] {
         if on {
             f |= bit;
@@ -144,7 +153,7 @@ pub fn flags(o: &Options) -> u32 {
 /// The setup's options as the engine's.
 pub fn options_of(s: &Setup) -> Options {
     let on = |bit| s.flags & bit != 0;
-    Options {
+    let o = Options {
         dry_run: on(OPT_DRY_RUN),
         no_delete: on(OPT_NO_DELETE),
         size_only: on(OPT_SIZE_ONLY),
@@ -165,10 +174,26 @@ pub fn options_of(s: &Setup) -> Options {
         jobs: s.jobs as usize,
         defer_changing: false,
         max_size: (s.max_size != u64::MAX).then_some(s.max_size),
-        // The attributes of -H -A -X -o -g -S are not in the protocol yet
-        // (the client refuses them).
+        // -H -A -X -o -g -S: only sent to a peer with FEATURE_FIDELITY.
+        hard_links: on(OPT_HARD_LINKS),
+        acls: on(OPT_ACLS),
+        xattrs: on(OPT_XATTRS),
+        owner: on(OPT_OWNER),
+        group: on(OPT_GROUP),
+        sparse: on(OPT_SPARSE),
+        numeric_ids: on(OPT_NUMERIC_IDS),
         ..Options::default()
+    };
+    with_ids_backend(o)
+}
+
+/// `o`, with the statx backend when an option needs owner, group or
+/// link count (not in `dirsync_stat`'s ABI): for the side that lists.
+pub fn with_ids_backend(mut o: Options) -> Options {
+    if o.needs_ids() {
+        o.stat_backend = BackendChoice::Statx;
     }
+    o
 }
 
 /// A setup asking for `role` on `path` with the options `o`.

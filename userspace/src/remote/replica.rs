@@ -20,9 +20,12 @@ use std::sync::{Arc, Mutex};
 use super::link::{lock, Link, Pending};
 use super::prefetch::Prefetch;
 use super::protocol::messages::{Answer, Entry, Msg, DELTA_MIN, FEATURE_DELTA, FEATURE_FRESH};
+use crate::attrs::xattr::{Selection, Xattrs};
 use crate::stat::{Kind, Meta};
 use crate::sync::{Attrs, Committed, IncomingFile, Over, Replica, ReplicaDir};
 use crate::sys::{self, DirEntry};
+
+mod fidelity;
 
 /// Size of the data messages of a file.
 const CHUNK: usize = 256 << 10;
@@ -37,6 +40,8 @@ pub struct RemoteReplica {
     /// watcher's operation ends with that exchange: once it is over, the
     /// agent has carried out the operation, and the watcher may stop).
     one_shot: bool,
+    /// `-S`: only data extents go on the wire.
+    sparse: bool,
 }
 
 impl RemoteReplica {
@@ -47,7 +52,14 @@ impl RemoteReplica {
             link,
             pre,
             one_shot: false,
+            sparse: false,
         }
+    }
+
+    /// With what the run's options `o` ask of the content (`-S`).
+    pub fn with_options(mut self, o: &crate::sync::Options) -> Self {
+        self.sparse = o.sparse;
+        self
     }
 
     /// The replica of a one-shot run (push, or the engine of a pull): the
@@ -79,6 +91,7 @@ impl Replica for RemoteReplica {
         self.link.send(&m, false)?;
         let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
         d.one_shot = self.one_shot;
+        d.sparse = self.sparse;
         if self.one_shot {
             *lock(&d.ahead) = Some(self.link.request(|req| Msg::List { req, id })?);
         }
@@ -93,6 +106,18 @@ impl Replica for RemoteReplica {
             (Answer::Bool(b), _) => Ok(b),
             _ => Err(unexpected()),
         }
+    }
+
+    fn hard_link(
+        &self,
+        target: &[CString],
+        at: &[CString],
+    ) -> io::Result<crate::sync::replica::Linked> {
+        self.link_names(target, at)
+    }
+
+    fn id_resolver(&self) -> Option<Arc<dyn crate::attrs::owner::Resolve>> {
+        Some(self.resolver())
     }
 }
 
@@ -113,6 +138,12 @@ struct RemoteDir {
     cache: Mutex<HashMap<CString, Entry>>,
     /// Subdirectories created through this handle.
     created: Mutex<HashSet<CString>>,
+    /// `-S` ([`RemoteReplica::with_options`]).
+    sparse: bool,
+    /// Whether it has extended attributes, as its parent's listing said.
+    self_xattrs: Option<bool>,
+    /// Attributes fetched by `xattr_names`, for the `xattrs` that follows.
+    xvals: Mutex<HashMap<Option<CString>, Xattrs>>,
 }
 
 impl RemoteDir {
@@ -127,7 +158,19 @@ impl RemoteDir {
             one_shot: false,
             cache: Mutex::new(HashMap::new()),
             created: Mutex::new(HashSet::new()),
+            sparse: false,
+            self_xattrs: None,
+            xvals: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A handle on its subdirectory `name` (number `id`).
+    fn child(&self, id: u32, fresh: bool, name: &CStr) -> RemoteDir {
+        let mut d = RemoteDir::new(&self.link, &self.pre, id, fresh);
+        d.one_shot = self.one_shot;
+        d.sparse = self.sparse;
+        d.self_xattrs = self.cached(name, |e| e.xattrs).filter(|_| !fresh);
+        d
     }
 
     fn cached<T>(&self, name: &CStr, f: impl FnOnce(&Entry) -> T) -> Option<T> {
@@ -234,8 +277,7 @@ impl ReplicaDir for RemoteDir {
     fn open_dir(&self, name: &CStr) -> io::Result<Box<dyn ReplicaDir>> {
         let fresh = lock(&self.created).remove(name);
         if let (false, Some((id, p))) = (fresh, self.pre.take(self.id, name)) {
-            let mut d = RemoteDir::new(&self.link, &self.pre, id, false);
-            d.one_shot = self.one_shot;
+            let d = self.child(id, false, name);
             *lock(&d.ahead) = Some(p);
             return Ok(Box::new(d));
         }
@@ -246,9 +288,7 @@ impl ReplicaDir for RemoteDir {
             name: Some(name.to_owned()),
         };
         self.link.send(&m, false)?;
-        let mut d = RemoteDir::new(&self.link, &self.pre, id, fresh);
-        d.one_shot = self.one_shot;
-        Ok(Box::new(d))
+        Ok(Box::new(self.child(id, fresh, name)))
     }
     fn create_dir(&self, name: &CStr) -> io::Result<()> {
         let m = Msg::CreateDir {
@@ -319,6 +359,18 @@ impl ReplicaDir for RemoteDir {
         };
         self.change(&m).map(|()| 0)
     }
+    fn chown(&self, name: Option<&CStr>, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.send_chown(name, uid, gid)
+    }
+    fn xattr_names(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Vec<CString>> {
+        self.remote_xattr_names(name, sel)
+    }
+    fn xattrs(&self, name: Option<&CStr>, sel: Selection) -> io::Result<Xattrs> {
+        self.remote_xattrs(name, sel)
+    }
+    fn set_xattrs(&self, name: Option<&CStr>, set: &Xattrs, remove: &[CString]) -> io::Result<()> {
+        self.send_xattrs(name, set, remove)
+    }
     fn same_content(&self, name: &CStr, src: BorrowedFd<'_>) -> io::Result<bool> {
         let fid = self.link.new_id();
         let size = crate::stat::StatBackend::stat_fd(&crate::stat::Statx, src)?.size;
@@ -343,6 +395,7 @@ impl ReplicaDir for RemoteDir {
         name: &CStr,
         fresh: bool,
     ) -> io::Result<Box<dyn IncomingFile + 'a>> {
+        self.xattrs_changed(Some(name));
         Ok(Box::new(RemoteIncoming {
             dir: self,
             fid: self.link.new_id(),
@@ -391,13 +444,18 @@ impl RemoteIncoming<'_> {
     /// Sends the beginning of the stream once (`size`: what the sender
     /// expects to send, for the receiver's plan).
     fn begin(&mut self, size: u64) -> io::Result<Option<Vec<u8>>> {
+        self.begin_with(size, true)
+    }
+
+    /// [`Self::begin`]; `plan`: a large file may go as a delta.
+    fn begin_with(&mut self, size: u64, plan: bool) -> io::Result<Option<Vec<u8>>> {
         if self.begun {
             return Ok(None);
         }
         self.begun = true;
         let (fid, id, name, fresh) = (self.fid, self.dir.id, self.name.clone(), self.fresh);
         let link = &self.dir.link;
-        if link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
+        if plan && link.features() & FEATURE_DELTA != 0 && size >= DELTA_MIN {
             // The receiver's plan first (one exchange, large files only).
             let m = |plan| Msg::FileBegin {
                 fid,
@@ -430,6 +488,11 @@ impl RemoteIncoming<'_> {
 
 impl IncomingFile for RemoteIncoming<'_> {
     fn write_from(&mut self, src: BorrowedFd<'_>, len: u64) -> io::Result<u64> {
+        if self.dir.sparse && RemoteIncoming::has_holes(src, len)? {
+            // `-S`: data extents as data, holes as their length.
+            self.begin_with(len, false)?;
+            return self.send_sparse(src, len);
+        }
         if let Some(sig) = self.begin(len)? {
             let sent = super::delta::send_file(&self.dir.link, self.fid, &sig, src, len)?;
             if let Some(n) = sent {
@@ -449,6 +512,26 @@ impl IncomingFile for RemoteIncoming<'_> {
             self.dir.link.send(&m, false)?;
         }
         Ok(())
+    }
+
+    fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.begin(0)?;
+        let m = Msg::FileOwner {
+            fid: self.fid,
+            uid,
+            gid,
+        };
+        self.dir.link.send(&m, false)
+    }
+
+    fn set_xattrs(&mut self, want: &Xattrs, _sel: Selection) -> io::Result<()> {
+        self.begin(0)?;
+        RemoteDir::check_size(want)?;
+        let m = Msg::FileXattrs {
+            fid: self.fid,
+            want: want.clone(),
+        };
+        self.dir.link.send(&m, false)
     }
 
     fn commit(

@@ -16,7 +16,7 @@ use super::link::Link;
 use super::protocol::alive::{Alive, Timed, DEFAULT_TIMEOUT};
 use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
 use super::protocol::messages::{
-    Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, OPT_DST_CREATED, PROTOCOL,
+    Answer, Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, OPT_DST_CREATED, PROTOCOL,
 };
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
@@ -182,7 +182,7 @@ fn serve_agent(
         .map_err(proto_err)?;
     let Some(root) = root else {
         // A dry run with no DST: the engine asks nothing; wait for the end.
-        return wait_bye(&mut r);
+        return wait_bye(&mut r, &mut w);
     };
     let mut agent = Agent::new(root, policy);
     run_agent(Some(&mut agent), &mut r, &mut w, |m| {
@@ -192,11 +192,23 @@ fn serve_agent(
     .map(|_: Option<()>| ())
 }
 
-fn wait_bye(r: &mut FrameReader) -> Result<(), RemoteError> {
-    match read_msg(r) {
-        Ok(Msg::Bye) | Err(FrameErrorOr::Frame(FrameError::Closed)) => Ok(()),
-        Ok(_) => Err(proto_err("unexpected message")),
-        Err(e) => Err(proto_err(e)),
+fn wait_bye(r: &mut FrameReader, w: &mut FrameWriter) -> Result<(), RemoteError> {
+    loop {
+        match read_msg(r) {
+            Ok(Msg::Bye) | Err(FrameErrorOr::Frame(FrameError::Closed)) => return Ok(()),
+            // The run's final barrier: nothing was asked, all is done.
+            Ok(Msg::Barrier { req }) => {
+                let m = Msg::Reply {
+                    req,
+                    result: Ok(Answer::Unit),
+                };
+                agent::send(w, &m)
+                    .and_then(|()| w.flush())
+                    .map_err(proto_err)?;
+            }
+            Ok(_) => return Err(proto_err("unexpected message")),
+            Err(e) => return Err(proto_err(e)),
+        }
     }
 }
 
@@ -233,11 +245,11 @@ fn serve_engine(
     let link = Link::start(r, w, fwd.clone(), label, CLIENT);
     link.set_features(features);
     let _ = fwd.link.set(Arc::downgrade(&link));
-    let replica = setup
-        .dst_exists
-        .then(|| Box::new(RemoteReplica::one_shot(link.clone())) as Box<dyn Replica>);
-    let created = setup.flags & OPT_DST_CREATED != 0;
     let o = options_of(&setup);
+    let replica = setup.dst_exists.then(|| {
+        Box::new(RemoteReplica::one_shot(link.clone()).with_options(&o)) as Box<dyn Replica>
+    });
+    let created = setup.flags & OPT_DST_CREATED != 0;
     let syncer = match src_fd {
         Some(fd) => Syncer::with_open_src(src, fd, label, replica, created, o, fwd),
         None => Syncer::with_replica(src, label, replica, created, o, fwd),
@@ -318,6 +330,14 @@ pub fn run_agent<T>(
                 }
             }
             Msg::Bye if agent.is_none() => return Ok(None),
+            // A dry run with no DST: the engine's final barrier.
+            Msg::Barrier { req } if agent.is_none() => {
+                let m = Msg::Reply {
+                    req,
+                    result: Ok(Answer::Unit),
+                };
+                agent::send(w, &m).map_err(|e| Violation(format!("cannot send: {e}")))?;
+            }
             m => {
                 let a = agent
                     .as_deref_mut()

@@ -77,8 +77,10 @@ impl RemoteEngine {
         let link = Link::start(r, w, rep.clone(), &label, host);
         link.set_features(features);
         let _ = rep.link.set(Arc::downgrade(&link));
-        let replica =
-            exists.then(|| Box::new(RemoteReplica::new(link.clone())) as Box<dyn Replica>);
+        let replica = exists.then(|| {
+            let r = RemoteReplica::new(link.clone()).with_options(&self.options);
+            Box::new(r) as Box<dyn Replica>
+        });
         let syncer = Syncer::with_replica(
             &self.src,
             &label,

@@ -507,6 +507,19 @@ impl<D: Deref<Target = LocalDir>> IncomingFile for LocalIncoming<D> {
         }
     }
 
+    fn hole(&mut self, len: u64) -> io::Result<()> {
+        // Past the end, then the length there: a hole, wherever it is.
+        let out = self.out.as_ref().expect("not committed yet");
+        let at = rustix::fs::seek(out, rustix::fs::SeekFrom::Current(0))?;
+        let end = at
+            .checked_add(len)
+            .filter(|&e| i64::try_from(e).is_ok())
+            .ok_or_else(|| io::Error::from_raw_os_error(libc::EFBIG))?;
+        rustix::fs::ftruncate(out, end)?;
+        rustix::fs::seek(out, rustix::fs::SeekFrom::Start(end))?;
+        Ok(())
+    }
+
     fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         let out = self.out.as_ref().expect("not committed yet");
         owner::chown_fd(out.as_fd(), uid, gid)

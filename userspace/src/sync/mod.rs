@@ -194,8 +194,13 @@ impl Syncer {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self> {
         let excludes = Excludes::new(&options.excludes)?;
+        // Owner, group and link count are not in dirsync_stat's ABI.
+        let choice = match options.needs_ids() {
+            true => stat::BackendChoice::Statx,
+            false => options.stat_backend,
+        };
         let backend: Arc<dyn stat::StatBackend> =
-            Arc::from(stat::select(options.stat_backend, &stat::sysfs_dir())?);
+            Arc::from(stat::select(choice, &stat::sysfs_dir())?);
         let ends = Ends {
             src: (src, src_fd),
             dst: (dst_label, dst, dst_created),
@@ -211,6 +216,10 @@ impl Syncer {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self> {
         let pool = Pool::new(options.threads()).map_err(|e| Error::new("starting threads", e))?;
+        let mut fid = fidstate::State::new(options.numeric_ids);
+        if let Some(r) = ends.dst.1.as_ref().and_then(|d| d.id_resolver()) {
+            fid.ids.set_remote(r);
+        }
         let sh = Shared {
             src_root: ends.src.0.to_path_buf(),
             dst_root: ends.dst.0.to_path_buf(),
@@ -220,7 +229,7 @@ impl Syncer {
             is_root: sys::euid() == 0,
             progress: Progress::default(),
             unsettled: std::sync::Mutex::new(Vec::new()),
-            fid: fidstate::State::new(options.numeric_ids),
+            fid,
             dir_attrs: fidelity::dir_attrs,
             opts: options,
         };

@@ -129,6 +129,11 @@ pub trait Replica: Send + Sync {
         let _ = (target, at);
         Err(unsupported())
     }
+    /// `-o`/`-g` by name: how SRC's names become DST's ids when DST's
+    /// user database is not this machine's (`None`: it is).
+    fn id_resolver(&self) -> Option<std::sync::Arc<dyn crate::attrs::owner::Resolve>> {
+        None
+    }
 }
 
 /// One open directory of the destination (see the module docs).
@@ -256,6 +261,18 @@ pub trait IncomingFile {
     /// Appends `data` (content that arrived from elsewhere: the remote
     /// agent's way in).
     fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// `-S`: appends `len` bytes of hole (zeros that take no space where
+    /// the file system can); this default writes zeros.
+    fn hole(&mut self, len: u64) -> io::Result<()> {
+        let zeros = vec![0u8; len.min(256 << 10) as usize];
+        let mut left = len;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            self.write(&zeros[..n])?;
+            left -= n as u64;
+        }
+        Ok(())
+    }
     /// `-o`/`-g`: sets owner and/or group, after the content and before
     /// the extended attributes (a chown clears `security.capability`).
     fn set_owner(&mut self, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {

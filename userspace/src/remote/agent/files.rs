@@ -50,6 +50,11 @@ impl Files {
         }
     }
 
+    /// The stream `fid`, if any.
+    pub fn stream(&mut self, fid: u32) -> Option<&mut Stream> {
+        self.streams.get_mut(&fid)
+    }
+
     /// File streams: begin, data, commit, abort, compare, delta; names
     /// are in `handles`, the rules in `p`.
     pub fn on_message(
@@ -170,9 +175,10 @@ impl Files {
                         )));
                     }
                 }
-                // Set-id bits are not the receiver's to keep (`policy`).
+                // Set-id bits are not the receiver's to keep, unless it
+                // asked for owners (`policy`).
                 let mut attrs = attrs;
-                attrs.perm = attrs.perm.map(policy::clear_set_id);
+                attrs.perm = attrs.perm.map(|m| p.set_id(m));
                 let (at, r, silent) = match s {
                     Stream::Write {
                         file,

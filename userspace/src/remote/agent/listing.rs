@@ -5,11 +5,12 @@ use std::ffi::CString;
 use std::io;
 
 use super::handles::{errno, Handle};
+use super::policy::Policy;
 use super::reply::send;
 use super::stream;
 use crate::remote::protocol::frame::FrameWriter;
 use crate::remote::protocol::messages::{Answer, Entry, Msg};
-use crate::stat::Kind;
+use crate::stat::{Kind, Meta};
 use crate::sync::ReplicaDir;
 
 /// A listing is sent in parts of about this many bytes.
@@ -22,7 +23,7 @@ fn send_none(w: &mut FrameWriter, m: &Msg) -> io::Result<Vec<CString>> {
 
 /// Sends the listing of `h` in parts, then the reply; returns the
 /// partial files it left out.
-pub fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
+pub fn list(h: &Handle, p: &Policy, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString>> {
     let Some(d) = &h.dir else {
         return send_none(
             w,
@@ -50,7 +51,10 @@ pub fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString
     let mut part = Vec::new();
     let mut bytes = 0;
     for de in entries {
-        let meta = de.meta.map_err(|e| errno(&e));
+        let meta = de
+            .meta
+            .map_err(|e| errno(&e))
+            .map(|m| m.map(|m| strip(p, m)));
         let kind = meta.as_ref().ok().and_then(|m| m.map(|m| m.kind));
         let link = match kind {
             Some(Kind::Symlink) => d.read_link(&de.name).ok(),
@@ -60,6 +64,12 @@ pub fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString
             Some(Kind::Special(_)) => d.rdev(&de.name).unwrap_or((0, 0)),
             _ => (0, 0),
         };
+        // `-X`/`-A`: whether it has attributes (one listxattr, as a
+        // local run makes): a resync asks for values only then.
+        let xattrs = p.sel.any()
+            && kind.is_some_and(|k| !matches!(k, Kind::Special(_)))
+            && d.xattr_names(Some(&de.name), p.sel)
+                .is_ok_and(|n| !n.is_empty());
         bytes += de.name.as_bytes().len() + link.as_ref().map_or(0, Vec::len) + 80;
         part.push(Entry {
             name: de.name,
@@ -67,6 +77,7 @@ pub fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString
             meta,
             link,
             rdev,
+            xattrs,
         });
         if bytes >= PART_BYTES {
             send(
@@ -90,4 +101,14 @@ pub fn list(h: &Handle, req: u32, w: &mut FrameWriter) -> io::Result<Vec<CString
         },
     )
     .map(|()| hidden)
+}
+
+/// `m` as the peer gets it: owner, group and link count only when the
+/// receiver's options use them (`-H -o -g`, with the fidelity feature).
+pub fn strip(p: &Policy, mut m: Meta) -> Meta {
+    if !p.ids() {
+        m.ids = Default::default();
+    }
+    m.ids.blocks = 0;
+    m
 }

@@ -21,6 +21,7 @@ use std::io;
 
 use crate::remote::protocol::frame::FrameWriter;
 use crate::remote::protocol::messages::{Answer, Msg, NoteOp};
+mod fidelity;
 mod files;
 pub mod handles;
 mod listing;
@@ -92,17 +93,22 @@ impl Agent {
                 self.files.partials.close(id, h.dir.as_deref());
             }
             Msg::List { req, id } => {
-                let hidden = listing::list(self.handles.get(id)?, req, w).map_err(cannot_send)?;
+                let hidden = listing::list(self.handles.get(id)?, &self.policy, req, w)
+                    .map_err(cannot_send)?;
                 self.files.partials.seen(id, hidden);
             }
             Msg::Stat { req, id, name } => {
                 let h = self.handles.get(id)?;
+                let p = &self.policy;
                 let r = match (&h.dir, name) {
                     (None, _) => Err(libc::ENOENT),
-                    (Some(d), Some(n)) => d.stat(&n).map(Answer::Meta).map_err(|e| errno(&e)),
+                    (Some(d), Some(n)) => d
+                        .stat(&n)
+                        .map(|m| Answer::Meta(m.map(|m| listing::strip(p, m))))
+                        .map_err(|e| errno(&e)),
                     (Some(d), None) => d
                         .stat_self()
-                        .map(|m| Answer::Meta(Some(m)))
+                        .map(|m| Answer::Meta(Some(listing::strip(p, m))))
                         .map_err(|e| errno(&e)),
                 };
                 send(w, &Msg::Reply { req, result: r }).map_err(cannot_send)?;
@@ -131,7 +137,11 @@ impl Agent {
                 self.finish()?;
                 return Ok(false);
             }
-            m => self.change(m, w)?,
+            m => {
+                if let Some(m) = self.fidelity(m, w)? {
+                    self.change(m, w)?
+                }
+            }
         }
         Ok(true)
     }
@@ -189,7 +199,7 @@ impl Agent {
                         return Err(policy::refused(what, &h.shown(Some(n))));
                     }
                     if is_dir != Some(true) {
-                        attrs.perm = attrs.perm.map(policy::clear_set_id);
+                        attrs.perm = attrs.perm.map(|m| p.set_id(m));
                     }
                 } else if h.excluded {
                     let what = "setting attributes of an excluded directory";

@@ -25,9 +25,15 @@
 //!   engine does, `crate::exclude`) nor below an excluded directory;
 //! * `--max-size`: a larger file is not received (its stream is dropped
 //!   silently: the honest engine skipped and reported it already);
-//! * set-id bits ([`clear_set_id`]): over the protocol the receiver never
-//!   knows the source's owner, so they are cleared on what it receives
-//!   (not on directories), as a `chown` would.
+//! * set-id bits ([`Policy::set_id`]): over the protocol the receiver
+//!   does not know the source's owner, so they are cleared on what it
+//!   receives (not on directories), as a `chown` would, unless the
+//!   receiving user asked for owners (`-o`: set-user-ID kept) and groups
+//!   (`-g`: set-group-ID kept) to be SRC's;
+//! * `-H -A -X -o -g` (`remote::protocol::fidelity`): no hard link, no
+//!   owner or group, no extended attribute outside what the receiver's
+//!   own options sync (`-X`: every namespace its user may write, `-A`:
+//!   the ACL names).
 
 use std::collections::HashSet;
 use std::ffi::{CStr, CString};
@@ -66,6 +72,16 @@ pub struct Policy {
     pub excludes: Excludes,
     /// `--max-size`.
     pub max_size: Option<u64>,
+    /// `-H`.
+    pub hard_links: bool,
+    /// `-o`.
+    pub owner: bool,
+    /// `-g`.
+    pub group: bool,
+    /// `-X`/`-A`: the attribute names synced.
+    pub sel: crate::attrs::xattr::Selection,
+    /// `--numeric-ids`.
+    pub numeric_ids: bool,
 }
 
 impl Policy {
@@ -77,7 +93,52 @@ impl Policy {
             specials: o.specials,
             excludes: Excludes::new(&o.excludes)?,
             max_size: o.max_size,
+            hard_links: o.hard_links,
+            owner: o.owner,
+            group: o.group,
+            sel: crate::attrs::xattr::Selection {
+                xattrs: o.xattrs,
+                acls: o.acls,
+            },
+            numeric_ids: o.numeric_ids,
         })
+    }
+
+    /// Whether listings carry owner, group and link count (`-H -o -g`).
+    pub fn ids(&self) -> bool {
+        self.hard_links || self.owner || self.group
+    }
+
+    /// Permission bits `perm` of a received non-directory: set-user-ID
+    /// only with `-o`, set-group-ID only with `-g` (see the module docs).
+    pub fn set_id(&self, perm: u32) -> u32 {
+        let mut keep = 0;
+        if self.owner {
+            keep |= libc::S_ISUID;
+        }
+        if self.group {
+            keep |= libc::S_ISGID;
+        }
+        perm & !((libc::S_ISUID | libc::S_ISGID) & !keep)
+    }
+
+    /// An attribute change (`what`) at `path`: the names must be ones
+    /// this side's options sync.
+    pub fn xattr_names<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a CStr>,
+        path: &[u8],
+    ) -> Result<(), Violation> {
+        for n in names {
+            if !self.sel.wants(n.to_bytes()) {
+                let what = match n.to_bytes().starts_with(b"system.posix_acl") {
+                    true => "an ACL without -A",
+                    false => "an extended attribute without -X",
+                };
+                return Err(refused(what, path));
+            }
+        }
+        Ok(())
     }
 
     /// A change (`what`) at `path`: refused under `-n`.
@@ -179,6 +240,16 @@ mod tests {
         assert!(dry.change("x", b"a").is_err());
         assert_eq!(clear_set_id(0o6755), 0o755);
         assert_eq!(clear_set_id(0o1777), 0o1777);
+        // Set-id bits of received files: only what -o / -g ask for.
+        assert_eq!(p.set_id(0o6755), 0o755);
+        let with = |owner, group| Policy {
+            owner,
+            group,
+            ..Policy::of(&Options::default()).unwrap()
+        };
+        assert_eq!(with(true, false).set_id(0o6755), 0o4755);
+        assert_eq!(with(false, true).set_id(0o6755), 0o2755);
+        assert_eq!(with(true, true).set_id(0o7755), 0o7755);
     }
 
     #[test]

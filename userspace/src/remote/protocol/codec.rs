@@ -3,6 +3,7 @@
 
 use std::ffi::CString;
 
+use super::fidelity;
 use super::fields::{Dec, Enc};
 use super::messages::*;
 
@@ -31,6 +32,7 @@ fn dec_entry(d: &mut Dec<'_>) -> Result<Entry, ProtoError> {
         meta,
         link: d.opt_bytes()?,
         rdev: (d.u32()?, d.u32()?),
+        xattrs: false,
     })
 }
 
@@ -211,6 +213,9 @@ impl Msg {
 
     fn encode_replies(&self, m: &Msg, e: &mut Enc) -> u8 {
         match m {
+            Msg::Entries { req, entries } if fidelity::needs_full(entries) => {
+                fidelity::enc_entries(e, *req, entries)
+            }
             Msg::Entries { req, entries } => {
                 e.u32(*req).u32(entries.len() as u32);
                 for x in entries {
@@ -220,6 +225,13 @@ impl Msg {
             }
             Msg::Reply { req, result } => {
                 e.u32(*req);
+                if let Some(()) = result
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| fidelity::enc_answer(e, a))
+                {
+                    return 41;
+                }
                 match result {
                     Ok(Answer::Unit) => e.u8(0),
                     Ok(Answer::Bool(b)) => e.u8(1).bool(*b),
@@ -227,6 +239,7 @@ impl Msg {
                     Ok(Answer::Meta(Some(m))) => e.u8(3).meta(m),
                     Ok(Answer::Plan(sig)) => e.u8(5).opt_bytes(sig.as_deref()),
                     Err(errno) => e.u8(4).i32(*errno),
+                    Ok(_) => unreachable!("encoded by fidelity::enc_answer"),
                 };
                 41
             }
@@ -255,7 +268,7 @@ impl Msg {
                 44
             }
             Msg::Bye => 45,
-            _ => unreachable!("every message kind is encoded above"),
+            other => fidelity::encode(other, e).expect("every message kind is encoded"),
         }
     }
 
@@ -267,6 +280,7 @@ impl Msg {
             10..=18 => decode_ops(kind, &mut d)?,
             19..=27 => decode_files(kind, &mut d)?,
             40..=45 => decode_replies(kind, &mut d)?,
+            60..=68 => fidelity::decode(kind, &mut d)?,
             k => return Err(ProtoError::UnknownType(k)),
         };
         d.end()?;
@@ -450,6 +464,7 @@ fn decode_replies(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
                 3 => Ok(Answer::Meta(Some(d.meta()?))),
                 4 => Err(d.i32()?),
                 5 => Ok(Answer::Plan(d.opt_bytes()?)),
+                t @ 6..=9 => Ok(fidelity::dec_answer(t, d)?),
                 _ => return Err(ProtoError::BadValue("reply")),
             };
             Msg::Reply { req, result }

@@ -10,7 +10,9 @@ use std::ffi::CString;
 
 use super::fields::check_name;
 pub use super::fields::ProtoError;
+pub use crate::attrs::xattr::Xattrs;
 use crate::stat::Meta;
+use crate::sync::replica::Linked;
 use crate::sync::{Attrs, Over};
 
 /// The protocol version this build speaks. Peers must speak the same.
@@ -41,8 +43,15 @@ pub const KEEPALIVE: u8 = 46;
 /// Files at least this big get a plan from the receiver (with
 /// [`FEATURE_DELTA`]).
 pub const DELTA_MIN: u64 = 1 << 20;
+/// Feature bit: the attributes of `-H -A -X -o -g -S` (owner, group,
+/// link count and an "has extended attributes" bit in listings, and the
+/// messages of `protocol::fidelity`). A client asking for any of those
+/// options of a peer without it stops with a clear error: an older peer
+/// would drop them silently.
+pub const FEATURE_FIDELITY: u64 = 16;
 /// The features this build implements.
-pub const FEATURES: u64 = FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE;
+pub const FEATURES: u64 =
+    FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE | FEATURE_FIDELITY;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +117,23 @@ pub const OPT_FSYNC: u32 = 32;
 pub const OPT_SPECIALS: u32 = 64;
 /// Pull: the client created its DST for this run.
 pub const OPT_DST_CREATED: u32 = 128;
+/// `-H` (with [`FEATURE_FIDELITY`], as the six below).
+pub const OPT_HARD_LINKS: u32 = 1 << 8;
+/// `-A`.
+pub const OPT_ACLS: u32 = 1 << 9;
+/// `-X`.
+pub const OPT_XATTRS: u32 = 1 << 10;
+/// `-o`.
+pub const OPT_OWNER: u32 = 1 << 11;
+/// `-g`.
+pub const OPT_GROUP: u32 = 1 << 12;
+/// `-S`.
+pub const OPT_SPARSE: u32 = 1 << 13;
+/// `--numeric-ids`.
+pub const OPT_NUMERIC_IDS: u32 = 1 << 14;
+/// The option bits only a peer with [`FEATURE_FIDELITY`] understands.
+pub const OPT_FIDELITY: u32 =
+    OPT_HARD_LINKS | OPT_ACLS | OPT_XATTRS | OPT_OWNER | OPT_GROUP | OPT_SPARSE;
 
 /// One entry of a directory listing, with what the engine asks of it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +148,9 @@ pub struct Entry {
     pub link: Option<Vec<u8>>,
     /// A device's number.
     pub rdev: (u32, u32),
+    /// It has extended attributes of those the run syncs (`-X`/`-A`,
+    /// [`FEATURE_FIDELITY`]; `false` otherwise).
+    pub xattrs: bool,
 }
 
 /// A successful reply.
@@ -137,6 +166,12 @@ pub enum Answer {
     /// send it whole; `Some`: the signature of the receiver's copy, to
     /// send delta ops against.
     Plan(Option<Vec<u8>>),
+    /// Extended attributes ([`Msg::GetXattrs`]).
+    Xattrs(Xattrs),
+    /// How a hard link ended ([`Msg::HardLink`]).
+    Linked(Linked),
+    /// The receiving side's id for a name ([`Msg::MapId`]).
+    Id(u32),
 }
 
 /// Which asynchronous operation a [`Msg::Note`] is about.
@@ -157,6 +192,10 @@ pub enum NoteOp {
     Special = 5,
     /// Receiving a file (errno 0: `count` removed in the way).
     Copy = 6,
+    /// `-o`/`-g`: setting owner or group.
+    Owner = 7,
+    /// `-X`/`-A`: setting extended attributes.
+    Xattrs = 8,
 }
 
 impl NoteOp {
@@ -170,6 +209,8 @@ impl NoteOp {
             4 => Symlink,
             5 => Special,
             6 => Copy,
+            7 => Owner,
+            8 => Xattrs,
             _ => return Err(ProtoError::BadValue("note kind")),
         })
     }
@@ -411,6 +452,87 @@ pub enum Msg {
     },
     /// End of the conversation.
     Bye,
+    /// `-o`/`-g`: sets owner and/or group (ids of the receiving side) of
+    /// an entry or of the directory itself ([`FEATURE_FIDELITY`], as the
+    /// messages below).
+    Chown {
+        /// Handle.
+        id: u32,
+        /// Entry.
+        name: Option<CString>,
+        /// New owner.
+        uid: Option<u32>,
+        /// New group.
+        gid: Option<u32>,
+    },
+    /// `-X`/`-A`: replies [`Answer::Xattrs`], the attributes of an entry
+    /// (or of the directory) the receiver's options sync.
+    GetXattrs {
+        /// Request number.
+        req: u32,
+        /// Handle.
+        id: u32,
+        /// Entry.
+        name: Option<CString>,
+    },
+    /// Sets `set` and removes `remove` on an entry or the directory.
+    SetXattrs {
+        /// Handle.
+        id: u32,
+        /// Entry.
+        name: Option<CString>,
+        /// Names and values.
+        set: Xattrs,
+        /// Names.
+        remove: Vec<CString>,
+    },
+    /// Owner and group of a file being received, before its name.
+    FileOwner {
+        /// File stream number.
+        fid: u32,
+        /// Owner.
+        uid: Option<u32>,
+        /// Group.
+        gid: Option<u32>,
+    },
+    /// The attributes a file being received must have, before its name.
+    FileXattrs {
+        /// File stream number.
+        fid: u32,
+        /// Names and values.
+        want: Xattrs,
+    },
+    /// `-S`: `len` bytes of a file being received are a hole (counted
+    /// in its declared size like data).
+    Hole {
+        /// File stream number.
+        fid: u32,
+        /// Bytes.
+        len: u64,
+    },
+    /// `-H`: makes the path `at` a name of the regular file at `target`
+    /// (components from the root); replies [`Answer::Linked`].
+    HardLink {
+        /// Request number.
+        req: u32,
+        /// The first name.
+        target: Vec<CString>,
+        /// The later name.
+        at: Vec<CString>,
+    },
+    /// `-o`/`-g` by name: the SRC side's `name` of its `id` (sent once
+    /// per distinct id); replies [`Answer::Id`], the receiving side's id
+    /// of that name, or `id` when it has no such name.
+    MapId {
+        /// Request number.
+        req: u32,
+        /// A group (else a user).
+        group: bool,
+        /// SRC's id.
+        id: u32,
+        /// SRC's name of it.
+        name: Vec<u8>,
+    },
 }
 
 /// Validates a name given by the user or a peer (see

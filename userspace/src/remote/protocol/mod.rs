@@ -11,7 +11,8 @@
 //!    attributes), and the strict decoder that refuses anything else.
 //! 4. [`messages`]: the messages ([`messages::Msg`]) and what each means;
 //!    their encoding to and from one frame is in `codec`, and `events`
-//!    carries the engine's report events across.
+//!    carries the engine's report events across. [`fidelity`]: what the
+//!    feature bit of `-H -A -X -o -g -S` adds, and its bounds.
 //!
 //! The roles that speak it (client, server, agent, link, replica) are the
 //! other modules of [`super`].
@@ -19,6 +20,7 @@
 pub mod alive;
 mod codec;
 pub(crate) mod events;
+pub mod fidelity;
 pub(crate) mod fields;
 pub mod frame;
 pub mod layers;
