@@ -327,5 +327,4 @@ pub fn keep_surviving_dirs(plan: &mut [Planned]) {
 }
 
 #[cfg(test)]
-#[path = "reconcile_tests.rs"]
 mod tests;
