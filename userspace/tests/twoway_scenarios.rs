@@ -326,11 +326,10 @@ fn a_second_run_on_the_pair_waits_for_nobody_exit_3() {
     use std::os::fd::AsRawFd;
     let p = synced();
     let f = std::fs::File::open(&p.state).unwrap();
-    // SAFETY: flock on a descriptor we own.
-    assert_eq!(
-        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
-        0
-    );
+    // SAFETY: flock takes a descriptor (ours, open for the call) and
+    // flags; it touches no memory.
+    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(r, 0);
     put(&p.a, "new", b"n");
     let o = p.run(&[]);
     assert_eq!(o.status.code(), Some(3));
