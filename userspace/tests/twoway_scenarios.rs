@@ -376,3 +376,32 @@ fn a_file_changed_after_the_scan_is_never_overwritten() {
         Node::File(b"written during the run".to_vec(), 0o644)
     );
 }
+
+/// A symlink on one side where the other has a directory is never
+/// followed: the directory keeps the name (a type conflict), the symlink
+/// becomes a conflict copy, and the directory it points to (outside both
+/// trees) is left exactly as it was.
+#[test]
+fn a_symlink_to_outside_the_tree_is_never_written_through() {
+    let p = Pair::new();
+    let outside = p.t.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    put(&outside, "precious", b"keep me");
+    put(&p.a, "d/file", b"from a");
+    put(&p.a, "other", b"o");
+    std::os::unix::fs::symlink(&outside, p.b.join("d")).unwrap();
+    let s = p.sync();
+    assert_eq!(s["conflicts"], 1, "{s}");
+    assert_eq!(snapshot(&outside).len(), 1);
+    assert_eq!(read(&outside, "precious"), b"keep me");
+    assert!(std::fs::symlink_metadata(p.b.join("d")).unwrap().is_dir());
+    assert_eq!(read(&p.b, "d/file"), b"from a");
+    let names = conflicts(&p.b, "");
+    assert_eq!(names.len(), 1);
+    assert!(std::fs::symlink_metadata(p.b.join(&names[0]))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    p.converge();
+    assert_eq!(snapshot(&outside).len(), 1);
+}

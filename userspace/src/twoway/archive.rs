@@ -139,10 +139,12 @@ impl Archive {
     /// Every record. A malformed row (a type code or path this version
     /// does not know) is an error: the archive is not ours to guess at.
     pub fn load(&self) -> Result<Records, Error> {
-        let mut out = Records::new();
         let Some(conn) = &self.conn else {
-            return Ok(out);
+            return Ok(Records::new());
         };
+        // Rows come in key order (memcmp, as Vec<u8>'s): collected, then
+        // bulk-loaded into the map.
+        let mut out: Vec<(Vec<u8>, Record)> = Vec::new();
         let err = |e| db_err(&self.path, e);
         let mut st = conn
             .prepare("SELECT p, k, sz, mt, pm, ia, ib, t FROM e")
@@ -167,9 +169,9 @@ impl Archive {
                 target: t.unwrap_or_default(),
             };
             let ino_b = r.get::<_, i64>(6).map_err(err)? as u64;
-            out.insert(p, Record { state, ino_b });
+            out.push((p, Record { state, ino_b }));
         }
-        Ok(out)
+        Ok(out.into_iter().collect())
     }
 
     /// A value of the `meta` table.

@@ -8,7 +8,6 @@
 //! archive knows entries there (`--force` overrides); more deletions than
 //! `--max-delete` percent of the archived entries.
 
-use std::collections::BTreeSet;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -120,13 +119,24 @@ fn plan(
     rb: &Replica,
     policy: reconcile::Policy,
 ) -> Vec<Planned> {
-    let mut paths: BTreeSet<&Vec<u8>> = records.keys().collect();
-    paths.extend(a.entries.keys());
-    paths.extend(b.entries.keys());
-    let mut out = Vec::with_capacity(paths.len());
-    for p in paths {
-        let rec = records.get(p);
-        let (sa, sb) = (a.entries.get(p), b.entries.get(p));
+    let mut out = Vec::with_capacity(a.entries.len().max(b.entries.len()));
+    // A merge of the three sorted key sequences (no set of the union).
+    let mut ir = records.iter().peekable();
+    let mut ia = a.entries.iter().peekable();
+    let mut ib = b.entries.iter().peekable();
+    loop {
+        let next = [
+            ir.peek().map(|x| x.0),
+            ia.peek().map(|x| x.0),
+            ib.peek().map(|x| x.0),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(p) = next else { break };
+        let rec = ir.next_if(|x| x.0 == p).map(|x| x.1);
+        let sa = ia.next_if(|x| x.0 == p).map(|x| x.1);
+        let sb = ib.next_if(|x| x.0 == p).map(|x| x.1);
         let mut same = || same_file(ra, rb, p);
         let action = reconcile::reconcile(
             rec.map(|r| &r.state),
@@ -136,6 +146,11 @@ fn plan(
             policy,
             &mut same,
         );
+        // Unchanged entries are on both sides: their parents too, so the
+        // directory fix-up needs no word of them.
+        if action == Action::Nothing {
+            continue;
+        }
         out.push(Planned {
             path: p.clone(),
             a: sa.map(|s| s.kind),
@@ -283,8 +298,12 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
         x.act(p)?;
     }
     if !opts.dry_run {
-        x.archive.set_meta("dev_a", &dev_text(ida.dev))?;
-        x.archive.set_meta("dev_b", &dev_text(idb.dev))?;
+        // Written only when they change: an unchanged run writes nothing.
+        for (k, dev) in [("dev_a", ida.dev), ("dev_b", idb.dev)] {
+            if x.archive.meta(k)?.as_deref() != Some(&dev_text(dev)[..]) {
+                x.archive.set_meta(k, &dev_text(dev))?;
+            }
+        }
     }
     x.archive.commit()?;
     Ok(x.sum)

@@ -53,6 +53,22 @@ pub fn move_prefix<V>(
     moved
 }
 
+/// The entries of `x` whose key `r` lacks (a merge of the sorted keys).
+fn not_in<'m, V, W>(
+    x: &'m BTreeMap<Vec<u8>, V>,
+    r: &BTreeMap<Vec<u8>, W>,
+) -> Vec<(&'m Vec<u8>, &'m V)> {
+    let mut out = Vec::new();
+    let mut ir = r.keys().peekable();
+    for (k, v) in x {
+        while ir.next_if(|q| *q < k).is_some() {}
+        if ir.peek() != Some(&k) {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
 fn parent(p: &[u8]) -> &[u8] {
     super::scan::split(p).0
 }
@@ -66,11 +82,7 @@ pub fn detect(records: &mut Records, a: &mut Tree, b: &mut Tree) -> Vec<Rename> 
             Side::A => (&*a, &mut *b),
             Side::B => (&*b, &mut *a),
         };
-        let new: Vec<(&Vec<u8>, &State)> = x
-            .entries
-            .iter()
-            .filter(|(p, _)| !records.contains_key(*p))
-            .collect();
+        let new = not_in(&x.entries, records);
         if new.is_empty() {
             continue;
         }

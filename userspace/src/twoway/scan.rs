@@ -82,6 +82,9 @@ pub fn scan(
     rep: &dyn Reporter,
 ) -> Tree {
     let mut tree = Tree::default();
+    // Collected, then sorted once: a BTreeMap built from sorted entries
+    // is bulk-loaded (no per-insert search).
+    let mut all: Vec<(Vec<u8>, State)> = Vec::new();
     let mut stack: Vec<(Vec<u8>, OwnedFd)> = Vec::new();
     let shown_of = |rel: &[u8]| shown.join(std::ffi::OsStr::from_bytes(rel));
     match sys::open_dir_at(root, c".") {
@@ -171,9 +174,11 @@ pub fn scan(
                     }
                 }
             }
-            tree.entries.insert(path, state);
+            all.push((path, state));
         }
     }
+    all.sort_unstable_by(|x, y| x.0.cmp(&y.0));
+    tree.entries = all.into_iter().collect();
     tree
 }
 
