@@ -162,6 +162,14 @@ impl Reporter for HumanReporter {
     fn event(&self, event: &Event<'_>) {
         let to_stderr = match event {
             Event::Error { .. } => true,
+            // A two-way conflict is an action (stdout) with -v, and shown
+            // on stderr without -v too: both versions were kept, and the
+            // user should know where.
+            Event::Conflict { .. } => match self.verbosity {
+                Verbosity::Quiet => return,
+                Verbosity::Normal => true,
+                Verbosity::Verbose => false,
+            },
             Event::Warning { .. } | Event::Skipped { .. } => {
                 if self.verbosity == Verbosity::Quiet {
                     return;

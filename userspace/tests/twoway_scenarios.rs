@@ -405,3 +405,21 @@ fn a_symlink_to_outside_the_tree_is_never_written_through() {
     p.converge();
     assert_eq!(snapshot(&outside).len(), 1);
 }
+
+/// Without -v a conflict is still shown (stderr), and it is not an error.
+#[test]
+fn conflicts_are_shown_without_verbose_and_exit_0() {
+    let p = synced();
+    put(&p.a, "f.txt", b"one");
+    put(&p.b, "f.txt", b"other");
+    let o = p.run(&[]);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.starts_with("Conflict: ") && err.contains(".sync-conflict-"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty());
+    let o = p.run(&["-q"]);
+    assert!(o.stderr.is_empty() && o.status.success());
+}
