@@ -135,3 +135,15 @@ fn a_missing_root_is_exit_3() {
     assert!(!p.b.exists());
     assert!(!p.state.exists());
 }
+
+#[test]
+fn a_state_file_inside_a_root_is_refused() {
+    let p = Pair::new();
+    put(&p.a, "x", b"1");
+    let mut c = common::cmd(["--two-way", "--state"]);
+    c.arg(p.b.join("sub/state.db")).arg(&p.a).arg(&p.b);
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains("inside the root"), "{}", stderr(&o));
+    assert!(snapshot(&p.b).is_empty());
+}

@@ -211,6 +211,29 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
         Some(s) => s.clone(),
         None => default_state_path(&spec.a, &spec.b)?,
     };
+    // The archive changes during the run: inside a root it would be synced
+    // (and compared) as a file of the tree.
+    let state_dir = state
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    // (Its nearest existing directory: the rest would be created.)
+    let existing = state_dir
+        .ancestors()
+        .find_map(|d| std::fs::canonicalize(d).ok());
+    if let Some(sd) = existing {
+        for root in [&spec.a, &spec.b] {
+            if std::fs::canonicalize(root).is_ok_and(|r| sd.starts_with(&r)) {
+                return Err(Error::Guard {
+                    message: format!(
+                        "the state file {} is inside the root {}: give --state a path outside both",
+                        crate::report::human(state.as_os_str().as_bytes()),
+                        crate::report::human(root.as_os_str().as_bytes())
+                    ),
+                });
+            }
+        }
+    }
     let mut archive = Archive::open(&state, opts.dry_run)?;
     let mut records = archive.load()?;
     let archived = records.len();
