@@ -2,7 +2,9 @@
 # `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the exact
 # replica benchmark (scripts/bench-fidelity.sh), the watch benchmark
 # (scripts/bench-watch.sh) when there is one, the remote ones
-# (scripts/bench-remote.sh, scripts/bench-remote-fidelity.sh), then the syscall
+# (scripts/bench-remote.sh, scripts/bench-remote-fidelity.sh), the two-way
+# one (scripts/bench-twoway.sh: against unison and rclone bisync), then the
+# syscall
 # microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,10 @@ fi
 if [ -x scripts/bench-remote-fidelity.sh ]; then
 	echo
 	REBUILD=0 scripts/bench-remote-fidelity.sh
+fi
+if [ -x scripts/bench-twoway.sh ]; then
+	echo
+	REBUILD=0 scripts/bench-twoway.sh
 fi
 echo
 qemu/run-bench.sh

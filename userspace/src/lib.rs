@@ -15,7 +15,8 @@
 //! * [`sync`]: the engine (walk, decide, install, in parallel), which
 //!   reaches DST only through [`sync::Replica`];
 //! * [`watch`]: `dirsync watch` on top of the engine;
-//! * [`remote`]: remote replicas over ssh (an agent, the protocol).
+//! * [`remote`]: remote replicas over ssh (an agent, the protocol);
+//! * [`twoway`]: two-way sync (an archive, the reconciler, guards).
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
@@ -30,6 +31,7 @@ pub mod stat;
 pub mod sync;
 pub mod sys;
 pub mod transfer;
+pub mod twoway;
 pub mod uapi;
 pub mod units;
 pub mod watch;

@@ -6,6 +6,7 @@
 mod cli;
 mod output;
 mod progress;
+mod twoway_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -96,6 +97,9 @@ fn run() -> anyhow::Result<ExitCode> {
         }
         Some(Command::Watch { src, dst, args }) => run_watch(&src, &dst, &args),
         None => match (cli.src, cli.dst) {
+            (Some(src), Some(dst)) if cli.two_way.two_way => {
+                twoway_cmd::run(&src, &dst, &cli.args, &cli.two_way)
+            }
             (Some(src), Some(dst)) => run_once(&src, &dst, &cli.args),
             _ => Ok(usage_hint()),
         },

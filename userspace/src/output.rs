@@ -87,6 +87,17 @@ pub fn json_line(event: &Event<'_>) -> String {
             field(&mut o, "path", path.as_os_str().as_bytes());
             field(&mut o, "message", message.as_bytes());
         }
+        Event::Conflict {
+            path,
+            copy,
+            message,
+        } => {
+            field(&mut o, "path", path.as_os_str().as_bytes());
+            if let Some(c) = copy {
+                field(&mut o, "copy", c.as_os_str().as_bytes());
+            }
+            field(&mut o, "message", message.as_bytes());
+        }
         Event::Watching { dir } => {
             field(&mut o, "path", dir.as_os_str().as_bytes());
         }
@@ -151,6 +162,14 @@ impl Reporter for HumanReporter {
     fn event(&self, event: &Event<'_>) {
         let to_stderr = match event {
             Event::Error { .. } => true,
+            // A two-way conflict is an action (stdout) with -v, and shown
+            // on stderr without -v too: both versions were kept, and the
+            // user should know where.
+            Event::Conflict { .. } => match self.verbosity {
+                Verbosity::Quiet => return,
+                Verbosity::Normal => true,
+                Verbosity::Verbose => false,
+            },
             Event::Warning { .. } | Event::Skipped { .. } => {
                 if self.verbosity == Verbosity::Quiet {
                     return;

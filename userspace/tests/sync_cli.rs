@@ -180,7 +180,7 @@ fn json_is_one_object_per_action_with_escaped_byte_names() {
         serde_json::json!({
             "action": "summary", "copied": 1, "bytes": 1, "dirs_created": 0,
             "links": 0, "deleted": 0, "attrs": 0, "renamed": 0, "skipped": 0,
-            "specials": 0, "errors": 0, "exit": 0
+            "specials": 0, "errors": 0, "conflicts": 0, "exit": 0
         })
     );
 }
