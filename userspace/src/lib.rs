@@ -15,13 +15,15 @@
 //! * [`sync`]: the engine (walk, decide, install, in parallel), which
 //!   reaches DST only through [`sync::Replica`];
 //! * [`watch`]: `dirsync watch` on top of the engine;
-//! * [`remote`]: remote replicas over ssh (an agent, the protocol).
+//! * [`remote`]: remote replicas over ssh (an agent, the protocol);
+//! * [`daemon`]: `dirsync daemon`, many pairs as a service.
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
 
 pub mod attrs;
 pub mod copy;
+pub mod daemon;
 pub mod error;
 pub mod exclude;
 pub mod remote;
