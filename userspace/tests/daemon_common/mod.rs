@@ -185,6 +185,11 @@ impl NotifySocket {
 
     /// Reads what came; true once a message satisfies `f` (within `limit`).
     pub fn wait(&mut self, limit: Duration, f: impl Fn(&str) -> bool) -> bool {
+        self.wait_all(limit, |got| got.iter().any(|m| f(m)))
+    }
+
+    /// Reads what came; true once all messages so far satisfy `f`.
+    pub fn wait_all(&mut self, limit: Duration, f: impl Fn(&[String]) -> bool) -> bool {
         let start = Instant::now();
         let mut buf = vec![0u8; 65536];
         loop {
@@ -192,7 +197,7 @@ impl NotifySocket {
                 self.got
                     .push(String::from_utf8_lossy(&buf[..n]).into_owned());
             }
-            if self.got.iter().any(|m| f(m)) {
+            if f(&self.got) {
                 return true;
             }
             if start.elapsed() > limit {
