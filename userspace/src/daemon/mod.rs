@@ -21,3 +21,4 @@ pub mod sdnotify;
 pub mod service;
 pub mod state;
 pub mod track;
+mod twoway_pair;
