@@ -417,6 +417,7 @@ impl<'a> Parser<'a> {
             pairs: Vec::new(),
         };
         self.daemon(raw.daemon, &mut c)?;
+        let mut norms: Vec<Norm> = Vec::new();
         if raw.pair.len() > MAX_PAIRS {
             return self.err(
                 Some(raw.pair[MAX_PAIRS].span()),
@@ -440,30 +441,43 @@ impl<'a> Parser<'a> {
             }
             let pc = self.pair(sp)?;
             // Nesting, against every earlier pair (both ways): reported at
-            // the later pair's destination.
-            for (j, q) in c.pairs.iter().enumerate() {
-                if let Some(why) = nested(q, &pc).or_else(|| nested(&pc, q)) {
-                    let _ = j;
+            // the later pair's destination. Paths are resolved once each.
+            let n = Norm::of(&pc);
+            for (q, qn) in c.pairs.iter().zip(&norms) {
+                if let Some(why) = nested(q, qn, &pc, &n).or_else(|| nested(&pc, &n, q, qn)) {
                     return self.at(&p.destination, why);
                 }
             }
-            if let Some(why) = nested(&pc, &pc) {
+            if let Some(why) = nested(&pc, &n, &pc, &n) {
                 return self.at(&p.destination, why);
             }
             c.pairs.push(pc);
+            norms.push(n);
         }
         Ok(c)
     }
 }
 
-/// `b`'s destination inside (or equal to, or holding) `a`'s source.
-fn nested(a: &PairConfig, b: &PairConfig) -> Option<String> {
-    if crate::remote::spec::parse(std::ffi::OsStr::new(&b.destination)).is_some() {
-        return None;
+/// A pair's source and local destination, resolved.
+struct Norm {
+    src: PathBuf,
+    dst: Option<PathBuf>,
+}
+
+impl Norm {
+    fn of(p: &PairConfig) -> Norm {
+        let remote = crate::remote::spec::parse(std::ffi::OsStr::new(&p.destination)).is_some();
+        Norm {
+            src: normalize(&p.source),
+            dst: (!remote).then(|| normalize(Path::new(&p.destination))),
+        }
     }
-    let dst = normalize(Path::new(&b.destination));
-    let src = normalize(&a.source);
-    if dst.starts_with(&src) || src.starts_with(&dst) {
+}
+
+/// `b`'s destination inside (or equal to, or holding) `a`'s source.
+fn nested(a: &PairConfig, an: &Norm, b: &PairConfig, bn: &Norm) -> Option<String> {
+    let (dst, src) = (bn.dst.as_ref()?, &an.src);
+    if dst.starts_with(src) || src.starts_with(dst) {
         let whose = if a.name == b.name {
             "its own".to_string()
         } else {
