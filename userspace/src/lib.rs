@@ -17,12 +17,14 @@
 //! * [`watch`]: `dirsync watch` on top of the engine;
 //! * [`remote`]: remote replicas over ssh (an agent, the protocol);
 //! * [`twoway`]: two-way sync (an archive, the reconciler, guards).
+//! * [`daemon`]: `dirsync daemon`, many pairs as a service (two-way pairs through [`twoway`]).
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
 
 pub mod attrs;
 pub mod copy;
+pub mod daemon;
 pub mod error;
 pub mod exclude;
 pub mod remote;
