@@ -20,6 +20,7 @@
       set(row, "lag_ms", p.lag_ms + " ms");
       ["queue", "files", "bytes", "errors", "conflicts"].forEach(function (f) { set(row, f, String(p[f])); });
       set(details[i], "error", p.error || "");
+      details[i].hidden = !p.error && !(p.recent_conflicts || []).length;
       var ul = cell(details[i], "recent_conflicts");
       while (ul.firstChild) { ul.removeChild(ul.firstChild); }
       (p.recent_conflicts || []).forEach(function (c) {

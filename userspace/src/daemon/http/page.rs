@@ -26,7 +26,7 @@ th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #ddd;vertical-a
 th{background:#f3f3f3}.state{font-weight:bold}\
 .st-error{color:#b00}.st-paused{color:#a60}.st-watching,.st-scheduled{color:#070}\
 .err{color:#b00;white-space:pre-wrap}button{margin-right:.3em}\
-.conflicts{font-size:.9em;margin:.3em 0 0 0}#note{color:#b00}";
+.conflicts{font-size:.9em;margin:.3em 0 0 0}#note{color:#555}tr.pair td{white-space:nowrap}tr.pair td.name{white-space:normal;overflow-wrap:anywhere;max-width:16em}tr.detail[hidden]{display:none}";
 
 /// The whole page for these pairs.
 pub fn render(pairs: &[PairStatus], watches: Watches) -> String {
@@ -94,8 +94,13 @@ fn row(out: &mut String, p: &PairStatus) {
     // The error and the conflicts get a row of their own below the pair.
     let _ = write!(
         out,
-        "<tr class=\"detail\" data-pair=\"{name}\"><td></td><td colspan=\"12\">\
+        "<tr class=\"detail\" data-pair=\"{name}\"{}><td></td><td colspan=\"12\">\
          <div class=\"err\" data-f=\"error\">{}</div>",
+        if p.error.is_none() && p.recent_conflicts.is_empty() {
+            " hidden"
+        } else {
+            ""
+        },
         p.error.as_deref().map(escape).unwrap_or_default()
     );
     out.push_str("<ul class=\"conflicts\" data-f=\"recent_conflicts\">");
