@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make bench`: the one-shot benchmark (scripts/bench-sync.sh), the exact
 # replica benchmark (scripts/bench-fidelity.sh), the watch benchmark
-# (scripts/bench-watch.sh) when there is one, the remote one
+# (scripts/bench-watch.sh) when there is one, the daemon one
+# (scripts/bench-daemon.sh), the remote one
 # (scripts/bench-remote.sh), then the syscall
 # microbenchmark in the VM (qemu/run-bench.sh). Not a test.
 set -euo pipefail
@@ -12,6 +13,10 @@ scripts/bench-fidelity.sh "$@"
 if [ -x scripts/bench-watch.sh ]; then
 	echo
 	scripts/bench-watch.sh "$@"
+fi
+if [ -x scripts/bench-daemon.sh ]; then
+	echo
+	REBUILD=0 scripts/bench-daemon.sh
 fi
 if [ -x scripts/bench-remote.sh ]; then
 	echo

@@ -303,6 +303,16 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout
     Man,
+    /// Run the sync pairs of a config file (foreground; systemd Type=notify)
+    Daemon(crate::daemon_cmd::DaemonArgs),
+    /// Show the running daemon's pairs
+    Status(crate::daemon_cmd::StatusArgs),
+    /// Pause a pair of the running daemon
+    Pause(crate::daemon_cmd::PairArgs),
+    /// Resume a paused pair (its source is rescanned)
+    Resume(crate::daemon_cmd::PairArgs),
+    /// Sync a pair now; exits with that sync's code
+    SyncNow(crate::daemon_cmd::PairArgs),
 }
 
 /// `--max-size SIZE` in bytes ([`dirsync::units`]: a bare number is

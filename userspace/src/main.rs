@@ -4,6 +4,7 @@
 //! printed once, here, with its context.
 
 mod cli;
+mod daemon_cmd;
 mod output;
 mod progress;
 
@@ -95,6 +96,11 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(exit(ExitStatus::Ok))
         }
         Some(Command::Watch { src, dst, args }) => run_watch(&src, &dst, &args),
+        Some(Command::Daemon(a)) => Ok(daemon_cmd::daemon(&a)),
+        Some(Command::Status(a)) => Ok(daemon_cmd::status(&a)),
+        Some(Command::Pause(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::Pause)),
+        Some(Command::Resume(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::Resume)),
+        Some(Command::SyncNow(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::SyncNow)),
         None => match (cli.src, cli.dst) {
             (Some(src), Some(dst)) => run_once(&src, &dst, &cli.args),
             _ => Ok(usage_hint()),

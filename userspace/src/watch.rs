@@ -48,6 +48,7 @@ mod events;
 pub mod map;
 pub mod queue;
 mod run;
+mod stop;
 mod watcher;
 
 use std::path::Path;
@@ -62,11 +63,13 @@ use crate::sync::{Options, Syncer};
 use crate::sys::{self, notify};
 use crate::{Error, ExitStatus, Result};
 
-pub use self::config::Config;
+pub use self::config::{Config, LoopStats};
 pub use self::engine::Engine;
 pub use self::queue::Delays;
 use self::run::EventLoop;
 pub use self::run::{backoff, GIVE_UP_AFTER};
+pub use self::stop::Signals;
+use self::stop::Stop;
 use self::watcher::Watcher;
 
 /// `dirsync watch SRC DST`: an initial full sync, then DST follows SRC
@@ -92,21 +95,13 @@ pub fn run(
         ..options
     };
     let syncer = Syncer::new(src, dst, options, reporter.clone())?;
-    run_with(src, Arc::new(syncer), reporter, Signals(signals), config)
-}
-
-/// The SIGINT/SIGTERM source of [`run_with`] (created by [`Signals::new`],
-/// which blocks both signals in the calling thread: call it before
-/// spawning threads).
-pub struct Signals(notify::SignalFd);
-
-impl Signals {
-    /// Blocks SIGINT and SIGTERM and opens a signalfd for them.
-    pub fn new() -> Result<Self> {
-        Ok(Signals(
-            notify::SignalFd::new().map_err(|e| Error::new("creating a signalfd", e))?,
-        ))
-    }
+    run_with(
+        src,
+        Arc::new(syncer),
+        reporter,
+        Signals(Stop::Signals(signals)),
+        config,
+    )
 }
 
 /// [`run`] with any [`Engine`] and explicit tunables.
@@ -146,5 +141,5 @@ pub fn run_with(
         });
         return Ok(ExitStatus::Fatal);
     }
-    EventLoop::new(w, engine, signals.0)?.run()
+    EventLoop::new(w, engine, signals)?.run()
 }

@@ -57,8 +57,8 @@ fn api_pairs_is_the_pinned_json() {
     assert_eq!(p["mode"], "mirror");
     assert_eq!(p["state"], "watching");
     assert!(p["error"].is_null());
-    assert_eq!(p["last_sync"], "2026-12-07T22:39:58Z");
-    assert_eq!(p["last_success"], "2026-12-07T22:39:58Z");
+    assert_eq!(p["last_sync"], "2026-12-07T22:39:58.000Z");
+    assert_eq!(p["last_success"], "2026-12-07T22:39:58.000Z");
     assert_eq!(p["lag_ms"], 1500);
     assert_eq!(p["queue"], 7);
     assert_eq!(p["bytes"], 123_456_789);
@@ -68,7 +68,7 @@ fn api_pairs_is_the_pinned_json() {
     assert_eq!(d["mode"], "two-way");
     assert_eq!(d["state"], "error");
     assert_eq!(d["error"], "nas: <host down> & \"retrying\"");
-    assert_eq!(d["last_sync"], "2026-12-07T22:39:59Z");
+    assert_eq!(d["last_sync"], "2026-12-07T22:39:59.000Z");
     assert!(d["last_success"].is_null());
     assert_eq!(d["conflicts"], 1);
     let c = &d["recent_conflicts"][0];
@@ -76,8 +76,8 @@ fn api_pairs_is_the_pinned_json() {
     assert_eq!(c["copy"], "notes/todo\\udcff.conflict.txt");
     assert_eq!(c["sides"][0]["size"], 1111);
     assert_eq!(c["sides"][1]["size"], 2222);
-    assert_eq!(c["sides"][1]["mtime"], "2026-12-07T22:39:08Z");
-    assert_eq!(c["at"], "2026-12-07T22:39:48Z");
+    assert_eq!(c["sides"][1]["mtime"], "2026-12-07T22:39:08.000Z");
+    assert_eq!(c["at"], "2026-12-07T22:39:48.000Z");
     // The name with markup, quotes, a backslash and a newline comes back
     // exactly.
     assert_eq!(pairs[2]["name"], three_pairs()[2].name.as_str());
@@ -167,7 +167,7 @@ fn page_shows_every_pair_escaped_with_its_buttons() {
     }
     // The conflict with both versions' sizes and times.
     assert!(html.contains(
-        "source 1111 bytes, 2026-12-07T22:38:18Z; destination 2222 bytes, 2026-12-07T22:39:08Z"
+        "source 1111 bytes, 2026-12-07T22:38:18.000Z; destination 2222 bytes, 2026-12-07T22:39:08.000Z"
     ));
     // The figures.
     assert!(html.contains(">1500 ms</td>") && html.contains(">123456789</td>"));

@@ -282,7 +282,7 @@ fn the_page_in_a_real_browser() {
         "document.getElementById('note').textContent === 'sync docs two-way: done (exit 2)'",
     );
     assert_eq!(f.calls()[1], ("docs two-way".to_owned(), Action::SyncNow));
-    b.wait_for("document.querySelector(\"tr.pair[data-pair='docs two-way'] [data-f='last_sync']\").textContent === '2026-12-07T22:40:58Z'");
+    b.wait_for("document.querySelector(\"tr.pair[data-pair='docs two-way'] [data-f='last_sync']\").textContent === '2026-12-07T22:40:58.000Z'");
 
     b.eval("window.scrollTo(0, 0)");
     let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));

@@ -34,6 +34,15 @@ struct Live {
     _session: super::transport::Transport,
 }
 
+/// Told when the link goes down for good (a reconnection failed) and
+/// when it is back: the daemon's pair state.
+pub trait LinkObserver: Send + Sync {
+    /// A reconnection failed: `why`.
+    fn down(&self, why: &str);
+    /// Reconnected (and resynced).
+    fn up(&self);
+}
+
 /// The watcher's engine for a remote DST (see the module docs).
 pub struct RemoteEngine {
     src: PathBuf,
@@ -45,9 +54,58 @@ pub struct RemoteEngine {
     /// Held while reconnecting (one reconnection at a time).
     reconnecting: Mutex<()>,
     stop: AtomicBool,
+    /// Raised by the owner to stop reconnecting: operations then fail
+    /// instead of waiting for the link (a cancellation point).
+    cancel: Arc<AtomicBool>,
+    observer: Option<Arc<dyn LinkObserver>>,
 }
 
 impl RemoteEngine {
+    /// An engine for `src` → `spec`, not connected yet
+    /// ([`RemoteEngine::connect_first`]). Raising `cancel` stops its
+    /// reconnections; `observer` hears of the link's failures.
+    pub fn new(
+        src: &Path,
+        spec: &Spec,
+        connect: &Connect,
+        options: Options,
+        reporter: Arc<dyn Reporter>,
+        cancel: Arc<AtomicBool>,
+        observer: Option<Arc<dyn LinkObserver>>,
+    ) -> Arc<RemoteEngine> {
+        let options = Options {
+            defer_changing: true,
+            ..options
+        };
+        let engine = Arc::new(RemoteEngine {
+            src: src.to_path_buf(),
+            spec: spec.clone(),
+            connect: connect.clone(),
+            options,
+            reporter,
+            live: Mutex::new(None),
+            reconnecting: Mutex::new(()),
+            stop: AtomicBool::new(false),
+            cancel,
+            observer,
+        });
+        let weak = Arc::downgrade(&engine);
+        std::thread::spawn(move || monitor(weak));
+        engine
+    }
+
+    /// The first connection (an error when it fails: the caller decides
+    /// whether to retry).
+    pub fn connect_first(&self) -> std::result::Result<(), RemoteError> {
+        let first = self.connect_once()?;
+        *lock(&self.live) = Some(first);
+        Ok(())
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     fn connect_once(&self) -> std::result::Result<Arc<Live>, RemoteError> {
         let host = self.spec.host.as_str();
         let st = setup(Role::Agent, &self.spec.path, &self.options);
@@ -102,13 +160,17 @@ impl RemoteEngine {
         });
     }
 
-    /// The live connection, reconnecting first when it is down.
-    fn current(&self) -> Arc<Live> {
+    /// The live connection, reconnecting first when it is down; `None`
+    /// once cancelled.
+    fn current(&self) -> Option<Arc<Live>> {
         loop {
             if let Some(l) = lock(&self.live).clone() {
                 if l.link.down().is_none() {
-                    return l;
+                    return Some(l);
                 }
+            }
+            if self.cancelled() {
+                return None;
             }
             self.recover();
         }
@@ -127,7 +189,8 @@ impl RemoteEngine {
         *lock(&self.live) = None;
         drop(old);
         let mut delay = Duration::from_millis(500);
-        loop {
+        let mut failed = false;
+        while !self.cancelled() {
             match self.connect_once() {
                 Ok(l) => {
                     self.warn("reconnected; full resync");
@@ -135,19 +198,30 @@ impl RemoteEngine {
                     let _ = l.link.flush();
                     if l.link.down().is_none() {
                         *lock(&self.live) = Some(l);
+                        if let (true, Some(o)) = (failed, &self.observer) {
+                            o.up();
+                        }
                         return;
                     }
                 }
                 Err(e) => {
+                    let why = crate::error::chain(&e);
                     let msg = format!(
-                        "cannot reconnect: {}; again in {:.1} s",
-                        crate::error::chain(&e),
+                        "cannot reconnect: {why}; again in {:.1} s",
                         delay.as_secs_f64()
                     );
                     self.warn(&msg);
+                    if let (false, Some(o)) = (failed, &self.observer) {
+                        o.down(&why);
+                    }
+                    failed = true;
                 }
             }
-            std::thread::sleep(delay);
+            // Sleeps in small steps: a cancellation is seen at once.
+            let until = std::time::Instant::now() + delay;
+            while std::time::Instant::now() < until && !self.cancelled() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
@@ -156,7 +230,12 @@ impl RemoteEngine {
     /// resync) when the link dropped meanwhile.
     fn with(&self, f: impl Fn(&Syncer) -> Result<Summary>) -> Result<Summary> {
         loop {
-            let l = self.current();
+            let Some(l) = self.current() else {
+                return Err(crate::Error::new(
+                    "stopped while reconnecting",
+                    std::io::Error::from(std::io::ErrorKind::Interrupted),
+                ));
+            };
             let r = f(&l.syncer);
             let _ = l.link.flush();
             if l.link.down().is_none() {
@@ -192,7 +271,7 @@ fn monitor(engine: Weak<RemoteEngine>) {
     loop {
         std::thread::sleep(Duration::from_millis(200));
         let Some(e) = engine.upgrade() else { return };
-        if e.stop.load(Ordering::Relaxed) {
+        if e.stop.load(Ordering::Relaxed) || e.cancelled() {
             return;
         }
         let down = lock(&e.live)
@@ -222,24 +301,16 @@ pub fn run(
         excludes,
         ..Config::default()
     };
-    let options = Options {
-        defer_changing: true,
-        ..options
-    };
-    let engine = Arc::new(RemoteEngine {
-        src: src.to_path_buf(),
-        spec: spec.clone(),
-        connect: connect.clone(),
+    let engine = RemoteEngine::new(
+        src,
+        spec,
+        connect,
         options,
-        reporter: reporter.clone(),
-        live: Mutex::new(None),
-        reconnecting: Mutex::new(()),
-        stop: AtomicBool::new(false),
-    });
-    let first = engine.connect_once()?;
-    *lock(&engine.live) = Some(first);
-    let weak = Arc::downgrade(&engine);
-    std::thread::spawn(move || monitor(weak));
+        reporter.clone(),
+        Arc::new(AtomicBool::new(false)),
+        None,
+    );
+    engine.connect_first()?;
     let status = crate::watch::run_with(src, engine.clone(), reporter, signals, config);
     engine.stop.store(true, Ordering::Relaxed);
     Ok(status?)

@@ -23,15 +23,22 @@ pub struct SignalFd {
 impl SignalFd {
     /// Blocks SIGINT/SIGTERM and opens a non-blocking signalfd for them.
     pub fn new() -> io::Result<Self> {
+        Self::for_signals(&[libc::SIGINT, libc::SIGTERM])
+    }
+
+    /// Blocks `signals` and opens a non-blocking signalfd for them.
+    pub fn for_signals(signals: &[i32]) -> io::Result<Self> {
         // SAFETY: sigset_t is plain data, for which all-zero is a valid
         // (empty) value.
         let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
         // SAFETY: `set` is a live sigset_t; sigemptyset/sigaddset only
-        // write into it and cannot fail for valid signal numbers.
+        // write into it (an invalid signal number makes sigaddset return
+        // -1 and leaves it as it was).
         unsafe {
             libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
         }
         // SAFETY: `set` is initialised; a null old-set pointer is allowed.
         let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -90,6 +97,12 @@ impl EventFd {
     /// readable.
     pub fn notify(&self) {
         let _ = rustix::io::write(&self.fd, &1u64.to_ne_bytes());
+    }
+
+    /// Whether it has been notified (and not drained since); the counter
+    /// is left as it is.
+    pub fn is_raised(&self) -> bool {
+        wait_readable(&[self.fd.as_fd()], Some(Duration::ZERO)).is_ok_and(|r| r[0])
     }
 
     /// Resets the counter.

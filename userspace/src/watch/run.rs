@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::engine::Engine;
 use super::queue::Op;
+use super::stop::Signals;
 use super::watcher::Watcher;
 use crate::report::{Event as Ev, Summary};
-use crate::sys::notify::{self, EventFd, SignalFd};
+use crate::sys::notify::{self, EventFd};
 use crate::{Error, ExitStatus, Result};
 
 /// A file still changing is retried for this long before it is reported
@@ -105,7 +106,7 @@ pub struct EventLoop {
     w: Watcher,
     engine: Arc<dyn Engine>,
     workers: Workers,
-    signals: SignalFd,
+    signals: Signals,
     stop: Option<ExitStatus>,
     /// The id of the initial full sync: its failure stops the watcher.
     initial: Option<u64>,
@@ -116,7 +117,7 @@ pub struct EventLoop {
 
 impl EventLoop {
     /// Starts the copy workers; the initial full sync is queued.
-    pub fn new(mut w: Watcher, engine: Arc<dyn Engine>, signals: SignalFd) -> Result<Self> {
+    pub fn new(mut w: Watcher, engine: Arc<dyn Engine>, signals: Signals) -> Result<Self> {
         let workers = Workers::start(&engine, w.config.workers)?;
         w.queue.push_rescan_all(Instant::now());
         Ok(EventLoop {
@@ -167,6 +168,12 @@ impl EventLoop {
             self.workers.wake.drain();
         }
         self.collect_done();
+        if let Some(stats) = &self.w.config.stats {
+            stats.update(
+                self.w.queue.pending() + self.w.queue.inflight(),
+                self.w.map.len(),
+            );
+        }
         if self.stop.is_some() {
             return Ok(None);
         }
@@ -257,15 +264,10 @@ impl EventLoop {
     }
 
     fn on_signal(&mut self) {
-        let Some(sig) = self.signals.read() else {
+        let Some(kind) = self.signals.read() else {
             return;
         };
         if self.stop.is_none() {
-            let kind = if sig == libc::SIGINT {
-                "SIGINT"
-            } else {
-                "SIGTERM"
-            };
             self.w.reporter.event(&Ev::Notify {
                 kind,
                 path: &self.w.src,

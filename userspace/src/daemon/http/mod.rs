@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
 
 use crate::daemon::api::Control;
+use crate::daemon::service::FrontEnd;
 use guard::Guard;
 use request::{read_request, Response};
 
@@ -94,6 +95,26 @@ impl HttpServer {
 impl Drop for HttpServer {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// [`bind`] as the daemon starts its front ends
+/// ([`crate::daemon::service::StartHttp`]).
+pub fn start(
+    addr: SocketAddr,
+    token: Option<String>,
+    control: Arc<dyn Control>,
+) -> io::Result<Box<dyn FrontEnd>> {
+    match bind(addr, token, control) {
+        Ok(server) => Ok(Box::new(server)),
+        Err(HttpError::Io(e)) => Err(e),
+        Err(e) => Err(io::Error::new(io::ErrorKind::InvalidInput, e)),
+    }
+}
+
+impl FrontEnd for HttpServer {
+    fn stop(self: Box<Self>) {
+        HttpServer::stop(*self);
     }
 }
 
@@ -164,7 +185,7 @@ fn accept_loop(
         }
         loop {
             match listener.accept() {
-                Ok((stream, _)) => start(stream, &active, guard, control),
+                Ok((stream, _)) => start_connection(stream, &active, guard, control),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -187,7 +208,7 @@ impl Drop for Slot {
     }
 }
 
-fn start(
+fn start_connection(
     stream: TcpStream,
     active: &Arc<AtomicUsize>,
     guard: &Arc<Guard>,

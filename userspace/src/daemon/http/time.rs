@@ -12,17 +12,23 @@ pub fn unix_seconds(t: SystemTime) -> f64 {
     }
 }
 
-/// `t` as RFC 3339 in UTC to the second, e.g. `2026-12-07T22:39:58Z`.
+/// `t` as RFC 3339 in UTC with milliseconds, e.g.
+/// `2026-12-07T22:39:58.000Z` (the control socket's format too).
 /// Times before 1970 are written as the epoch (a file's mtime can be
 /// anything; the API only promises a valid timestamp).
 pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let (secs, millis) = (d.as_secs(), d.subsec_millis());
     // Years past 9999 do not fit RFC 3339's four digits.
-    let secs = secs.min(253_402_300_799);
+    let (secs, millis) = if secs > 253_402_300_799 {
+        (253_402_300_799, 999)
+    } else {
+        (secs, millis)
+    };
     let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days);
+    let (y, m, day) = civil_from_days(days);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -55,16 +61,18 @@ mod tests {
 
     #[test]
     fn known_dates() {
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
         // `date -u -d @951782400`: the leap day of a century leap year.
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59Z");
-        assert_eq!(at(1_796_683_198), "2026-12-07T22:39:58Z");
-        assert_eq!(at(4_102_444_800), "2100-01-01T00:00:00Z");
-        assert_eq!(at(u64::MAX / 4), "9999-12-31T23:59:59Z");
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(1_709_251_199), "2024-02-29T23:59:59.000Z");
+        assert_eq!(at(1_796_683_198), "2026-12-07T22:39:58.000Z");
+        assert_eq!(at(4_102_444_800), "2100-01-01T00:00:00.000Z");
+        assert_eq!(at(u64::MAX / 4), "9999-12-31T23:59:59.999Z");
+        let t = UNIX_EPOCH + Duration::from_millis(951_782_400_250);
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.250Z");
         assert_eq!(
             rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
-            "1970-01-01T00:00:00Z"
+            "1970-01-01T00:00:00.000Z"
         );
     }
 
