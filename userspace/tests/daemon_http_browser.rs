@@ -4,8 +4,12 @@
 //! refused; the status page shows every pair; a real mouse click on
 //! "Pause" pauses the pair (seen through the API and on the page); "Sync
 //! now" shows the sync's exit code; a screenshot is saved under the test's
-//! output directory.
+//! output directory. First against a fake daemon (exact figures, a refused
+//! cross-site page), then against the real `dirsync daemon` (files on
+//! disk: what was written while paused arrives after Resume, Sync now
+//! returns when the file is there).
 
+mod daemon_common;
 mod daemon_http_common;
 
 use std::fs::File;
@@ -146,6 +150,38 @@ impl Browser {
         }
     }
 
+    /// Attaches to the page chromium opened.
+    fn attach(&mut self) {
+        let targets = self.call("Target.getTargets", json!({}));
+        let page = targets["targetInfos"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("no page target")["targetId"]
+            .clone();
+        let s = self.call(
+            "Target.attachToTarget",
+            json!({"targetId": page, "flatten": true}),
+        );
+        self.session = Some(s["sessionId"].as_str().unwrap().to_owned());
+        self.call("Page.enable", json!({}));
+        self.call("Runtime.enable", json!({}));
+    }
+
+    /// A PNG of the page, scrolled to its top.
+    fn screenshot(&mut self, path: &std::path::Path) {
+        self.eval("window.scrollTo(0, 0)");
+        let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(shot["data"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, &png).unwrap();
+        assert!(std::fs::metadata(path).unwrap().len() > 10_000);
+    }
+
     fn click(&mut self, selector: &str) {
         let at = self.eval(&format!(
             "(() => {{ const b = document.querySelector({}); b.scrollIntoView({{block: 'center'}}); \
@@ -197,6 +233,11 @@ fn evil_site(target: &str) -> SocketAddr {
     addr
 }
 
+/// The test's output directory (screenshots).
+fn out_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("daemon_http_browser")
+}
+
 fn api_state(addr: SocketAddr, i: usize) -> String {
     req(addr, "GET", "/api/pairs", &[]).json()["pairs"][i]["state"]
         .as_str()
@@ -210,28 +251,10 @@ fn the_page_in_a_real_browser() {
     let control: Arc<dyn Control> = f.clone();
     let server = http::serve(TcpListener::bind("127.0.0.1:0").unwrap(), None, control).unwrap();
     let addr = server.local_addr();
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("daemon_http_browser");
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
+    let _ = std::fs::remove_file(out_dir().join("status-page.png"));
     let profile = tempfile::tempdir().unwrap();
     let mut b = Browser::start(profile.path());
-
-    // Attach to the page chromium opened.
-    let targets = b.call("Target.getTargets", json!({}));
-    let page = targets["targetInfos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["type"] == "page")
-        .expect("no page target")["targetId"]
-        .clone();
-    let s = b.call(
-        "Target.attachToTarget",
-        json!({"targetId": page, "flatten": true}),
-    );
-    b.session = Some(s["sessionId"].as_str().unwrap().to_owned());
-    b.call("Page.enable", json!({}));
-    b.call("Runtime.enable", json!({}));
+    b.attach();
 
     // Another site posts to the API: refused, nothing done. The form's
     // navigation lands on our 403 answer, so the request did arrive.
@@ -284,14 +307,148 @@ fn the_page_in_a_real_browser() {
     assert_eq!(f.calls()[1], ("docs two-way".to_owned(), Action::SyncNow));
     b.wait_for("document.querySelector(\"tr.pair[data-pair='docs two-way'] [data-f='last_sync']\").textContent === '2026-12-07T22:40:58.000Z'");
 
-    b.eval("window.scrollTo(0, 0)");
-    let shot = b.call("Page.captureScreenshot", json!({"format": "png"}));
-    let png = base64::engine::general_purpose::STANDARD
-        .decode(shot["data"].as_str().unwrap())
-        .unwrap();
-    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    let path = out.join("status-page.png");
-    std::fs::write(&path, &png).unwrap();
-    assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
+    b.screenshot(&out_dir().join("status-page.png"));
     let _ = b.call("Browser.close", json!({}));
+}
+
+/// The status page of a real `dirsync daemon` (three local pairs, one of
+/// them scheduled, one named with markup) in chromium.
+#[test]
+fn the_page_drives_the_real_daemon() {
+    use daemon_common::{config_text, wait_for, Daemon};
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for s in ["src1", "src2", "src3"] {
+        std::fs::create_dir(d.join(s)).unwrap();
+        std::fs::write(d.join(s).join("first"), s).unwrap();
+    }
+    // A free port for the config (bound, read, released).
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let odd_name = "<img src=x onerror=alert(1)> \"we'ird\" & co";
+    let text = config_text(
+        d,
+        &format!(
+            r#"
+[[pair]]
+name = {odd}
+source = "{d}/src2"
+destination = "{d}/dst2"
+
+[[pair]]
+name = "photos"
+source = "{d}/src1"
+destination = "{d}/dst1"
+
+[[pair]]
+name = "nightly"
+source = "{d}/src3"
+destination = "{d}/dst3"
+schedule = "hourly"
+"#,
+            d = d.display(),
+            odd = json!(odd_name),
+        ),
+    )
+    .replace("[daemon]\n", &format!("[daemon]\nhttp = \"{addr}\"\n"));
+    std::fs::write(Daemon::config(d), &text).unwrap();
+    let dm = Daemon::start(d);
+    let up = wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(addr).is_ok()
+            && req(addr, "GET", "/api/pairs", &[]).json()["pairs"]
+                .as_array()
+                .is_some_and(|p| {
+                    p.len() == 3
+                        && p.iter()
+                            .all(|p| p["state"] == "watching" || p["state"] == "scheduled")
+                })
+    });
+    assert!(up, "daemon's HTTP side not up: {}", dm.log());
+    for n in ["1", "2", "3"] {
+        assert!(d.join(format!("dst{n}/first")).exists());
+    }
+
+    // The API and `dirsync status --json` (the control socket) agree on
+    // the pinned fields.
+    let pinned = [
+        "name",
+        "mode",
+        "state",
+        "error",
+        "last_sync",
+        "last_success",
+        "queue",
+        "conflicts",
+        "bytes",
+        "files",
+    ];
+    let agree = wait_for(Duration::from_secs(10), || {
+        let api = req(addr, "GET", "/api/pairs", &[]).json();
+        let Some(sock) = dm.status() else {
+            return false;
+        };
+        (0..3).all(|i| {
+            pinned
+                .iter()
+                .all(|k| api["pairs"][i][k] == sock["pairs"][i][k])
+        })
+    });
+    assert!(
+        agree,
+        "{} vs {:?}",
+        req(addr, "GET", "/api/pairs", &[]).text(),
+        dm.status()
+    );
+    // Metrics of the real daemon: its watches and the system's limit.
+    let m = req(addr, "GET", "/metrics", &[]).text();
+    let max = std::fs::read_to_string("/proc/sys/fs/inotify/max_user_watches").unwrap();
+    let want_max = format!("dirsync_inotify_watches_max {}", max.trim());
+    assert!(m.lines().any(|l| l == want_max), "{m}");
+    let used: u64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("dirsync_inotify_watches "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(used >= 2, "{m}");
+
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = Browser::start(profile.path());
+    b.attach();
+    b.call("Page.navigate", json!({"url": format!("http://{addr}/")}));
+    b.wait_for(
+        "document.readyState === 'complete' && document.querySelectorAll('tr.pair').length === 3",
+    );
+    let names = b.eval("[...document.querySelectorAll('tr.pair td.name')].map(e => e.textContent)");
+    assert_eq!(names, json!([odd_name, "photos", "nightly"]));
+    assert_eq!(b.eval("document.querySelectorAll('img').length"), json!(0));
+
+    // Pause by a click: the daemon pauses (its control socket says so).
+    b.click("tr.pair[data-pair='photos'] button[data-action='pause']");
+    dm.wait_state("photos", "paused", Duration::from_secs(15));
+    b.wait_for("document.querySelector(\"tr.pair[data-pair='photos'] [data-f='state']\").textContent === 'paused'");
+    // Written while paused; Resume rescans and copies it.
+    std::fs::write(d.join("src1/while-paused"), "p").unwrap();
+    b.click("tr.pair[data-pair='photos'] button[data-action='resume']");
+    let copied = wait_for(Duration::from_secs(15), || {
+        std::fs::read(d.join("dst1/while-paused")).is_ok_and(|c| c == b"p")
+    });
+    assert!(copied, "not copied after Resume: {}", dm.log());
+    dm.wait_state("photos", "watching", Duration::from_secs(15));
+
+    // Sync now on the hourly pair: the answer comes when the file is there.
+    std::fs::write(d.join("src3/new"), "n").unwrap();
+    b.click("tr.pair[data-pair='nightly'] button[data-action='sync']");
+    b.wait_for("document.getElementById('note').textContent === 'sync nightly: done (exit 0)'");
+    assert_eq!(std::fs::read(d.join("dst3/new")).unwrap(), b"n");
+
+    b.screenshot(&out_dir().join("real-daemon.png"));
+    let _ = b.call("Browser.close", json!({}));
+    drop(b);
+    let (code, _) = dm.stop();
+    assert_eq!(code, Some(0));
 }
