@@ -452,3 +452,39 @@ schedule = "hourly"
     let (code, _) = dm.stop();
     assert_eq!(code, Some(0));
 }
+
+/// With a token, the page works in a browser that sends it as HTTP Basic
+/// credentials (as after the browser's own prompt): the page, its script,
+/// its refresh and its buttons.
+#[test]
+fn a_token_protected_page_in_the_browser() {
+    let f = fake(three_pairs(), 0);
+    let control: Arc<dyn Control> = f.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = http::serve(listener, Some("s3cret".into()), control).unwrap();
+    let addr = server.local_addr();
+    let bearer = "Authorization: Bearer s3cret";
+    assert_eq!(req(addr, "GET", "/", &[]).status, 401);
+    let profile = tempfile::tempdir().unwrap();
+    let mut b = Browser::start(profile.path());
+    b.attach();
+    b.call("Network.enable", json!({}));
+    // u:s3cret
+    b.call(
+        "Network.setExtraHTTPHeaders",
+        json!({"headers": {"Authorization": "Basic dTpzM2NyZXQ="}}),
+    );
+    b.call("Page.navigate", json!({"url": format!("http://{addr}/")}));
+    b.wait_for(
+        "document.readyState === 'complete' && document.querySelectorAll('tr.pair').length === 3",
+    );
+    b.click("tr.pair[data-pair='photos'] button[data-action='pause']");
+    let t0 = Instant::now();
+    while req(addr, "GET", "/api/pairs", &[bearer]).json()["pairs"][0]["state"] != "paused" {
+        assert!(t0.elapsed() < Duration::from_secs(15), "never paused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(f.calls(), vec![("photos".to_owned(), Action::Pause)]);
+    b.wait_for("document.getElementById('note').textContent === 'pause photos: done (exit 0)'");
+    let _ = b.call("Browser.close", json!({}));
+}
