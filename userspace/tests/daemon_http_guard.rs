@@ -388,3 +388,43 @@ fn connections_beyond_the_cap_get_503_and_the_slots_come_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_client_that_reads_slowly_is_cut_off_at_the_write_deadline() {
+    // A page of some MB: more than the socket buffers hold.
+    let mut pairs = Vec::new();
+    for i in 0..5000 {
+        let mut p = three_pairs().remove(0);
+        p.name = format!("pair-{i:05}");
+        pairs.push(p);
+    }
+    let f = fake(pairs, 0);
+    let control: Arc<dyn Control> = f.clone();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = http::serve(listener, None, control).unwrap();
+    let addr = server.local_addr();
+    let full = req(addr, "GET", "/", &[]).body.len();
+    assert!(full > 4 << 20, "{full}");
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET / HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    // Reads 1 KiB every 100 ms (10 KiB/s: the page would take minutes).
+    let t0 = Instant::now();
+    let mut got = 0;
+    let mut buf = [0u8; 1024];
+    let ended = loop {
+        if t0.elapsed() > http::WRITE_TIMEOUT + Duration::from_secs(10) {
+            break None;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break Some(t0.elapsed()),
+            Ok(n) => got += n,
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let took = ended.expect("the server kept writing past its deadline");
+    assert!(
+        took >= http::WRITE_TIMEOUT - Duration::from_millis(500),
+        "{took:?}"
+    );
+    assert!(got < full, "{got} of {full}");
+}

@@ -46,7 +46,8 @@ pub const MAX_CONNECTIONS: usize = 16;
 /// A request (head and body) must have arrived this long after the
 /// connection was accepted.
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
-/// The longest a write of the answer may block.
+/// An answer must have been taken by the client this long after it was
+/// ready (a client that reads it a few bytes at a time is cut off then).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the server did not start.
@@ -221,8 +222,8 @@ fn start_connection(
         let _slot = Slot(Arc::clone(active));
         let r = Response::error(503, "Service Unavailable", "too many connections");
         // Answered here, on the accept thread: nothing may block it long.
-        let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-        if r.write_to(&mut &stream).is_ok() {
+        let deadline = Instant::now() + Duration::from_millis(200);
+        if r.write_to(&stream, deadline).is_ok() {
             let _ = stream.shutdown(Shutdown::Write);
         }
         return;
@@ -240,9 +241,6 @@ fn start_connection(
 
 fn connection(mut stream: TcpStream, guard: &Guard, control: &dyn Control) {
     let deadline = Instant::now() + REQUEST_DEADLINE;
-    if stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
-        return;
-    }
     let response = match read_request(&mut stream, deadline) {
         Ok(req) => routes::handle(&req, guard, control),
         Err(e) => match e.status() {
@@ -253,12 +251,40 @@ fn connection(mut stream: TcpStream, guard: &Guard, control: &dyn Control) {
     finish(stream, &response);
 }
 
+/// Sets a zero linger time: closing the socket then resets the connection
+/// and discards its unsent data.
+fn reset(stream: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: the descriptor is the open socket `stream` borrows for this
+    // call; the option value points to a live `linger` whose exact size is
+    // passed, as SO_LINGER expects.
+    unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            std::ptr::addr_of!(linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Writes `response`, then closes so that the client reads all of it:
 /// our side is shut first and what the client still sends is drained
 /// (bounded in bytes and time); closing with unread input would reset
 /// the connection and could discard the answer.
 fn finish(mut stream: TcpStream, response: &Response) {
-    if response.write_to(&mut stream).is_err() {
+    if response
+        .write_to(&stream, Instant::now() + WRITE_TIMEOUT)
+        .is_err()
+    {
+        // Too slow or gone: reset, so that what the kernel still holds
+        // for it is dropped too rather than trickled out after the close.
+        reset(&stream);
         return;
     }
     let _ = stream.shutdown(Shutdown::Write);

@@ -206,8 +206,10 @@ impl Response {
         Response::json(status, reason, body)
     }
 
-    /// Writes the answer; the connection is closed after it.
-    pub fn write_to(&self, stream: &mut impl Write) -> io::Result<()> {
+    /// Writes the answer, all of it before `deadline` (a client that takes
+    /// it a few bytes at a time is cut off then); the connection is closed
+    /// after it.
+    pub fn write_to(&self, stream: &TcpStream, deadline: Instant) -> io::Result<()> {
         let mut head = format!(
             "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\
              Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n\
@@ -224,8 +226,25 @@ impl Response {
             head.push_str("\r\n");
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        stream.write_all(&self.body)?;
-        stream.flush()
+        write_all(stream, head.as_bytes(), deadline)?;
+        write_all(stream, &self.body, deadline)
     }
+}
+
+/// `write_all` bounded by one deadline for all of it.
+fn write_all(mut stream: &TcpStream, mut buf: &[u8], deadline: Instant) -> io::Result<()> {
+    while !buf.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
