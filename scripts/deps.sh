@@ -16,6 +16,8 @@ PKGS=(
 	openssh-server openssh-client
 	# the status page's test drives a real headless browser
 	chromium fonts-dejavu-core
+	# the two-way benchmark's peers (scripts/bench-twoway.sh)
+	unison rclone
 )
 BINDGEN_VERSION=0.69.5
 

@@ -275,8 +275,62 @@ pub struct Cli {
     pub dst: Option<PathBuf>,
     #[command(flatten)]
     pub args: SyncArgs,
+    #[command(flatten)]
+    pub two_way: TwoWayArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// `--conflict` values: who wins a two-way conflict.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ConflictArg {
+    /// The newer mtime keeps the name; the other version becomes a
+    /// `.sync-conflict-` copy on both sides
+    #[default]
+    KeepBoth,
+    /// The newer mtime wins (the loser is kept as a conflict copy unless
+    /// --conflict-delete-loser)
+    Newer,
+    /// A wins (the loser is kept as a conflict copy unless
+    /// --conflict-delete-loser)
+    A,
+    /// B wins (the loser is kept as a conflict copy unless
+    /// --conflict-delete-loser)
+    B,
+}
+
+/// Two-way sync: `dirsync --two-way A B` (see the README, "Two-way sync").
+#[derive(Args, Clone, Debug, Default)]
+pub struct TwoWayArgs {
+    /// Two-way sync of SRC and DST (called A and B): changes on either
+    /// side propagate, conflicts keep both versions
+    #[arg(long)]
+    pub two_way: bool,
+    /// The pair's archive (default: ${XDG_STATE_HOME:-~/.local/state}/dirsync/
+    /// twoway-HASH.db, HASH derived from both roots)
+    #[arg(long, value_name = "FILE", requires = "two_way")]
+    pub state: Option<PathBuf>,
+    /// Who wins a conflict
+    #[arg(
+        long,
+        value_enum,
+        value_name = "HOW",
+        default_value = "keep-both",
+        requires = "two_way"
+    )]
+    pub conflict: ConflictArg,
+    /// The loser of a conflict is deleted, not kept as a conflict copy
+    #[arg(long, requires = "two_way")]
+    pub conflict_delete_loser: bool,
+    /// Stop (exit 3, nothing changed) when more than PERCENT of the
+    /// archived entries would be deleted; 100: no limit
+    #[arg(long, value_name = "PERCENT", default_value_t = 50,
+          value_parser = clap::value_parser!(u8).range(0..=100), requires = "two_way")]
+    pub max_delete: u8,
+    /// Sync even though a root is empty or on another device than at the
+    /// last sync (an unmounted disk looks like that)
+    #[arg(long, requires = "two_way")]
+    pub force: bool,
 }
 
 /// Subcommands.

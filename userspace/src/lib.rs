@@ -16,7 +16,8 @@
 //!   reaches DST only through [`sync::Replica`];
 //! * [`watch`]: `dirsync watch` on top of the engine;
 //! * [`remote`]: remote replicas over ssh (an agent, the protocol);
-//! * [`daemon`]: `dirsync daemon`, many pairs as a service.
+//! * [`twoway`]: two-way sync (an archive, the reconciler, guards).
+//! * [`daemon`]: `dirsync daemon`, many pairs as a service (two-way pairs through [`twoway`]).
 //!
 //! The command line and all printing live in the binary (`src/main.rs`,
 //! `src/cli.rs`, `src/output.rs`, `src/progress.rs`).
@@ -32,6 +33,7 @@ pub mod stat;
 pub mod sync;
 pub mod sys;
 pub mod transfer;
+pub mod twoway;
 pub mod uapi;
 pub mod units;
 pub mod watch;

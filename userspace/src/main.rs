@@ -7,6 +7,7 @@ mod cli;
 mod daemon_cmd;
 mod output;
 mod progress;
+mod twoway_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -102,6 +103,9 @@ fn run() -> anyhow::Result<ExitCode> {
         Some(Command::Resume(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::Resume)),
         Some(Command::SyncNow(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::SyncNow)),
         None => match (cli.src, cli.dst) {
+            (Some(src), Some(dst)) if cli.two_way.two_way => {
+                twoway_cmd::run(&src, &dst, &cli.args, &cli.two_way)
+            }
             (Some(src), Some(dst)) => run_once(&src, &dst, &cli.args),
             _ => Ok(usage_hint()),
         },

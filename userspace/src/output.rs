@@ -87,6 +87,17 @@ pub fn json_line(event: &Event<'_>) -> String {
             field(&mut o, "path", path.as_os_str().as_bytes());
             field(&mut o, "message", message.as_bytes());
         }
+        Event::Conflict {
+            path,
+            copy,
+            message,
+        } => {
+            field(&mut o, "path", path.as_os_str().as_bytes());
+            if let Some(c) = copy {
+                field(&mut o, "copy", c.as_os_str().as_bytes());
+            }
+            field(&mut o, "message", message.as_bytes());
+        }
         Event::Watching { dir } => {
             field(&mut o, "path", dir.as_os_str().as_bytes());
         }

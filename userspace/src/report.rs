@@ -101,6 +101,17 @@ pub enum Event<'a> {
         /// What went wrong.
         message: &'a str,
     },
+    /// A two-way sync met a path changed differently on both sides
+    /// (`Conflict: path: resolution`): `copy` is the conflict copy that
+    /// keeps the other version, if one was made.
+    Conflict {
+        /// The path (on side A).
+        path: &'a Path,
+        /// The conflict copy (on side A), if any.
+        copy: Option<&'a Path>,
+        /// How it was resolved.
+        message: &'a str,
+    },
     /// `dirsync watch` added an inotify watch on a SRC directory
     /// (`Watching: dir`).
     Watching {
@@ -148,6 +159,7 @@ impl Event<'_> {
             Event::Skipped { .. } => "skipped",
             Event::Warning { .. } => "warning",
             Event::Error { .. } => "error",
+            Event::Conflict { .. } => "conflict",
             Event::Watching { .. } => "watching",
             Event::Notify { .. } => "event",
             Event::Rescan { .. } => "rescan",
@@ -224,6 +236,16 @@ impl fmt::Display for Event<'_> {
                 write!(f, "warning: {}: {}", h(path), t(message))
             }
             Event::Error { path, message } => write!(f, "error: {}: {}", h(path), t(message)),
+            Event::Conflict {
+                path,
+                copy: Some(c),
+                message,
+            } => write!(f, "Conflict: {}: {} ({})", h(path), t(message), h(c)),
+            Event::Conflict {
+                path,
+                copy: None,
+                message,
+            } => write!(f, "Conflict: {}: {}", h(path), t(message)),
             Event::Watching { dir } => write!(f, "Watching: {}", h(dir)),
             Event::Notify { kind, path } => write!(f, "Event: {} {}", t(kind), h(path)),
             Event::Rescan {
@@ -364,6 +386,8 @@ counters! {
     specials, true, "special files";
     /// Entries that failed (reported, the rest went on).
     errors, false, "errors";
+    /// Two-way conflicts (each also a `conflict` event; not errors).
+    conflicts, false, "conflicts";
 }
 
 /// Adds `n` to a live counter, saturating (`n` may come from a peer).
@@ -432,10 +456,10 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "Summary: 2 copied, 10 bytes, 0 directories created, 0 links, 0 deleted, \
-             0 attributes updated, 1 renamed, 0 skipped, 0 special files, 0 errors"
+             0 attributes updated, 1 renamed, 0 skipped, 0 special files, 0 errors, 0 conflicts"
         );
         let names: Vec<_> = s.fields().into_iter().map(|(n, _)| n).collect();
-        assert_eq!(names.len(), 10);
+        assert_eq!(names.len(), 11);
         assert!(names.contains(&"renamed"));
         assert_eq!(s.actions(), 3);
     }

@@ -138,14 +138,22 @@ schedule = "every 2s"
     assert!(wait_for(LONG, || has(&d.join("dst1/while-paused"), "P")));
     dm.wait_state("local", "watching", LONG);
 
-    // sync-now: done when the command returns, with the sync's code.
-    write(&d.join("src3/now"), "N");
+    // sync-now: done when the command returns, with the sync's code (on
+    // the paused pair: no scheduled run can do it instead).
+    assert!(dm.ctl(&["pause", "sched"]).status.success());
+    dm.wait_state("sched", "paused", LONG);
+    let big = vec![7u8; 64 << 20];
+    std::fs::write(d.join("src3/now"), &big).unwrap();
     let o = dm.ctl(&["sync-now", "sched"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let got = std::fs::read(d.join("dst3/now")).unwrap_or_default();
     assert!(
-        has(&d.join("dst3/now"), "N"),
-        "sync-now returned before the sync"
+        got == big,
+        "sync-now returned before the sync ({} bytes)",
+        got.len()
     );
+    assert_eq!(dm.state_of("sched"), "paused");
+    assert!(dm.ctl(&["resume", "sched"]).status.success());
     let o = dm.ctl(&["sync-now", "local"]);
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     let o = dm.ctl(&["sync-now", "nosuch"]);

@@ -12,6 +12,7 @@ use super::config::{LogLevel, PairConfig};
 use super::log::PairReporter;
 use super::schedule::local_minute;
 use super::track::{Track, Tracked};
+use super::twoway_pair;
 use crate::exclude::Excludes;
 use crate::remote::client::{self, Connect};
 use crate::remote::spec::{self, Spec};
@@ -65,17 +66,32 @@ fn reporter(t: &Arc<Track>) -> Arc<dyn Reporter> {
     Arc::new(PairReporter {
         pair: t.cfg.name.clone(),
         log: t.logger(),
+        conflicts: Some(t.clone()),
     })
 }
 
 /// Refuses what this build cannot run.
 fn check_mode(cfg: &PairConfig) -> Result<(), String> {
     match cfg.mode {
-        Mode::Mirror => Ok(()),
-        Mode::TwoWay => Err(
-            "mode = \"two-way\" is not available in this build (it needs the two-way engine)"
-                .into(),
-        ),
+        Mode::TwoWay if remote(cfg).is_some() => {
+            Err("mode = \"two-way\" with a remote destination is not supported yet".into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A two-way pair's options: its excludes (the attributes of -a are not
+/// synced both ways yet: said once).
+fn two_way_options(t: &Track) -> Options {
+    if t.cfg.archive {
+        t.log(
+            LogLevel::Warn,
+            "archive: a two-way pair syncs content, mode and mtime only (no owners, ACLs, xattrs yet)",
+        );
+    }
+    Options {
+        excludes: t.cfg.exclude.iter().map(OsString::from).collect(),
+        ..Options::default()
     }
 }
 
@@ -90,6 +106,9 @@ pub fn sync_once(t: &Arc<Track>) -> Result<Summary, String> {
     let cfg = &t.cfg;
     check_mode(cfg)?;
     let rep = reporter(t);
+    if cfg.mode == Mode::TwoWay {
+        return twoway_pair::run_once(t, &two_way_options(t), rep.as_ref());
+    }
     let chain = |e: &dyn std::error::Error| crate::error::chain(e);
     match remote(cfg) {
         Some(spec) => {
@@ -114,6 +133,14 @@ pub fn watch_engine(t: &Arc<Track>, cancel: Arc<AtomicBool>) -> Result<Arc<dyn E
     let cfg = &t.cfg;
     check_mode(cfg)?;
     let rep = reporter(t);
+    if cfg.mode == Mode::TwoWay {
+        return Ok(Arc::new(twoway_pair::TwoWayEngine {
+            track: t.clone(),
+            opts: two_way_options(t),
+            rep,
+            one: std::sync::Mutex::new(()),
+        }));
+    }
     let chain = |e: &dyn std::error::Error| crate::error::chain(e);
     match remote(cfg) {
         Some(spec) => {
@@ -158,12 +185,35 @@ pub fn watch_loop(
         stats: Some(t.stats.clone()),
         ..watch::Config::default()
     };
-    watch::run_with(
+    // A two-way pair's other side is not watched: a run every
+    // OTHER_SIDE_EVERY catches its changes.
+    let done = Arc::new(EventFd::new().map_err(|e| format!("cannot create an eventfd: {e}"))?);
+    let ticker = (cfg.mode == Mode::TwoWay).then(|| {
+        let (engine, stop, done) = (engine.clone(), stop.clone(), done.clone());
+        std::thread::spawn(move || loop {
+            let fds = [
+                std::os::fd::AsFd::as_fd(stop.as_ref()),
+                std::os::fd::AsFd::as_fd(done.as_ref()),
+            ];
+            match crate::sys::notify::wait_readable(&fds, Some(twoway_pair::OTHER_SIDE_EVERY)) {
+                Ok(r) if !r.contains(&true) => {
+                    let _ = engine.sync_all();
+                }
+                _ => return,
+            }
+        })
+    });
+    let r = watch::run_with(
         &cfg.source,
         engine,
         reporter(t),
         Signals::stop_flag(stop),
         config,
     )
-    .map_err(|e| crate::error::chain(&e))
+    .map_err(|e| crate::error::chain(&e));
+    if let Some(h) = ticker {
+        done.notify();
+        let _ = h.join();
+    }
+    r
 }

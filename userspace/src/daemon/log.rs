@@ -48,13 +48,21 @@ fn shown(p: &Path) -> String {
     Human(p.as_os_str().as_bytes()).to_string()
 }
 
+/// Keeps the conflicts a pair meets (its state).
+pub trait ConflictSink: Send + Sync {
+    /// A conflict on `path`, the other version kept as `copy`.
+    fn conflict(&self, path: &Path, copy: Option<&Path>);
+}
+
 /// A pair's engine events as log messages: errors and warnings always,
-/// each change at `debug`.
+/// each change at `debug`; conflicts also go to `conflicts`.
 pub struct PairReporter {
     /// The pair's name.
     pub pair: String,
     /// Where they go.
     pub log: Arc<Logger>,
+    /// Where conflicts are kept.
+    pub conflicts: Option<Arc<dyn ConflictSink>>,
 }
 
 impl Reporter for PairReporter {
@@ -75,6 +83,19 @@ impl Reporter for PairReporter {
                 LogLevel::Debug,
                 format!("created directory {}", shown(path)),
             ),
+            Event::Conflict {
+                path,
+                copy,
+                message,
+            } => {
+                if let Some(c) = &self.conflicts {
+                    c.conflict(path, *copy);
+                }
+                (
+                    LogLevel::Warn,
+                    format!("conflict: {}: {message}", shown(path)),
+                )
+            }
             Event::Renamed { from, to } => (
                 LogLevel::Debug,
                 format!("renamed {} -> {}", shown(from), shown(to)),

@@ -23,3 +23,4 @@ pub mod sdnotify;
 pub mod service;
 pub mod state;
 pub mod track;
+mod twoway_pair;

@@ -63,8 +63,9 @@ impl Pair {
         saved: Counters,
         log: Arc<super::log::Logger>,
         on_error: super::track::Hooks,
+        state_dir: std::path::PathBuf,
     ) -> std::io::Result<Pair> {
-        let track = Arc::new(Track::new(cfg, saved, log, on_error));
+        let track = Arc::new(Track::new(cfg, saved, log, on_error, state_dir));
         let sh = Arc::new(Shared {
             track,
             cmds: Mutex::new(VecDeque::new()),

@@ -16,7 +16,7 @@ use super::log::{Log, Logger};
 use super::pair::Pair;
 use super::sdnotify::{monotonic_usec, Notifier};
 use super::state;
-use super::track::Hooks;
+use super::track::{HookSet, Hooks};
 use crate::sys::notify::{wait_readable, SignalFd};
 
 /// How long SIGTERM may take (systemd's default stop timeout is longer).
@@ -153,6 +153,7 @@ impl Service {
             saved,
             self.daemon.log.clone(),
             self.daemon.hooks.clone(),
+            self.state_dir.clone(),
         ) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
@@ -221,7 +222,10 @@ impl Service {
         };
         self.refused = None;
         self.daemon.log.set_level(new.log);
-        *lock(&self.daemon.hooks) = new.on_error.clone();
+        *lock(&self.daemon.hooks) = HookSet {
+            on_error: new.on_error.clone(),
+            on_conflict: new.on_conflict.clone(),
+        };
         let old: Vec<Arc<Pair>> = lock(&self.daemon.pairs).clone();
         // Pairs whose settings changed or that are gone stop first (a
         // changed one must not write beside its successor).
@@ -408,7 +412,10 @@ pub fn run(
         pairs: Mutex::new(Vec::new()),
         stopping: AtomicBool::new(false),
         log,
-        hooks: Arc::new(Mutex::new(cfg.on_error.clone())),
+        hooks: Arc::new(Mutex::new(HookSet {
+            on_error: cfg.on_error.clone(),
+            on_conflict: cfg.on_conflict.clone(),
+        })),
     });
     let mut svc = Service {
         file: file.to_path_buf(),

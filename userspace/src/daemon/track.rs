@@ -6,16 +6,28 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use super::api::{PairState, PairStatus};
+use super::api::{Conflict, PairState, PairStatus};
 use super::config::{LogLevel, PairConfig};
 use super::log::Logger;
 use crate::report::Summary;
 use crate::watch::{Engine, LoopStats};
 use crate::Result;
 
-/// The `on_error` argv, shared by every pair (a reload changes it in
+/// The hooks' argv, shared by every pair (a reload changes them in
 /// place).
-pub type Hooks = Arc<Mutex<Vec<String>>>;
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HookSet {
+    /// `on_error`.
+    pub on_error: Vec<String>,
+    /// `on_conflict`.
+    pub on_conflict: Vec<String>,
+}
+
+/// [`HookSet`], shared.
+pub type Hooks = Arc<Mutex<HookSet>>;
+
+/// The most recent conflicts kept per pair.
+pub const RECENT_CONFLICTS: usize = 20;
 
 /// What is kept about a pair (and saved across restarts).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,6 +56,7 @@ struct Inner {
     partial: Option<String>,
     running: u32,
     c: Counters,
+    recent: std::collections::VecDeque<Conflict>,
 }
 
 /// A pair's live state, shared by its runner, its engine and the front
@@ -56,6 +69,8 @@ pub struct Track {
     pub stats: Arc<LoopStats>,
     log: Arc<Logger>,
     hooks: Hooks,
+    /// The daemon's state directory (two-way archives).
+    pub state_dir: PathBuf,
 }
 
 /// The exit code of a run's result: 0, 2 (partial) or 3 (failed).
@@ -69,7 +84,13 @@ pub fn code(r: &std::result::Result<Summary, String>) -> u8 {
 
 impl Track {
     /// A pair starting, with the counters a previous run left.
-    pub fn new(cfg: PairConfig, saved: Counters, log: Arc<Logger>, on_error: Hooks) -> Self {
+    pub fn new(
+        cfg: PairConfig,
+        saved: Counters,
+        log: Arc<Logger>,
+        on_error: Hooks,
+        state_dir: PathBuf,
+    ) -> Self {
         Track {
             cfg,
             inner: Mutex::new(Inner {
@@ -79,10 +100,12 @@ impl Track {
                 partial: None,
                 running: 0,
                 c: saved,
+                recent: Default::default(),
             }),
             stats: Arc::new(LoopStats::default()),
             log,
             hooks: on_error,
+            state_dir,
         }
     }
 
@@ -145,6 +168,7 @@ impl Track {
             match r {
                 Ok(s) => {
                     i.c.files = i.c.files.saturating_add(s.copied);
+                    i.c.conflicts = i.c.conflicts.saturating_add(s.conflicts);
                     i.c.bytes = i.c.bytes.saturating_add(s.bytes);
                     if s.errors == 0 {
                         i.c.last_success = Some(now);
@@ -164,6 +188,21 @@ impl Track {
             };
             recovered
         };
+        if let Ok(s) = r {
+            if s.conflicts > 0 {
+                let msg = format!(
+                    "{} conflicts (the other versions kept as conflict copies)",
+                    s.conflicts
+                );
+                self.log(LogLevel::Warn, &msg);
+                let argv = self
+                    .hooks
+                    .lock()
+                    .map(|h| h.on_conflict.clone())
+                    .unwrap_or_default();
+                super::hooks::run(&argv, &self.cfg.name, "conflict", &msg, &self.log);
+            }
+        }
         match r {
             Err(e) => self.fail(e),
             Ok(_) if recovered => self.recovered(),
@@ -183,7 +222,11 @@ impl Track {
         };
         if entering {
             self.log(LogLevel::Error, why);
-            let argv = self.hooks.lock().map(|h| h.clone()).unwrap_or_default();
+            let argv = self
+                .hooks
+                .lock()
+                .map(|h| h.on_error.clone())
+                .unwrap_or_default();
             super::hooks::run(&argv, &self.cfg.name, "error", why, &self.log);
         } else {
             self.log(LogLevel::Debug, &format!("still failing: {why}"));
@@ -205,7 +248,11 @@ impl Track {
 
     fn recovered(&self) {
         self.log(LogLevel::Info, "recovered");
-        let argv = self.hooks.lock().map(|h| h.clone()).unwrap_or_default();
+        let argv = self
+            .hooks
+            .lock()
+            .map(|h| h.on_error.clone())
+            .unwrap_or_default();
         super::hooks::run(
             &argv,
             &self.cfg.name,
@@ -251,7 +298,7 @@ impl Track {
                 u64::from(i.running)
             },
             conflicts: i.c.conflicts,
-            recent_conflicts: Vec::new(),
+            recent_conflicts: i.recent.iter().cloned().collect(),
             bytes: i.c.bytes,
             files: i.c.files,
             errors: i.c.errors,
@@ -297,6 +344,34 @@ impl Engine for Tracked {
     }
     fn take_unsettled(&self) -> Vec<PathBuf> {
         self.inner.take_unsettled()
+    }
+}
+
+impl super::log::ConflictSink for Track {
+    fn conflict(&self, path: &Path, copy: Option<&Path>) {
+        use std::os::unix::ffi::OsStrExt;
+        let rel = path
+            .strip_prefix(&self.cfg.source)
+            .unwrap_or(path)
+            .to_path_buf();
+        let side = |root: &Path| {
+            std::fs::symlink_metadata(root.join(&rel))
+                .map_or((0, None), |m| (m.len(), m.modified().ok()))
+        };
+        let c = Conflict {
+            path: rel.as_os_str().as_bytes().to_vec(),
+            copy: copy.map_or_else(Vec::new, |c| c.as_os_str().as_bytes().to_vec()),
+            sides: [
+                side(&self.cfg.source),
+                side(Path::new(&self.cfg.destination)),
+            ],
+            at: SystemTime::now(),
+        };
+        let mut i = self.lock();
+        if i.recent.len() >= RECENT_CONFLICTS {
+            i.recent.pop_front();
+        }
+        i.recent.push_back(c);
     }
 }
 

@@ -34,6 +34,11 @@ pub fn to_wire(e: &Event<'_>) -> WireEvent {
         } => (12, b(path), vec![], reason, count),
         Event::Cloned { src, dst } => (13, b(src), b(dst), "", 0),
         Event::HardLinked { path, target } => (14, b(path), b(target), "", 0),
+        Event::Conflict {
+            path,
+            copy,
+            message,
+        } => (15, b(path), copy.map(b).unwrap_or_default(), message, 0),
     };
     WireEvent {
         kind,
@@ -93,6 +98,11 @@ pub fn with_event(
         14 => Event::HardLinked {
             path: a,
             target: bb,
+        },
+        15 => Event::Conflict {
+            path: a,
+            copy: (!w.b.is_empty()).then_some(bb),
+            message: t,
         },
         _ => return None,
     };

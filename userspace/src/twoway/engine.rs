@@ -1,0 +1,306 @@
+//! A whole two-way run ([`run`]): lock and read the archive, scan both
+//! trees (in parallel), check the guards, replay renames, reconcile every
+//! path, apply (deletions children first, then the rest parents first)
+//! and record each completed path.
+//!
+//! Guards, checked before anything changes (exit 3 with nothing changed):
+//! a missing root; a root that is empty, or on another device, while the
+//! archive knows entries there (`--force` overrides); more deletions than
+//! `--max-delete` percent of the archived entries.
+
+use std::collections::BTreeSet;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::apply::{self, CopyOpts, Side as Replica};
+use super::archive::{Archive, Records};
+use super::error::Error;
+use super::reconcile::{self, Action, Planned, State};
+use super::renames;
+use super::scan::{self, under, Tree};
+use super::spec::TwoWaySpec;
+use crate::exclude::Excludes;
+use crate::report::{Reporter, Summary};
+use crate::stat::{self, StatBackend};
+use crate::sync::Options;
+use crate::sys;
+
+mod exec;
+
+/// `${XDG_STATE_HOME:-~/.local/state}/dirsync/twoway-HASH.db`, HASH
+/// derived from both roots (absolute, hosts included as written).
+pub fn default_state_path(a: &Path, b: &Path) -> Result<PathBuf, Error> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(h) => PathBuf::from(h).join(".local/state"),
+            None => {
+                return Err(Error::Guard {
+                    message: "neither XDG_STATE_HOME nor HOME is set: give --state FILE".into(),
+                })
+            }
+        },
+    };
+    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut h = blake3::Hasher::new();
+    h.update(abs(a).as_os_str().as_bytes());
+    h.update(&[0]);
+    h.update(abs(b).as_os_str().as_bytes());
+    let hex = h.finalize().to_hex();
+    Ok(base
+        .join("dirsync")
+        .join(format!("twoway-{}.db", &hex[..16])))
+}
+
+fn open_root(p: &Path, which: &'static str) -> Result<std::os::fd::OwnedFd, Error> {
+    sys::open_root(p).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENOENT) => crate::Error::invalid(which, p, "does not exist").into(),
+        Some(libc::ENOTDIR) => crate::Error::invalid(which, p, "is not a directory").into(),
+        _ => Error::at("cannot open", p, e),
+    })
+}
+
+fn dev_text(d: (u32, u32)) -> Vec<u8> {
+    format!("{}:{}", d.0, d.1).into_bytes()
+}
+
+/// Drops every path at or below one of `skipped` from `map`.
+fn drop_under<V>(map: &mut std::collections::BTreeMap<Vec<u8>, V>, skipped: &[Vec<u8>]) {
+    if skipped.is_empty() {
+        return;
+    }
+    map.retain(|k, _| !skipped.iter().any(|s| under(k, s)));
+}
+
+/// The guards on a root: empty or on another device while the archive
+/// knows entries.
+fn check_root(
+    which: &str,
+    shown: &Path,
+    tree: &Tree,
+    dev: (u32, u32),
+    recorded: Option<Vec<u8>>,
+    archived: usize,
+    force: bool,
+) -> Result<(), Error> {
+    if force || archived == 0 {
+        return Ok(());
+    }
+    let shown = crate::report::human(shown.as_os_str().as_bytes());
+    if tree.entries.is_empty() && tree.skipped.is_empty() {
+        return Err(Error::Guard {
+            message: format!(
+                "{which} {shown} is empty but had {archived} entries at the last sync (an \
+                 unmounted disk?): nothing changed; --force to sync anyway"
+            ),
+        });
+    }
+    if let Some(r) = recorded {
+        if r != dev_text(dev) {
+            return Err(Error::Guard {
+                message: format!(
+                    "{which} {shown} is on another device than at the last sync ({} now, {} \
+                     then: a mount changed?): nothing changed; --force to sync anyway",
+                    String::from_utf8_lossy(&dev_text(dev)),
+                    String::from_utf8_lossy(&r)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The decisions for every path of the union.
+fn plan(
+    records: &Records,
+    a: &Tree,
+    b: &Tree,
+    ra: &Replica,
+    rb: &Replica,
+    policy: reconcile::Policy,
+) -> Vec<Planned> {
+    let mut paths: BTreeSet<&Vec<u8>> = records.keys().collect();
+    paths.extend(a.entries.keys());
+    paths.extend(b.entries.keys());
+    let mut out = Vec::with_capacity(paths.len());
+    for p in paths {
+        let rec = records.get(p);
+        let (sa, sb) = (a.entries.get(p), b.entries.get(p));
+        let mut same = || same_file(ra, rb, p);
+        let action = reconcile::reconcile(
+            rec.map(|r| &r.state),
+            rec.map_or(0, |r| r.ino_b),
+            sa,
+            sb,
+            policy,
+            &mut same,
+        );
+        out.push(Planned {
+            path: p.clone(),
+            a: sa.map(|s| s.kind),
+            b: sb.map(|s| s.kind),
+            action,
+        });
+    }
+    reconcile::keep_surviving_dirs(&mut out);
+    out
+}
+
+/// Whether the two files at `p` have the same bytes (false when either
+/// cannot be read: a conflict keeps both, nothing is lost).
+fn same_file(ra: &Replica, rb: &Replica, p: &[u8]) -> bool {
+    let (parent, name) = scan::split(p);
+    let open = |r: &Replica| -> std::io::Result<std::os::fd::OwnedFd> {
+        let d = r.dir(parent)?;
+        sys::open_listed_file_at(d.as_fd(), &scan::cname(name))
+    };
+    match (open(ra), open(rb)) {
+        (Ok(x), Ok(y)) => crate::copy::same_content(x.as_fd(), y.as_fd()).unwrap_or(false),
+        _ => false,
+    }
+}
+
+/// Runs a two-way sync of `spec.a` and `spec.b` once. Conflicts are not
+/// errors (events and `Summary::conflicts`); per-entry failures are
+/// `Summary::errors` (exit 2); a guard or a fatal problem is `Err` with
+/// nothing changed (exit 3).
+pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summary, Error> {
+    let fa = open_root(&spec.a, "root A")?;
+    let fb = open_root(&spec.b, "root B")?;
+    let backend: Box<dyn StatBackend> =
+        stat::select(opts.stat_backend, &stat::sysfs_dir()).map_err(crate::Error::from)?;
+    let ida = backend
+        .stat_fd(fa.as_fd())
+        .map_err(|e| Error::at("cannot stat", &spec.a, e))?;
+    let idb = backend
+        .stat_fd(fb.as_fd())
+        .map_err(|e| Error::at("cannot stat", &spec.b, e))?;
+    if (ida.dev, ida.ino) == (idb.dev, idb.ino) {
+        return Err(
+            crate::Error::invalid("roots", &spec.b, "A and B are the same directory").into(),
+        );
+    }
+    if let (Ok(ca), Ok(cb)) = (
+        std::fs::canonicalize(&spec.a),
+        std::fs::canonicalize(&spec.b),
+    ) {
+        if ca.starts_with(&cb) || cb.starts_with(&ca) {
+            return Err(
+                crate::Error::invalid("roots", &spec.b, "one root is inside the other").into(),
+            );
+        }
+    }
+    let ex = Excludes::new(&opts.excludes).map_err(crate::Error::from)?;
+    let state = match &spec.state {
+        Some(s) => s.clone(),
+        None => default_state_path(&spec.a, &spec.b)?,
+    };
+    let mut archive = Archive::open(&state, opts.dry_run)?;
+    let mut records = archive.load()?;
+    let archived = records.len();
+    let (mut ta, mut tb) = std::thread::scope(|s| {
+        let b = &*backend;
+        let h = s.spawn(|| scan::scan(fb.as_fd(), &spec.b, b, &ex, rep));
+        let ta = scan::scan(fa.as_fd(), &spec.a, b, &ex, rep);
+        (ta, h.join().unwrap_or_default())
+    });
+    check_root(
+        "root A",
+        &spec.a,
+        &ta,
+        ida.dev,
+        archive.meta("dev_a")?,
+        archived,
+        spec.force,
+    )?;
+    check_root(
+        "root B",
+        &spec.b,
+        &tb,
+        idb.dev,
+        archive.meta("dev_b")?,
+        archived,
+        spec.force,
+    )?;
+    let skipped: Vec<Vec<u8>> = ta.skipped.iter().chain(&tb.skipped).cloned().collect();
+    drop_under(&mut records, &skipped);
+    drop_under(&mut ta.entries, &skipped);
+    drop_under(&mut tb.entries, &skipped);
+    let moves = renames::detect(&mut records, &mut ta, &mut tb);
+    let ra = Replica::new(fa, spec.a.clone(), "a".into());
+    let rb = Replica::new(fb, spec.b.clone(), "b".into());
+    let planned = plan(&records, &ta, &tb, &ra, &rb, spec.policy);
+    let deletions = planned
+        .iter()
+        .filter(|p| matches!(p.action, Action::Delete(_)))
+        .count();
+    if spec.max_delete < 100
+        && archived > 0
+        && deletions * 100 > usize::from(spec.max_delete) * archived
+    {
+        return Err(Error::Guard {
+            message: format!(
+                "{deletions} of {archived} entries would be deleted, more than --max-delete {}%: \
+                 nothing changed (--max-delete 100 turns this guard off)",
+                spec.max_delete
+            ),
+        });
+    }
+    let mut x = exec::Exec {
+        ra: &ra,
+        rb: &rb,
+        ta: &ta,
+        tb: &tb,
+        records: &records,
+        archive: &mut archive,
+        rep,
+        sum: Summary::default(),
+        dry: opts.dry_run,
+        copy: CopyOpts {
+            fsync: opts.fsync,
+            no_reflink: opts.no_reflink,
+        },
+        delete_loser: spec.delete_loser,
+        stamp: super::conflict_name::stamp(now_secs()),
+    };
+    if !opts.dry_run {
+        for (side, t) in [(&ra, &ta), (&rb, &tb)] {
+            for l in &t.leftovers {
+                let _ = apply::remove_leftover(side, l);
+            }
+        }
+    }
+    for m in &moves {
+        x.rename(m)?;
+    }
+    for p in planned.iter().rev() {
+        if let Action::Delete(on) = p.action {
+            x.delete(on, &p.path)?;
+        }
+    }
+    for p in &planned {
+        x.act(p)?;
+    }
+    if !opts.dry_run {
+        x.archive.set_meta("dev_a", &dev_text(ida.dev))?;
+        x.archive.set_meta("dev_b", &dev_text(idb.dev))?;
+    }
+    x.archive.commit()?;
+    Ok(x.sum)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The archived state of a path present on both sides: A's state with B's
+/// inode beside it.
+pub fn record_of(a: &State, ino_b: u64) -> super::archive::Record {
+    super::archive::Record {
+        state: a.clone(),
+        ino_b,
+    }
+}
