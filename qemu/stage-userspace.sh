@@ -44,6 +44,9 @@ src, out = sys.argv[1], sys.argv[2]
 # the statx backend and plain VFS calls, none of the series: the host
 # runs them.
 HOST_ONLY = {"fidelity_btrfs", "agent_fuzz", "agent_open_types", "sys_races"}
+# The daemon's HTTP side: TCP on 127.0.0.1 (the guest brings no loopback
+# up) and a real chromium (not in the guest).
+HOST_ONLY |= {"daemon_http", "daemon_http_guard", "daemon_http_browser"}
 found = []
 for line in open(src):
     try:

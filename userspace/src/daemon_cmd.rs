@@ -133,7 +133,7 @@ pub fn daemon(a: &DaemonArgs) -> ExitCode {
         format: a.log_format,
         journal: std::env::var_os("JOURNAL_STREAM").is_some(),
     });
-    match service::run(&a.config, sink, None) {
+    match service::run(&a.config, sink, Some(dirsync::daemon::http::start)) {
         Ok(()) => exit(ExitStatus::Ok),
         Err(service::DaemonError::Config(e)) => {
             eprintln!("{e}");

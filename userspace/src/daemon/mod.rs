@@ -4,7 +4,8 @@
 //! [`api`] is what the daemon shows and accepts, shared by the control
 //! socket, the HTTP API and the status page. [`config`] reads the file
 //! (every error is `FILE:LINE: what`), [`schedule`] says when a pair runs
-//! and at what rate.
+//! and at what rate. [`http`] serves the status page, the JSON API and the
+//! metrics.
 
 pub mod api;
 pub mod config;
@@ -13,6 +14,7 @@ mod config_tests;
 pub mod control;
 mod engines;
 pub mod hooks;
+pub mod http;
 pub mod json;
 pub mod log;
 pub mod pair;
