@@ -79,13 +79,17 @@ fn kill_9_mid_copy_then_restart_converges() {
     dm.child.kill().unwrap();
     dm.child.wait().unwrap();
     // Nothing partial under the final name.
-    if let Ok(m) = std::fs::metadata(d.join("dst/big")) {
-        assert_eq!(
-            m.len(),
-            big.len() as u64,
-            "a partial file under the final name"
-        );
-    }
+    let complete_before_restart = match std::fs::metadata(d.join("dst/big")) {
+        Ok(m) => {
+            assert_eq!(
+                m.len(),
+                big.len() as u64,
+                "a partial file under the final name"
+            );
+            true
+        }
+        Err(_) => false,
+    };
     drop(dm);
 
     let dm = Daemon::start(d);
@@ -95,9 +99,13 @@ fn kill_9_mid_copy_then_restart_converges() {
     for i in 0..20 {
         assert!(has(&d.join(format!("dst/small{i}")), &format!("{i}")));
     }
-    // Counters kept across the restart: the 20 earlier files and big.
+    // Counters kept across the restart: the 20 earlier files, and big
+    // when the restarted daemon copied it (on a loaded machine the first
+    // one may have finished it just before the kill, and before saving
+    // its counters).
+    let expected = if complete_before_restart { 20 } else { 21 };
     assert!(
-        wait_for(LONG, || files_of(&dm, "p") >= 21),
+        wait_for(LONG, || files_of(&dm, "p") >= expected),
         "{:?}",
         dm.pair("p")
     );
