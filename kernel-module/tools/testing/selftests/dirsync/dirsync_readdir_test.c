@@ -736,7 +736,7 @@ TEST_F(dir, shares_the_file_position)
 {
 	struct list got = { 0 }, want = { 0 };
 	static char buf[65536];
-	unsigned char small[MIN_SIZE * 3];
+	unsigned char small[MIN_SIZE];
 	long n;
 	int fd;
 
@@ -1015,7 +1015,9 @@ static void faults_under_churn(struct __test_metadata *_metadata, int dfd)
 			if (ret <= 0)
 				break;
 			ASSERT_GE(avail, (size_t)ret);
-			ASSERT_TRUE(check_buffer(_metadata, map, avail, ret, &got));
+			/* The place of the record that faulted may be zeroed. */
+			ASSERT_TRUE(check_buffer(_metadata, map, protect ? ret : avail, ret,
+						 &got));
 			faulted += protect;
 		}
 		ASSERT_EQ(0, ret);
@@ -1340,7 +1342,8 @@ TEST_F(dir, bad_pointers)
 		if (n <= 0)
 			break;
 		ASSERT_GE(page, n);
-		ASSERT_TRUE(check_buffer(_metadata, map, page, n, &got));
+		/* The place of the record that faulted may be zeroed. */
+		ASSERT_TRUE(check_buffer(_metadata, map, n, n, &got));
 	}
 	ASSERT_EQ(0, n);
 	ASSERT_TRUE(same_entries(_metadata, &got, &want, "second page faulting"));
@@ -1354,7 +1357,7 @@ TEST_F(dir, bad_pointers)
 	n = rd(fd, map, big, 0);
 	ASSERT_LT(0, n);
 	ASSERT_GE(8 * page, n);
-	ASSERT_TRUE(check_buffer(_metadata, map, 8 * page, n, &got));
+	ASSERT_TRUE(check_buffer(_metadata, map, n, n, &got));
 	ASSERT_EQ(0, read_fd(_metadata, fd, MIN_SIZE, 0, &got));
 	ASSERT_TRUE(same_entries(_metadata, &got, &want, "after a partial read"));
 	list_free(&got);
