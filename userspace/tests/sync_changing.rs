@@ -159,9 +159,19 @@ fn a_changing_file_is_handed_back_when_deferred() {
     s.sync_all().unwrap();
     let mut deferred = false;
     for _ in 0..TRIES {
+        let before = std::fs::metadata(src.join("busy")).unwrap().len();
         let stop = Arc::new(AtomicBool::new(false));
         let h = keep_appending(src.join("busy"), stop.clone());
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        // The writer has started (the file grew), however slow the machine
+        // (TCG): else the copy would find nothing changed and copy nothing.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::metadata(src.join("busy")).unwrap().len() == before {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never wrote"
+            );
+            std::thread::yield_now();
+        }
         let sum = s.sync_path(Path::new("busy")).unwrap();
         stop.store(true, Ordering::Relaxed);
         h.join().unwrap();
