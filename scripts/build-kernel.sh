@@ -46,7 +46,8 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-mapfile -t PATCHES < <(find patches -maxdepth 1 -name '*.patch' | LC_ALL=C sort)
+# The cover letter (0000-cover-letter.patch) has no diff: not applied.
+mapfile -t PATCHES < <(find patches -maxdepth 1 -name '*.patch' ! -name '0000-*' | LC_ALL=C sort)
 [ ${#PATCHES[@]} -gt 0 ] || die "no patches in patches/ (run scripts/gen-patches.sh)"
 FRAGMENTS=(qemu/kernel.config)
 case "$variant" in

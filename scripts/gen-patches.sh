@@ -10,9 +10,13 @@
 # existing kernel files) becomes one commit, with NNNN-slug.msg as its
 # message, in a scratch git repository whose base commit holds the pristine
 # 6.12 versions of the files the series edits.  `git format-patch` then
-# writes the series.  Author, dates, base and options are fixed, so the
-# output is byte-for-byte reproducible.  Both modes run checkpatch.pl
-# --strict on every patch and fail on any error, warning or check.
+# writes the series, and the cover letter 0000-cover-letter.patch from
+# kernel-module/series/0000-cover-letter.txt (its first paragraph is the
+# subject, the rest the body; git adds the shortlog and the diffstat).
+# Author, dates, base and options are fixed, so the output is
+# byte-for-byte reproducible.  Both modes run checkpatch.pl --strict on
+# every patch (not the cover letter, which has no diff) and fail on any
+# error, warning or check.
 set -euo pipefail
 
 # shellcheck source=scripts/kernel-source.sh
@@ -60,12 +64,17 @@ for spec in "${SPECS[@]}"; do
 	g commit -q -F "$PWD/$msg"
 done
 
+cover=kernel-module/series/0000-cover-letter.txt
+[ -f "$cover" ] || die "$cover missing"
+g config branch.master.description "$(cat "$cover")"
 out="$work/patches"
 g format-patch -q --numbered --no-signature --zero-commit --no-binary \
+	--cover-letter --cover-from-description=subject \
 	-o "$out" HEAD~${#SPECS[@]}..HEAD
 
 status=0
 for p in "$out"/*.patch; do
+	[ "$(basename "$p")" = 0000-cover-letter.patch ] && continue
 	if ! report=$(cd "$pristine" && ./scripts/checkpatch.pl --strict --terse \
 		--show-types "$p" 2>&1); then
 		echo "checkpatch: $(basename "$p"):" >&2

@@ -7,23 +7,43 @@
 //! which calls [`dirsync_readdir_rust`]. The ABI is described in
 //! `include/uapi/linux/dirsync.h`.
 //!
-//! The call works in chunks of at most [`CHUNK`] bytes of records, so that
-//! the kernel memory it uses does not grow with the user's buffer. For each
-//! chunk, it reads the directory at the file's position ([`PosFile`], as
-//! `getdents64()`) and lays out one record per entry that fits, name and
-//! zeroed metadata; once the directory's lock is dropped it looks each name
-//! up and reads its attributes ([`PosFile::lookup`], `vfs_getattr()`), and
-//! copies the chunk out. An entry that does not fit stops the iteration
-//! before it, so the position stays on it for the next call; should the
-//! copy fault, the position goes back to the chunk's start.
+//! One call builds at most [`CHUNK`] bytes of records, in one kernel
+//! buffer, whatever the size of the user's: the work and the memory of a
+//! call are bounded.  It reads the directory at the file's position
+//! ([`PosDir`], as `getdents64()`), and for each entry, before accepting
+//! it, proves the record's place in the user's buffer writable by zeroing
+//! it there, as `filldir64()` writes its record before accepting an entry:
+//! an entry that does not fit or whose place faults stops the iteration
+//! before it, so the position stays on it for the next call, on every
+//! file system (the position of a libfs directory is an ordinal, and no
+//! seek back could find an entry again once others were unlinked).  Then,
+//! with no directory lock held, it looks each name up and reads its
+//! attributes ([`PosDir::lookup`], `vfs_getattr()`) and copies the records
+//! out, to the places proven writable.  That copy can only fault if
+//! another thread unmaps or write-protects the buffer meanwhile; the call
+//! then fails with -EFAULT and the entries it had accepted are not
+//! listed again on this open file (the directory must be reopened or
+//! rewound): the caller broke its own buffer.
+//!
+//! Nothing accepted is dropped: a lookup that fails for a reason of the
+//! entry (-ENOENT, -EACCES) is reported in its record; any other failure
+//! (-ENOMEM, -EIO, -EINTR for a fatal signal, ...) ends the lookups, and
+//! the records from that one on carry its errno and no metadata.
 
 use super::{DirsyncInfo, InfoWords};
 use core::mem::{offset_of, size_of};
 use kernel::{
     alloc::{flags::GFP_KERNEL, KVVec},
-    error::{code::EINVAL, Result},
+    error::{
+        code::{EACCES, EFAULT, EINTR, EINVAL, ENAMETOOLONG, ENOENT, ENOMEM, ESTALE},
+        Error, Result,
+    },
     ffi::{c_long, c_uint, c_void},
-    fs::{at, dir::PosFile, statx},
+    fs::{
+        at,
+        dir::{cond_resched, fatal_signal_pending, signal_pending, PosDir},
+        statx, Kstat,
+    },
     uaccess::{UserPtr, UserSlice},
     uapi,
 };
@@ -35,12 +55,18 @@ type Dirent = uapi::dirsync_dirent;
 /// The size of the record header; the name follows it.
 const HEADER: usize = size_of::<Dirent>();
 
-/// The most bytes of records the call builds in kernel memory at a time.
+/// The most bytes of records one call builds and returns.
 const CHUNK: usize = 64 * 1024;
 
-/// At most this many bytes of the user's buffer are used, as `read(2)`
-/// does (`MAX_RW_COUNT`): the byte count returned fits any `long`.
-const MAX_SIZE: usize = (i32::MAX as usize) & !4095;
+/// The longest name a record carries (`DIRSYNC_READDIR_NAME_MAX`); a
+/// longer one is reported without its name, with -ENAMETOOLONG.
+const NAME_LIMIT: usize = uapi::DIRSYNC_READDIR_NAME_MAX as usize;
+
+/// The largest record, that of a name of [`NAME_LIMIT`] bytes.
+const RECORD_MAX: usize = record_len(NAME_LIMIT);
+
+/// What proves a record's place in the user's buffer writable.
+static ZEROS: [u8; RECORD_MAX] = [0; RECORD_MAX];
 
 /// Where the header fields live; the code below writes them at these
 /// offsets, and the name at [`HEADER`].
@@ -59,9 +85,11 @@ const _: () = {
     assert!(offset_of!(Dirent, info) == INFO);
     assert!(INFO + size_of::<InfoWords>() == HEADER);
     assert!(offset_of!(Dirent, name) == HEADER);
-    // The largest record (a name of NAME_MAX bytes) fits the minimum.
-    assert!(record_len(255) == uapi::DIRSYNC_READDIR_BUF_MIN as usize);
-    assert!(uapi::DIRSYNC_READDIR_BUF_MIN as usize <= CHUNK);
+    // The largest record fits the minimum, which fits a call's chunk, and
+    // its length fits `reclen`.
+    assert!(RECORD_MAX == uapi::DIRSYNC_READDIR_BUF_MIN as usize);
+    assert!(RECORD_MAX <= CHUNK && CHUNK <= u16::MAX as usize + 1);
+    assert!(RECORD_MAX <= u16::MAX as usize);
 };
 
 /// The `AT_*` flags `dirsync_readdir(2)` accepts.
@@ -75,16 +103,37 @@ const fn record_len(namelen: usize) -> usize {
 
 /// Lays out the record of `name` in `rec` (exactly its length, all zero):
 /// the header fields and the name; the metadata stays zero.
-fn put_record(rec: &mut [u8], name: &[u8], d_type: u8, reclen: u16, namelen: u16) {
+fn put_record(rec: &mut [u8], name: &[u8], d_type: u8, error: i32) {
+    // CAST: at most `RECORD_MAX` and `NAME_LIMIT`, which fit (asserted).
+    let (reclen, namelen) = (rec.len() as u16, name.len() as u16);
     rec[RECLEN..RECLEN + 2].copy_from_slice(&reclen.to_ne_bytes());
     rec[D_TYPE] = d_type;
     rec[NAMELEN..NAMELEN + 2].copy_from_slice(&namelen.to_ne_bytes());
+    rec[ERROR..ERROR + 4].copy_from_slice(&error.to_ne_bytes());
     rec[HEADER..HEADER + name.len()].copy_from_slice(name);
+}
+
+/// The attributes of the entry `name` of `dir`, as `fstatat(fd, name,
+/// AT_SYMLINK_NOFOLLOW)` reads them: lookup and `getattr` again with
+/// `LOOKUP_REVAL` after -ESTALE, as `vfs_statx()` does.
+fn describe_one(dir: &PosDir, name: &[u8], query_flags: u32) -> Result<Kstat> {
+    let mut reval = false;
+    loop {
+        match dir
+            .lookup(name, reval)
+            .and_then(|path| path.getattr(statx::BASIC_STATS, query_flags))
+        {
+            Err(e) if e == ESTALE && !reval => reval = true,
+            result => return result,
+        }
+    }
 }
 
 /// Looks up every record's name in `records` and writes its metadata, or
 /// its error.
-fn describe(dir: &PosFile, records: &mut [u8], query_flags: u32) {
+fn describe(dir: &PosDir, records: &mut [u8], query_flags: u32) {
+    // The error that ended the lookups, once one did.
+    let mut ended: Option<Error> = None;
     let mut rest = records;
     while rest.len() >= HEADER {
         let reclen = usize::from(u16::from_ne_bytes([rest[RECLEN], rest[RECLEN + 1]]));
@@ -92,11 +141,21 @@ fn describe(dir: &PosFile, records: &mut [u8], query_flags: u32) {
         let (rec, next) = core::mem::take(&mut rest).split_at_mut(reclen);
         rest = next;
         let (head, tail) = rec.split_at_mut(HEADER);
-        let name = &tail[..namelen];
-        match dir
-            .lookup(name)
-            .and_then(|path| path.getattr(statx::BASIC_STATS, query_flags))
-        {
+        if head[ERROR..ERROR + 4] != [0u8; 4] {
+            // A name too long to carry: nothing to look up.
+            continue;
+        }
+        if ended.is_none() {
+            cond_resched();
+            if fatal_signal_pending() {
+                ended = Some(EINTR);
+            }
+        }
+        let result = match ended {
+            Some(e) => Err(e),
+            None => describe_one(dir, &tail[..namelen], query_flags),
+        };
+        match result {
             Ok(stat) => {
                 let words = DirsyncInfo::from_kstat(&stat).to_words();
                 for (dst, word) in head[INFO..].chunks_exact_mut(8).zip(words) {
@@ -104,6 +163,10 @@ fn describe(dir: &PosFile, records: &mut [u8], query_flags: u32) {
                 }
             }
             Err(e) => {
+                if e != ENOENT && e != EACCES {
+                    // Not about this entry: no more lookups in this call.
+                    ended = Some(e);
+                }
                 // A positive errno, the metadata left zero.
                 let errno = -e.to_errno();
                 head[ERROR..ERROR + 4].copy_from_slice(&errno.to_ne_bytes());
@@ -122,65 +185,62 @@ fn readdir(fd: c_uint, buf: UserPtr, size: usize, flags: u32) -> Result<usize> {
     if size < uapi::DIRSYNC_READDIR_BUF_MIN as usize {
         return Err(EINVAL);
     }
-    let size = size.min(MAX_SIZE);
+    let room = size.min(CHUNK);
     let query_flags = flags & at::STATX_SYNC_TYPE;
-    let mut dir = PosFile::fdget_pos(fd)?;
-    let mut out = UserSlice::new(buf, size).writer();
-    let mut written = 0;
-    loop {
-        let room = out.len().min(CHUNK);
-        let start = dir.pos();
-        // Not zeroed as a whole: each record is, as it is added (a chunk is
-        // often mostly unused, and this runs once per chunk).
-        let mut chunk = KVVec::with_capacity(room, GFP_KERNEL)?;
-        let mut used = 0;
-        // Whether an entry did not fit: the directory has not ended.
-        let mut stopped = false;
-        let listed = dir.iterate(&mut |name: &[u8], d_type: u32| {
-            if name == b"." || name == b".." {
-                return true;
-            }
-            let len = record_len(name.len());
-            let (Ok(reclen), Ok(namelen), Ok(d_type)) = (
-                u16::try_from(len),
-                u16::try_from(name.len()),
-                u8::try_from(d_type),
-            ) else {
-                stopped = true;
-                return false;
-            };
-            // Within the capacity: this does not allocate, and cannot fail.
-            if used + len > room || chunk.extend_with(len, 0, GFP_KERNEL).is_err() {
-                stopped = true;
-                return false;
-            }
-            put_record(&mut chunk[used..used + len], name, d_type, reclen, namelen);
-            used += len;
-            true
-        });
-        if used == 0 {
-            // Nothing new: the end of the directory, an entry that does
-            // not fit the rest of the buffer, or an error.
-            return match listed {
-                Err(e) if written == 0 => Err(e),
-                _ if stopped && written == 0 => Err(EINVAL),
-                _ => Ok(written),
-            };
+    let mut dir = PosDir::fdget(fd)?;
+    // The only allocation of the call. Not zeroed as a whole: each record
+    // is, as it is added (a chunk is often mostly unused).
+    let mut chunk = KVVec::with_capacity(room, GFP_KERNEL)?;
+    let mut used = 0;
+    // Why the iteration stopped before an entry when no record was added.
+    let mut refused: Option<Error> = None;
+    let listed = dir.iterate(|name: &[u8], d_type: u32| {
+        if name == b"." || name == b".." {
+            return true;
         }
-        // The lock of the directory is not held any more.
-        describe(&dir, &mut chunk[..used], query_flags);
-        if let Err(e) = out.write_slice(&chunk[..used]) {
-            // Nothing of this chunk was reported: list it again next time.
-            dir.seek(start)?;
-            return if written == 0 { Err(e) } else { Ok(written) };
+        if used > 0 && signal_pending() {
+            // Return what is there, so that the signal is handled.
+            return false;
         }
-        written += used;
-        if listed.is_err() || !stopped || room < CHUNK {
-            // An error after some entries (reported by the next call), the
-            // end of the directory, or the user's buffer is full.
-            return Ok(written);
+        cond_resched();
+        let (shown, error) = if name.len() > NAME_LIMIT {
+            (&[][..], -ENAMETOOLONG.to_errno())
+        } else {
+            (name, 0)
+        };
+        let len = record_len(shown.len());
+        if used + len > room {
+            return false;
         }
+        // The record's place can be written: the entry can be delivered.
+        let place = UserSlice::new(buf.wrapping_add(used), len);
+        if place.writer().write_slice(&ZEROS[..len]).is_err() {
+            refused = Some(EFAULT);
+            return false;
+        }
+        // Within the capacity: this does not allocate, and cannot fail.
+        if chunk.extend_with(len, 0, GFP_KERNEL).is_err() {
+            refused = Some(ENOMEM);
+            return false;
+        }
+        // CAST: `DT_*` values are below 16; anything else is DT_UNKNOWN.
+        let d_type = u8::try_from(d_type).unwrap_or(0);
+        put_record(&mut chunk[used..used + len], shown, d_type, error);
+        used += len;
+        true
+    });
+    if used == 0 {
+        // Nothing new: the end of the directory, a fault, or an error.
+        return match (listed, refused) {
+            (Err(e), _) | (Ok(()), Some(e)) => Err(e),
+            (Ok(()), None) => Ok(0),
+        };
     }
+    // An error of the iteration after some entries is for the next call.
+    // The directory's lock is not held any more.
+    describe(&dir, &mut chunk[..used], query_flags);
+    UserSlice::new(buf, used).writer().write_slice(&chunk[..used])?;
+    Ok(used)
 }
 
 /// Implementation of `dirsync_readdir(2)`, called by the C entry point
@@ -196,7 +256,7 @@ pub extern "C" fn dirsync_readdir_rust(
     flags: c_uint,
 ) -> c_long {
     match readdir(fd, buf as UserPtr, size, flags) {
-        // CAST: at most `MAX_SIZE` bytes, which fits any `c_long`.
+        // CAST: at most `CHUNK` bytes, which fits any `c_long`.
         Ok(n) => n as c_long,
         // CAST: an errno is in [-MAX_ERRNO, -1], which fits any `c_long`.
         Err(e) => e.to_errno() as c_long,

@@ -5,7 +5,8 @@
 /* dirsync-series: end dir */
 #include <linux/fs.h>
 /* dirsync-series: begin dir */
-#include <linux/mount.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
 /* dirsync-series: end dir */
 
 bool rust_helper_vfs_empty_path(int dfd, const char __user *path)
@@ -14,14 +15,9 @@ bool rust_helper_vfs_empty_path(int dfd, const char __user *path)
 }
 /* dirsync-series: begin dir */
 
-bool rust_helper_d_managed(const struct dentry *dentry)
+bool rust_helper_d_can_lookup(const struct dentry *dentry)
 {
-	return d_managed(dentry);
-}
-
-bool rust_helper_d_is_negative(const struct dentry *dentry)
-{
-	return d_is_negative(dentry);
+	return d_can_lookup(dentry);
 }
 
 struct file *rust_helper_fd_file(struct fd f)
@@ -34,8 +30,13 @@ void rust_helper_fdput_pos(struct fd f)
 	fdput_pos(f);
 }
 
-struct mnt_idmap *rust_helper_mnt_idmap(const struct vfsmount *mnt)
+bool rust_helper_fatal_signal_pending(struct task_struct *p)
 {
-	return mnt_idmap(mnt);
+	return fatal_signal_pending(p);
+}
+
+int rust_helper_cond_resched(void)
+{
+	return cond_resched();
 }
 /* dirsync-series: end dir */

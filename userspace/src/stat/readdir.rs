@@ -22,8 +22,8 @@ const _: () = assert!(BUF_SIZE >= uapi::DIRSYNC_READDIR_BUF_MIN as usize);
 
 /// The fixed part of a record (the name follows).
 const HDR: usize = size_of::<Dirent>();
-/// `NAME_MAX`.
-const NAME_MAX: usize = 255;
+/// The longest name a record carries (`DIRSYNC_READDIR_NAME_MAX`).
+const NAME_MAX: usize = uapi::DIRSYNC_READDIR_NAME_MAX as usize;
 
 /// The `dirsync_readdir(2)` system call, verified present by
 /// [`super::discover_readdir`].
@@ -125,7 +125,8 @@ pub enum Described {
 /// One validated record of a buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a> {
-    /// The name: 1 to 255 bytes, no `/`, no NUL, not `.` or `..`.
+    /// The name: 1 to `DIRSYNC_READDIR_NAME_MAX` bytes, no `/`, no NUL,
+    /// not `.` or `..`.
     pub name: &'a [u8],
     /// `DT_*`.
     pub d_type: u8,
@@ -212,8 +213,11 @@ fn record(rest: &[u8]) -> Result<(Record<'_>, usize), &'static str> {
         return Err("reclen beyond the returned length");
     }
     let namelen = usize::from(u16_at(rest, offset_of!(Dirent, namelen)));
+    if namelen == 0 && u32_at(rest, offset_of!(Dirent, error)) == libc::ENAMETOOLONG as u32 {
+        return Err("a name longer than DIRSYNC_READDIR_NAME_MAX bytes");
+    }
     if namelen == 0 || namelen > NAME_MAX {
-        return Err("name length not in 1..=255");
+        return Err("name length not in 1..=DIRSYNC_READDIR_NAME_MAX");
     }
     if HDR + namelen + 1 > reclen {
         return Err("name beyond reclen");
@@ -273,13 +277,16 @@ impl Batch {
 }
 
 /// The entry of the record `rec` of `dir`: per-entry errors as
-/// [`StatBackend::stat_at`] gives them (`ENOENT`: vanished, `Ok(None)`);
-/// a record lacking a field the engine compares is asked of `fallback`.
+/// [`StatBackend::stat_at`] gives them (`ENOENT`: vanished, `Ok(None)`;
+/// `EACCES`); any other errno means the kernel stopped describing entries
+/// there (a signal, `ENOMEM`, `EIO`...), and a record lacking a field the
+/// engine compares: both asked of `fallback`.
 fn entry(fallback: &dyn StatBackend, dir: BorrowedFd<'_>, rec: &Record<'_>) -> Entry {
     let name = CString::new(rec.name).expect("parse refused NUL bytes");
     let meta = match rec.described {
         Described::Errno(libc::ENOENT) => Ok(None),
-        Described::Errno(e) => Err(io::Error::from_raw_os_error(e)),
+        Described::Errno(libc::EACCES) => Err(io::Error::from_raw_os_error(libc::EACCES)),
+        Described::Errno(_) => fallback.stat_at(dir, &name),
         Described::Info(info) if info.exists == 0 => Ok(None),
         Described::Info(info) => match meta_from_info(&info) {
             Some(m) => Ok(Some(m)),

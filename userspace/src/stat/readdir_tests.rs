@@ -80,6 +80,7 @@ fn why(buf: &[u8]) -> Malformed {
 #[test]
 fn header_is_the_uapi_size() {
     assert_eq!(HDR, 96);
+    assert_eq!(NAME_MAX, 4095);
     assert_eq!(HDR + NAME_MAX + 1, uapi::DIRSYNC_READDIR_BUF_MIN as usize);
 }
 
@@ -155,9 +156,26 @@ fn bad_names_are_refused() {
     put(&mut b, off, &8u16.to_ne_bytes());
     assert_eq!(why(&b).why, "name beyond reclen");
     put(&mut b, off, &0u16.to_ne_bytes());
-    assert_eq!(why(&b).why, "name length not in 1..=255");
-    put(&mut b, off, &256u16.to_ne_bytes());
-    assert_eq!(why(&b).why, "name length not in 1..=255");
+    assert_eq!(
+        why(&b).why,
+        "name length not in 1..=DIRSYNC_READDIR_NAME_MAX"
+    );
+    put(&mut b, off, &4096u16.to_ne_bytes());
+    assert_eq!(
+        why(&b).why,
+        "name length not in 1..=DIRSYNC_READDIR_NAME_MAX"
+    );
+    // The kernel's record of a name too long to carry: refused by name.
+    put(&mut b, off, &0u16.to_ne_bytes());
+    put(
+        &mut b,
+        offset_of!(Dirent, error),
+        &(libc::ENAMETOOLONG as u32).to_ne_bytes(),
+    );
+    assert_eq!(
+        why(&b).why,
+        "a name longer than DIRSYNC_READDIR_NAME_MAX bytes"
+    );
     // namelen shorter than the bytes: the NUL is not where it says.
     put(&mut b, off, &2u16.to_ne_bytes());
     assert_eq!(why(&b).why, "name not NUL-terminated");
@@ -272,9 +290,15 @@ fn records_become_entries_as_stat_at_would() {
         .meta
         .unwrap()
         .is_none());
-    // Another errno is that entry's error.
+    // EACCES is that entry's error.
     let e = entry(&Statx, fd, &mk(b"x", Described::Errno(libc::EACCES)));
     assert_eq!(e.meta.unwrap_err().raw_os_error(), Some(libc::EACCES));
+    // Any other errno: the kernel stopped describing there, the entry
+    // comes from the fallback.
+    for errno in [libc::EINTR, libc::ENOMEM, libc::EIO, libc::ESTALE] {
+        let e = entry(&Statx, fd, &mk(b"f", Described::Errno(errno)));
+        assert_eq!(e.meta.unwrap(), Statx.stat_at(fd, c"f").unwrap());
+    }
     // A record without the mtime: the entry comes from the fallback.
     let partial = Info {
         mask: uapi::DIRSYNC_INFO_BASIC & !uapi::DIRSYNC_INFO_MTIME,

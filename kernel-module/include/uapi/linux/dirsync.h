@@ -100,19 +100,45 @@ struct dirsync_info {
  * caller's credentials and without any directory lock held from the
  * listing; its metadata is what fstatat(fd, name, AT_SYMLINK_NOFOLLOW)
  * would give at that moment, a mount point's being the mounted root's.
- * An entry that cannot be described has ->error set to a positive errno
- * (ENOENT: it vanished between listing and lookup; EACCES: the directory
- * is not searchable) and its ->info all zero; the call itself does not
- * fail for it.  Nothing is read ahead: the work per call is bounded by
- * @size.
+ *
+ * No entry is lost: an entry is accepted only once its record's place in
+ * @buf is known to fit and to be writable; one that does not fit, or
+ * whose place faults, stays at the file position for the next call (a
+ * buffer that faults part way gives a short count, as getdents64(2)).
+ * Every record returned is complete.  Should another thread unmap or
+ * write-protect @buf during the call, the call fails with EFAULT and the
+ * entries it had accepted are not listed again on this open file.
+ *
+ * ->error: 0 and ->info describes the entry, or a positive errno and
+ * ->info is all zero.  ENOENT: the entry vanished between listing and
+ * lookup; EACCES: the directory is not searchable.  Any other errno
+ * (EINTR for a fatal signal, ENOMEM, EIO, ESTALE, ...) means the call
+ * stopped describing entries there: that record and the following ones
+ * of the same call carry it, their names are listed all the same, and
+ * the caller describes them itself (fstatat(2), dirsync_stat(2)).
+ * ENAMETOOLONG: the name is longer than DIRSYNC_READDIR_NAME_MAX bytes;
+ * the record has ->namelen 0 and no name (no Linux file system returns
+ * such names: FUSE's limit is 1024 bytes, PATH_MAX 4096 with the NUL).
+ *
+ * ->d_type is what the directory said when the entry was listed
+ * (DT_UNKNOWN on file systems that do not know), ->info.mode what the
+ * lookup found afterwards: after a rename over the name in between they
+ * can disagree (DT_REG and a directory, say).  ->info.mode is the one
+ * that matches the rest of ->info.
+ *
+ * Bounded work: one call returns at most 65536 bytes of records (about
+ * 600 entries with short names), whatever @size; it returns early, with
+ * the records it has, when a signal is pending, and stops looking entries
+ * up when the task is being killed.
  *
  * @flags: 0, or AT_SYMLINK_NOFOLLOW, AT_NO_AUTOMOUNT, and at most one of
  * the AT_STATX_SYNC_* flags; anything else is -EINVAL.
  *
- * Errors: EBADF (@fd not open for reading), ENOTDIR (@fd not a
- * directory), EINVAL (bad @flags, or @size below DIRSYNC_READDIR_BUF_MIN,
- * the size of the largest record, which always fits one entry), EFAULT
- * (@buf not writable), ENOENT (the directory was removed), ENOMEM.
+ * Errors: EBADF (@fd not open, or O_PATH), ENOTDIR (@fd not a directory
+ * that can be read), EINVAL (bad @flags, or @size below
+ * DIRSYNC_READDIR_BUF_MIN, the size of the largest record), EFAULT
+ * (@buf not writable where the first record goes), ENOENT (the directory
+ * was removed), ENOMEM, and what the file system's iteration returns.
  *
  * Records: ->reclen is the whole record (header, name, NUL, zero padding)
  * and a multiple of 8, so the next record starts at the current one plus
@@ -137,8 +163,10 @@ struct dirsync_dirent {
 	char name[];		/* namelen bytes, NUL, zero padding */
 };
 
-/* sizeof(struct dirsync_dirent) + NAME_MAX + 1, rounded up to 8 */
-#define DIRSYNC_READDIR_BUF_MIN	352
+/* The longest name a record carries: PATH_MAX - 1. */
+#define DIRSYNC_READDIR_NAME_MAX	4095
+/* The largest record: 96-byte header, the longest name, NUL, to 8. */
+#define DIRSYNC_READDIR_BUF_MIN		4192
 /* dirsync-series: end readdir */
 
 #endif /* _UAPI_LINUX_DIRSYNC_H */

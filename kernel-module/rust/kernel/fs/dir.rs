@@ -5,40 +5,63 @@
 //!
 //! C headers: [`include/linux/file.h`](srctree/include/linux/file.h),
 //! [`include/linux/fs.h`](srctree/include/linux/fs.h),
-//! [`include/linux/namei.h`](srctree/include/linux/namei.h).
+//! [`fs/internal.h`](srctree/fs/internal.h).
 
-use super::{getattr, Kstat};
+use super::Path;
 use crate::{
     bindings,
     error::{
-        code::{EBADF, EINVAL, ENOENT},
-        from_err_ptr, to_result, Error, Result,
+        code::{EBADF, EINVAL, ENOTDIR},
+        to_result, Result,
     },
     ffi::{c_char, c_int, c_uint},
+    types::Opaque,
 };
-use core::{marker::PhantomData, ptr::addr_of_mut};
+use core::{
+    marker::PhantomData,
+    mem::MaybeUninit,
+    ptr::{addr_of, addr_of_mut},
+};
 
-/// What [`PosFile::iterate`] calls for each entry: the name and the `DT_*`
-/// type the directory gives; it returns `false` to stop before the entry,
-/// which is then the first one the next iteration reports.
-pub type Emit<'a> = dyn FnMut(&[u8], u32) -> bool + 'a;
+// Declared in `fs/internal.h`, which only the VFS includes: these
+// abstractions are part of it, bindgen does not see that header.  As in
+// the bindings, `struct path` holds zero-sized lock class keys under
+// lockdep, which the lint takes for not FFI-safe; the layouts are
+// bindgen's.
+#[allow(improper_ctypes)]
+extern "C" {
+    fn lookup_dir_entry(
+        dir: *const bindings::path,
+        name: *const c_char,
+        len: c_int,
+        flags: c_uint,
+        path: *mut bindings::path,
+    ) -> c_int;
+}
 
 /// The `dir_context` passed to `iterate_dir()`, and the closure its actor
 /// calls.
-#[repr(C)]
-struct Iteration<'a, 'b> {
-    ctx: bindings::dir_context,
-    emit: &'a mut Emit<'b>,
+///
+/// The actor finds the `Iteration` from the `dir_context` pointer with
+/// `container_of!`: [`PosDir::iterate`] passes a pointer derived from a
+/// pointer to the whole `Iteration`, so the actor may reach `emit`.
+struct Iteration<F> {
+    ctx: Opaque<bindings::dir_context>,
+    emit: F,
 }
 
-/// The `filldir_t` actor of [`PosFile::iterate`].
+/// The `filldir_t` actor of [`PosDir::iterate`] for a closure of type `F`.
 ///
 /// # Safety
 ///
-/// `ctx` must be the `ctx` field of a live [`Iteration`], and `name` valid
-/// for reads of `len` bytes, as `iterate_dir()` guarantees for the
-/// `dir_context` it was given.
-unsafe extern "C" fn actor(
+/// `ctx` must point to the `ctx` field of a live `Iteration<F>`, with the
+/// provenance of a pointer to the whole `Iteration<F>`, that nothing else
+/// accesses during the call; `name` must be valid for reads of `len`
+/// bytes.  `iterate_dir()` guarantees both for the `dir_context`
+/// [`PosDir::iterate`] gives it: the file system only reads and writes
+/// `ctx->pos` and calls `ctx->actor`, from the iterating task, between
+/// the calls of the actor.
+unsafe extern "C" fn actor<F: FnMut(&[u8], u32) -> bool>(
     ctx: *mut bindings::dir_context,
     name: *const c_char,
     len: c_int,
@@ -49,13 +72,13 @@ unsafe extern "C" fn actor(
     let Ok(len) = usize::try_from(len) else {
         return false;
     };
-    // `ctx` is the first field of the `#[repr(C)]` `Iteration`, so the
-    // pointers are the same (`container_of()`).
-    let iteration = ctx.cast::<Iteration<'_, '_>>();
-    // SAFETY: `iteration` points to a live `Iteration` (function safety
-    // requirement), whose `emit` field nothing else accesses while
-    // `iterate_dir()` runs: the file system only uses `ctx.pos` and
-    // `ctx.actor`.
+    // SAFETY: `ctx` points to the `ctx` field of a live `Iteration<F>`
+    // (function safety requirement); `container_of!` only subtracts the
+    // field's offset, so the result points to that `Iteration<F>`, with
+    // the provenance `ctx` has (the whole struct's).
+    let iteration = unsafe { crate::container_of!(ctx, Iteration<F>, ctx) }.cast_mut();
+    // SAFETY: `iteration` is valid and nothing else accesses its `emit`
+    // field during this call (function safety requirement).
     let emit = unsafe { &mut *addr_of_mut!((*iteration).emit) };
     // SAFETY: the file system passes `len` bytes of name valid for reads
     // during the call (function safety requirement).
@@ -63,38 +86,60 @@ unsafe extern "C" fn actor(
     emit(name, d_type)
 }
 
-/// An open file found by its descriptor with `fdget_pos()`: for a file
-/// whose position can be shared, the file position lock (`f_pos_lock`) is
-/// held until drop, as `getdents64()` and `read()` hold it.
-///
-/// `O_PATH` descriptors are not accepted (-EBADF).
+/// An open directory found by its descriptor with `fdget_pos()`, its file
+/// position lock (`f_pos_lock`) held until drop, as `getdents64()` holds
+/// it.  The only type on which directories are iterated and looked up.
 ///
 /// # Invariants
 ///
-/// `self.0` is what `fdget_pos()` returned for a descriptor that has a
-/// file: `fd_file(self.0)` is a valid file, referenced for as long as the
-/// guard lives (by the `struct fd` or, when the descriptor table is not
-/// shared, by the table itself), and released with `fdput_pos()` exactly
-/// once, on drop, by the task that got it (the type is not `Send`, and a
-/// system call cannot keep it past its return).
-pub struct PosFile {
+/// - `self.fd` is what `fdget_pos()` returned for a descriptor that has a
+///   file: `fd_file(self.fd)` is a valid file, referenced for as long as
+///   the guard lives (by the `struct fd` or, when the descriptor table is
+///   not shared, by the table itself), and released with `fdput_pos()`
+///   exactly once, on drop, by the task that got it (the type is not
+///   `Send`, and a system call cannot keep it past its return).
+/// - The file is a directory that can be looked up in (`d_can_lookup()`
+///   of its dentry: `S_ISDIR` and an `->lookup`), which it stays: an open
+///   file keeps its dentry positive and its inode.
+/// - The file's position lock is held by this task (`FDPUT_POS_UNLOCK` is
+///   set in `self.fd`), so the position is ours until drop.
+pub struct PosDir {
     fd: bindings::fd,
     _not_send: PhantomData<*mut ()>,
 }
 
-impl PosFile {
+impl PosDir {
     /// Gets the file of descriptor `fd` of the current task and its
-    /// position lock; -EBADF if there is no such file, or it is `O_PATH`.
+    /// position lock.
+    ///
+    /// Fails with -EBADF if there is no such file or it is `O_PATH`, and
+    /// with -ENOTDIR if it is not a directory that can be read (a regular
+    /// file, a directory without `->lookup`, or one whose file operations
+    /// have no `->iterate_shared`, for which `fdget_pos()` takes no
+    /// position lock and `iterate_dir()` would fail with -ENOTDIR).
     #[inline]
-    pub fn fdget_pos(fd: c_uint) -> Result<Self> {
+    pub fn fdget(fd: c_uint) -> Result<Self> {
         // SAFETY: `fdget_pos()` accepts any number; it returns an empty
         // `struct fd` when the descriptor has no (non-`O_PATH`) file.
         let fd = unsafe { bindings::fdget_pos(fd) };
         // SAFETY: `fd_file()` only masks the flag bits off `fd.word`.
-        if unsafe { bindings::fd_file(fd) }.is_null() {
+        let file = unsafe { bindings::fd_file(fd) };
+        if file.is_null() {
             return Err(EBADF);
         }
-        // INVARIANT: `fdget_pos()` found a file.
+        // SAFETY: `file` is a valid file (`fdget_pos()` found it), whose
+        // `f_path.dentry` is pinned and positive while the file is open.
+        let is_dir = unsafe { bindings::d_can_lookup((*file).f_path.dentry) };
+        // CAST: FDPUT_POS_UNLOCK is a flag bit of the `unsigned long` word.
+        let locked = fd.word & bindings::FDPUT_POS_UNLOCK as usize != 0;
+        if !is_dir || !locked {
+            // SAFETY: `fd` came from `fdget_pos()` and is released once,
+            // here, by the task that got it.
+            unsafe { bindings::fdput_pos(fd) };
+            return Err(ENOTDIR);
+        }
+        // INVARIANT: `fdget_pos()` found a file, it is a directory that
+        // can be looked up in, and `fdget_pos()` took its position lock.
         Ok(Self {
             fd,
             _not_send: PhantomData,
@@ -108,174 +153,108 @@ impl PosFile {
         unsafe { bindings::fd_file(self.fd) }
     }
 
-    /// The file position (`f_pos`).
-    #[inline]
-    pub fn pos(&self) -> i64 {
-        // SAFETY: the file is valid (type invariant), and its position is
-        // ours: we hold its position lock, or the file is not shared.
-        unsafe { (*self.file()).f_pos }
-    }
-
-    /// Sets the file position to `pos`, a value [`PosFile::pos`] returned,
-    /// with `vfs_llseek(SEEK_SET)` (a directory's own `llseek` may need to
-    /// update its state, as for `seekdir()`).
-    #[inline]
-    pub fn seek(&self, pos: i64) -> Result {
-        // CAST: SEEK_SET is 0.
-        let whence = bindings::SEEK_SET as c_int;
-        // SAFETY: the file is valid (type invariant); we hold its position
-        // lock or it is not shared, as the `lseek()` system call does.
-        let ret = unsafe { bindings::vfs_llseek(self.file(), pos, whence) };
-        if ret < 0 {
-            // CAST: a negative `loff_t` from llseek is a -errno.
-            return Err(Error::from_errno(ret as c_int));
-        }
-        Ok(())
-    }
-
     /// Reads the directory from the file position with `iterate_dir()`,
     /// calling `emit` for each entry ("." and ".." included) until it
     /// returns `false` or the directory ends, and advances the position
-    /// past the entries `emit` accepted.
+    /// past the entries `emit` accepted, exactly: an entry `emit` refuses
+    /// is the first one the next iteration gives.
     ///
-    /// `emit` runs with the directory's `i_rwsem` held shared; taking
-    /// `&mut self` keeps it from calling [`PosFile::lookup`].  Fails with
-    /// -ENOTDIR when the file is not a directory, -ENOENT when the
-    /// directory was removed, or what the file system or an LSM returns.
-    pub fn iterate(&mut self, emit: &mut Emit<'_>) -> Result {
+    /// `emit` runs with the directory's `i_rwsem` held shared, and may
+    /// sleep (fault in user memory); taking `&mut self` keeps it from
+    /// calling [`PosDir::lookup`].  Fails with -ENOENT when the directory
+    /// was removed, or what the file system or an LSM returns.
+    pub fn iterate<F: FnMut(&[u8], u32) -> bool>(&mut self, emit: F) -> Result {
         let mut iteration = Iteration {
-            ctx: bindings::dir_context {
-                actor: Some(actor),
+            ctx: Opaque::new(bindings::dir_context {
+                actor: Some(actor::<F>),
                 pos: 0,
-            },
+            }),
             emit,
         };
-        // SAFETY: the file is valid (type invariant) and we hold its
-        // position lock (or it is not shared), as `iterate_dir()` requires;
-        // `iteration.ctx` is the first field of a live `Iteration`, as
-        // `actor` requires, and lives until `iterate_dir()` returns.
-        to_result(unsafe { bindings::iterate_dir(self.file(), &mut iteration.ctx) })
+        // The pointer the actor gets is derived from this one, so its
+        // provenance covers the whole `Iteration`, `emit` included.
+        let whole: *mut Iteration<F> = &mut iteration;
+        // SAFETY: `whole` points to `iteration`, which is live.
+        let ctx = Opaque::raw_get(unsafe { addr_of!((*whole).ctx) });
+        // SAFETY: the file is a valid directory and we hold its position
+        // lock (type invariants), as `iterate_dir()` requires; `ctx`
+        // points to the `ctx` field of `iteration` with the provenance of
+        // `whole`, and `iteration` is not used otherwise until
+        // `iterate_dir()` returns, as `actor::<F>` requires.
+        to_result(unsafe { bindings::iterate_dir(self.file(), ctx) })
     }
 
     /// Looks up the entry `name` of the directory, as `fstatat(fd, name,
-    /// AT_SYMLINK_NOFOLLOW)` would find it: a symlink is not followed, a
-    /// mount point gives the root of what is mounted there (no automount
-    /// is triggered), and the caller must be allowed to search the
-    /// directory (-EACCES otherwise).  No lock is held on entry; the
+    /// AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT)` would find it, with the C
+    /// helper `lookup_dir_entry()`: a symlink is not followed, a mount
+    /// point gives the root of what is mounted there (no automount is
+    /// triggered), the caller must be allowed to search the directory,
+    /// the lookup is audited, and -ESTALE is retried with `LOOKUP_REVAL`.
+    /// `reval` asks for `LOOKUP_REVAL` from the start (a caller whose
+    /// `getattr` met -ESTALE).  No directory lock is held on entry; the
     /// directory's `i_rwsem` is taken shared only on a dcache miss.
     ///
-    /// Fails with -ENOENT for a missing entry, -EACCES for a name that
-    /// is not one path component, -ENOTDIR when the file is not a
-    /// directory, and the errors of the lookup.
-    pub fn lookup(&self, name: &[u8]) -> Result<Child<'_>> {
+    /// Fails with -ENOENT for a missing entry, -EACCES for a name that is
+    /// not one path component (".", "..", a "/" or a NUL in it) or a
+    /// directory that cannot be searched, and the errors of the lookup.
+    pub fn lookup(&self, name: &[u8], reval: bool) -> Result<Path> {
         let len = c_int::try_from(name.len()).map_err(|_| EINVAL)?;
+        let flags = if reval { bindings::LOOKUP_REVAL } else { 0 };
+        let mut path = MaybeUninit::<bindings::path>::uninit();
         // SAFETY: the file is valid (type invariant) and holds references
-        // to its `f_path` while open.
-        let dir = unsafe { &(*self.file()).f_path };
-        // SAFETY: `dir.mnt` is a valid mount (see above).
-        let idmap = unsafe { bindings::mnt_idmap(dir.mnt) };
-        // SAFETY: `name` is valid for reads of `len` bytes (its bytes are
-        // checked: "/" and NUL are -EACCES); `dir.dentry` is pinned by the
-        // file; no directory lock is held (`iterate()` takes `&mut self`,
-        // so it is not running); `lookup_one_unlocked()` checks search
-        // permission on the directory with the mount's idmap and returns a
-        // referenced, possibly negative, dentry or an error pointer.
-        let dentry = from_err_ptr(unsafe {
-            bindings::lookup_one_unlocked(idmap, name.as_ptr().cast::<c_char>(), dir.dentry, len)
-        })?;
-        // SAFETY: `dentry` is a valid dentry we hold a reference to; its
-        // flags may change under us, as `traverse_mounts()` expects too.
-        if !unsafe { bindings::d_managed(dentry) } {
-            // Nothing is mounted there and it is no automount point: the
-            // dentry is the entry, on the directory's mount.
-            // SAFETY: as above.
-            if unsafe { bindings::d_is_negative(dentry) } {
-                // SAFETY: we own the reference, released once.
-                unsafe { bindings::dput(dentry) };
-                return Err(ENOENT);
-            }
-            // INVARIANT: a reference to a positive dentry; the mount is
-            // the directory's, pinned by `self` for `'_`.
-            return Ok(Child {
-                path: bindings::path {
-                    mnt: dir.mnt,
-                    dentry,
-                },
-                own_mnt: false,
-                _dir: PhantomData,
-            });
-        }
-        let mut path = bindings::path {
-            // SAFETY: `dir.mnt` is a valid mount (see above); `mntget()`
-            // returns it with one more reference.
-            mnt: unsafe { bindings::mntget(dir.mnt) },
-            dentry,
+        // to its `f_path` while open; `name` is valid for reads of `len`
+        // bytes (the helper checks them); no directory lock is held
+        // (`iterate()` takes `&mut self`, so it is not running); `path` is
+        // valid for writes, and written only on success.
+        let ret = unsafe {
+            lookup_dir_entry(
+                addr_of!((*self.file()).f_path),
+                name.as_ptr().cast::<c_char>(),
+                len,
+                flags,
+                path.as_mut_ptr(),
+            )
         };
-        // SAFETY: `path` holds one reference to its mount and dentry;
-        // `follow_down()` replaces them by the topmost mount on the dentry
-        // and its root, keeping one reference to each, also on failure
-        // (-ENOENT for a negative dentry, or what `d_manage()` returns).
-        let ret = unsafe { bindings::follow_down(&mut path, 0) };
-        if ret < 0 {
-            // SAFETY: `path` holds references (see above), released once.
-            unsafe { bindings::path_put(&path) };
-            return Err(Error::from_errno(ret));
-        }
-        // INVARIANT: `path` holds a reference to a positive dentry and one
-        // to its mount.
-        Ok(Child {
-            path,
-            own_mnt: true,
-            _dir: PhantomData,
-        })
+        to_result(ret)?;
+        // INVARIANT: on success the helper filled `path` with a positive
+        // dentry and took one reference on it and one on its mount, which
+        // the `Path` now owns.
+        // SAFETY: `path` was initialised by the successful call.
+        Ok(Path(unsafe { path.assume_init() }))
     }
 }
 
-/// An entry of a directory found by [`PosFile::lookup`].
-///
-/// # Invariants
-///
-/// `self.path.dentry` is a positive dentry we hold one reference to.  If
-/// `self.own_mnt`, we hold one reference to `self.path.mnt` too; if not,
-/// `self.path.mnt` is the mount of the directory's file, which the
-/// borrowed [`PosFile`] keeps alive for `'a`.  The references are released
-/// exactly once, on drop.
-pub struct Child<'a> {
-    path: bindings::path,
-    own_mnt: bool,
-    _dir: PhantomData<&'a PosFile>,
-}
-
-impl Child<'_> {
-    /// Reads the attributes `request_mask` (`STATX_*` bits) asks for, with
-    /// the `AT_STATX_SYNC_*` bits of `query_flags`, as `statx()` does.
-    #[inline]
-    pub fn getattr(&self, request_mask: u32, query_flags: u32) -> Result<Kstat> {
-        // SAFETY: `self.path` is valid and its references are held for as
-        // long as `self` lives (type invariant).
-        unsafe { getattr(&self.path, request_mask, query_flags) }
-    }
-}
-
-impl Drop for Child<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: we own a reference to the dentry (type invariant),
-        // released only here.
-        unsafe { bindings::dput(self.path.dentry) };
-        if self.own_mnt {
-            // SAFETY: we own a reference to the mount (type invariant),
-            // released only here.
-            unsafe { bindings::mntput(self.path.mnt) };
-        }
-    }
-}
-
-impl Drop for PosFile {
+impl Drop for PosDir {
     #[inline]
     fn drop(&mut self) {
         // SAFETY: `self.fd` came from `fdget_pos()` and is released only
         // here, by the task that got it (type invariant).
         unsafe { bindings::fdput_pos(self.fd) };
     }
+}
+
+/// Whether the current task has a fatal signal pending (it is being
+/// killed): long work should stop.
+#[inline]
+pub fn fatal_signal_pending() -> bool {
+    // SAFETY: `get_current()` is the running task, valid during the call.
+    unsafe { bindings::fatal_signal_pending(bindings::get_current()) }
+}
+
+/// Whether the current task has any signal pending: a system call that
+/// can return a short count should return it, so that the signal is
+/// handled.
+#[inline]
+pub fn signal_pending() -> bool {
+    // SAFETY: `get_current()` is the running task, valid during the call.
+    unsafe { bindings::signal_pending(bindings::get_current()) != 0 }
+}
+
+/// Lets the scheduler run another task if this one has run long enough
+/// (`cond_resched()`); may sleep.
+#[inline]
+pub fn cond_resched() {
+    // SAFETY: `cond_resched()` may be called from any context that can
+    // sleep, which a function of a system call's process context is.
+    unsafe { bindings::cond_resched() };
 }
