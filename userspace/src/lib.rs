@@ -5,7 +5,8 @@
 //! kernel provides it (see [`stat`]) and from `statx` otherwise.
 //!
 //! Layers, each using only those above it in this list (no cycle):
-//! * [`report`], [`error`]: events, counters and errors (the bottom);
+//! * [`report`], [`error`]: events, counters and errors (the bottom), with
+//!   [`units`] (sizes, rates) and [`utc`] (calendar time);
 //! * [`sys`], [`uapi`]: dirfd-relative system calls, the kernel ABI;
 //! * [`stat`]: metadata backends (`dirsync_stat` syscall, `statx`);
 //! * [`copy`], [`exclude`]: file content copy and comparison,
@@ -36,6 +37,7 @@ pub mod transfer;
 pub mod twoway;
 pub mod uapi;
 pub mod units;
+pub mod utc;
 pub mod watch;
 
 pub use error::{Error, ExitStatus, Result};

@@ -2,26 +2,11 @@
 //! in the same directory (EXT = the last suffix, kept last; none for
 //! names without one, or whose only dot leads), UTC.
 
-/// The UTC stamp `YYYYMMDD-HHMMSS` of `secs` since the epoch.
+/// The UTC stamp `YYYYMMDD-HHMMSS` of `secs` since the epoch (before
+/// 1970: the epoch's).
 pub fn stamp(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Howard Hinnant's days_from_civil inverse.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let secs = u64::try_from(secs).unwrap_or(0);
+    crate::utc::stamp(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// The conflict copy name of `name` (one component) for `side` at

@@ -8,8 +8,8 @@
 
 use std::time::SystemTime;
 
-use super::time::rfc3339;
 use crate::daemon::api::{Conflict, PairStatus};
+use crate::utc::rfc3339;
 
 /// Every pair as the JSON object `{"pairs":[...]}` (one line, no
 /// trailing newline).

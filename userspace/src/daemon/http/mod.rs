@@ -23,8 +23,8 @@ pub mod request;
 pub mod routes;
 mod time;
 
+pub use crate::utc::rfc3339;
 pub use json::pairs_json;
-pub use time::rfc3339;
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

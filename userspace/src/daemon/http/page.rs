@@ -9,8 +9,8 @@
 use std::fmt::Write;
 use std::time::SystemTime;
 
-use super::time::rfc3339;
 use crate::daemon::api::{PairStatus, Watches};
+use crate::utc::rfc3339;
 
 /// The page's `Content-Security-Policy`: its own script and nothing else.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
