@@ -14,8 +14,9 @@ PKGS=(
 	acl attr btrfs-progs xfsprogs e2fsprogs strace
 	# remote replicas: the tests start a real sshd on 127.0.0.1
 	openssh-server openssh-client
-	# the status page's test drives a real headless browser
-	chromium fonts-dejavu-core
+	# the status page's test drives a real headless browser; the daemon's
+	# tests check its unit files with systemd-analyze verify
+	chromium fonts-dejavu-core systemd
 	# the two-way benchmark's peers (scripts/bench-twoway.sh)
 	unison rclone
 )
