@@ -36,18 +36,6 @@ fn dec_entry(d: &mut Dec<'_>) -> Result<Entry, ProtoError> {
     })
 }
 
-fn enc_path(e: &mut Enc, p: &[CString]) {
-    e.u32(p.len() as u32);
-    for c in p {
-        e.bytes(c.as_bytes());
-    }
-}
-
-fn dec_path(d: &mut Dec<'_>) -> Result<Vec<CString>, ProtoError> {
-    let n = d.count(5)?;
-    (0..n).map(|_| d.name()).collect()
-}
-
 fn opt_name(e: &mut Enc, n: &Option<CString>) {
     e.opt_bytes(n.as_ref().map(|n| n.as_bytes()));
 }
@@ -199,8 +187,8 @@ impl Msg {
             }
             Msg::Rename { req, from, to } => {
                 e.u32(*req);
-                enc_path(e, from);
-                enc_path(e, to);
+                e.path(from);
+                e.path(to);
                 24
             }
             Msg::Barrier { req } => {
@@ -432,8 +420,8 @@ fn decode_files(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
         },
         24 => Msg::Rename {
             req: d.u32()?,
-            from: dec_path(d)?,
-            to: dec_path(d)?,
+            from: d.path()?,
+            to: d.path()?,
         },
         25 => Msg::Barrier { req: d.u32()? },
         26 => Msg::Delta {

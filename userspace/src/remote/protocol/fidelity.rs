@@ -246,20 +246,13 @@ fn dec_opt_id(d: &mut Dec<'_>) -> Result<Option<u32>, ProtoError> {
     Ok(if d.bool()? { Some(id(d)?) } else { None })
 }
 
-fn enc_path(e: &mut Enc, p: &[CString]) {
-    e.u32(p.len() as u32);
-    for c in p {
-        e.bytes(c.as_bytes());
-    }
-}
-
 /// A path of at least one component, each a name.
 fn dec_path(d: &mut Dec<'_>) -> Result<Vec<CString>, ProtoError> {
-    let n = d.count(5)?;
-    if n == 0 {
+    let p = d.path()?;
+    if p.is_empty() {
         return Err(ProtoError::BadValue("empty path"));
     }
-    (0..n).map(|_| d.name()).collect()
+    Ok(p)
 }
 
 /// Encodes messages 60 to 67; `None`: not one of them.
@@ -312,8 +305,8 @@ pub fn encode(m: &Msg, e: &mut Enc) -> Option<u8> {
         }
         Msg::HardLink { req, target, at } => {
             e.u32(*req);
-            enc_path(e, target);
-            enc_path(e, at);
+            e.path(target);
+            e.path(at);
             66
         }
         Msg::MapId {

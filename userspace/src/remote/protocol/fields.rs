@@ -61,6 +61,14 @@ impl Enc {
         self.0.extend_from_slice(v);
         self
     }
+    /// A relative path as its components (count, then each name).
+    pub fn path(&mut self, p: &[CString]) -> &mut Self {
+        self.u32(p.len() as u32);
+        for c in p {
+            self.bytes(c.as_bytes());
+        }
+        self
+    }
     pub fn opt_bytes(&mut self, v: Option<&[u8]>) -> &mut Self {
         match v {
             Some(b) => self.u8(1).bytes(b),
@@ -154,6 +162,13 @@ impl<'a> Dec<'a> {
         } else {
             None
         })
+    }
+    /// A relative path as [`Enc::path`] writes it: each component a
+    /// [`Dec::name`] (so no `..`, no `/`); the count is bounded by the
+    /// frame.
+    pub fn path(&mut self) -> Result<Vec<CString>, ProtoError> {
+        let n = self.count(5)?;
+        (0..n).map(|_| self.name()).collect()
     }
     /// A count of items that each take at least `min` bytes (so a
     /// hostile count cannot reserve more than the frame holds).
