@@ -45,31 +45,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
-cp "$WORK/client_key.pub" "$WORK/authorized_keys"
-cat >"$WORK/sshd_config" <<CONF
-HostKey $WORK/host_key
-AuthorizedKeysFile $WORK/authorized_keys
-PidFile none
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-UsePAM no
-PermitRootLogin yes
-LogLevel QUIET
-MaxStartups 200
-CONF
-if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
-SSHD=(/usr/sbin/sshd)
-if [ "$LOGIN_SCRIPTS" = hidden ] && [ "$(id -u)" -eq 0 ] && [ -f "$HOME/.bashrc" ] &&
-	command -v unshare >/dev/null; then
-	: >"$WORK/empty-bashrc"
-	# shellcheck disable=SC2016 # expanded by that shell
-	SSHD=(unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-		hide-bashrc "$WORK/empty-bashrc" "$HOME/.bashrc" /usr/sbin/sshd)
-fi
+bench_sshd_setup "$LOGIN_SCRIPTS" || true
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 "${SSHD[@]}" -D -e -f "$WORK/sshd_config" -o "ListenAddress=127.0.0.1" -p "$PORT" 2>/dev/null &
 SSHD_PID=$!

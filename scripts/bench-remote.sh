@@ -93,33 +93,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Keys and an sshd configuration of our own.
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
-ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
-cp "$WORK/client_key.pub" "$WORK/authorized_keys"
-cat >"$WORK/sshd_config" <<CONF
-HostKey $WORK/host_key
-AuthorizedKeysFile $WORK/authorized_keys
-PidFile none
-StrictModes no
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-UsePAM no
-PermitRootLogin yes
-LogLevel QUIET
-MaxStartups 200
-CONF
-if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
-# SSHD: the command that starts an sshd of the benchmark (see
-# LOGIN_SCRIPTS above).
-SSHD=(/usr/sbin/sshd)
-if [ "$LOGIN_SCRIPTS" = hidden ] && [ "$(id -u)" -eq 0 ] && [ -f "$HOME/.bashrc" ] &&
-	command -v unshare >/dev/null; then
-	: >"$WORK/empty-bashrc"
-	# shellcheck disable=SC2016 # expanded by that shell
-	SSHD=(unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-		hide-bashrc "$WORK/empty-bashrc" "$HOME/.bashrc" /usr/sbin/sshd)
+# Keys, an sshd configuration of our own, and SSHD: the command that
+# starts an sshd of the benchmark (see LOGIN_SCRIPTS above).
+if bench_sshd_setup "$LOGIN_SCRIPTS"; then
 	echo "bench-remote: the benchmark's sshds see an empty $HOME/.bashrc (LOGIN_SCRIPTS=hidden)"
 else
 	echo "bench-remote: the benchmark's sshds run the login user's scripts (LOGIN_SCRIPTS=$LOGIN_SCRIPTS)"

@@ -58,3 +58,40 @@ bench_workarea_remove() {
 # console (qemu/vm-lib.sh), nowhere else.
 # shellcheck disable=SC2034 # used by the scripts that source this file
 KERNEL_PROBLEM_RE='Kernel panic|Oops|BUG:|WARNING:|Call Trace|general protection fault|UBSAN:|KASAN:|refcount_t:|INFO: task .* blocked for more than|INFO: possible|INFO: lockdep|INFO: rcu|detected stalls|soft lockup|hard LOCKUP|inconsistent lock state|suspicious RCU usage|kernel BUG at'
+
+# bench_sshd_setup LOGIN_SCRIPTS: in $WORK, the keys of an sshd of our own
+# (host_key, client_key, authorized_keys) and its sshd_config; sets SSHD,
+# the command that starts it. LOGIN_SCRIPTS=hidden (as root, with unshare):
+# that sshd sees an empty ~/.bashrc, so that no login script of this
+# machine's user is timed as part of either tool. Returns 1 when the
+# scripts stay visible.
+# shellcheck disable=SC2034 # SSHD is the sourcing script's
+bench_sshd_setup() {
+	ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
+	ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
+	cp "$WORK/client_key.pub" "$WORK/authorized_keys"
+	cat >"$WORK/sshd_config" <<CONF
+HostKey $WORK/host_key
+AuthorizedKeysFile $WORK/authorized_keys
+PidFile none
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+UsePAM no
+PermitRootLogin yes
+LogLevel QUIET
+MaxStartups 200
+CONF
+	if [ "$(id -u)" -eq 0 ]; then mkdir -p /run/sshd; fi
+	SSHD=(/usr/sbin/sshd)
+	if [ "$1" = hidden ] && [ "$(id -u)" -eq 0 ] && [ -f "$HOME/.bashrc" ] &&
+		command -v unshare >/dev/null; then
+		: >"$WORK/empty-bashrc"
+		# shellcheck disable=SC2016 # expanded by that shell
+		SSHD=(unshare -m --propagation private sh -c 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+			hide-bashrc "$WORK/empty-bashrc" "$HOME/.bashrc" /usr/sbin/sshd)
+		return 0
+	fi
+	return 1
+}
