@@ -280,6 +280,24 @@ fn sigint_ends_the_remote_engine_too() {
 }
 
 #[test]
+fn a_client_killed_outright_leaves_no_server() {
+    let sshd = Sshd::shared();
+    let (_t, src, dst) = pair();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let mut w = Watch::pull(sshd, &src, &dst, &[]);
+    converges(&mut w, &src, &dst, "initial");
+    let server = the_server(&src);
+    // No stop is sent: the server sees its link go down (ssh ends when
+    // its stdin, our pipe, closes).
+    w.signal(libc::SIGKILL);
+    let _ = w.exit_within(Duration::from_secs(10));
+    assert!(
+        wait_until(Duration::from_secs(15), || gone(server)),
+        "the server {server} outlived its client"
+    );
+}
+
+#[test]
 fn a_large_file_appended_while_watched_ends_equal() {
     let sshd = Sshd::shared();
     let (_t, src, dst) = pair();
