@@ -298,6 +298,23 @@ fn a_client_killed_outright_leaves_no_server() {
 }
 
 #[test]
+fn an_idle_watch_outlives_its_timeout_both_ways() {
+    let sshd = Sshd::shared();
+    let (_t, src, dst) = pair();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let mut w = Watch::pull(sshd, &src, &dst, &["--timeout", "2"]);
+    converges(&mut w, &src, &dst, "initial");
+    let server = the_server(&src);
+    // Four timeouts with nothing to say: the keepalives of both sides
+    // keep the link (each side times out reads after 2 s).
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(w.running(), "the watch ended while idle: {}", w.stderr());
+    assert!(!gone(server), "the server ended while idle");
+    std::fs::write(src.join("b"), b"after the quiet spell").unwrap();
+    converges(&mut w, &src, &dst, "a change after 8 s idle");
+}
+
+#[test]
 fn a_large_file_appended_while_watched_ends_equal() {
     let sshd = Sshd::shared();
     let (_t, src, dst) = pair();
