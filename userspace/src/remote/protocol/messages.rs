@@ -462,6 +462,21 @@ pub enum Msg {
     /// `dirsync watch host:SRC DST`: the client asks the server's watch
     /// to stop (see `protocol::watch`).
     WatchStop,
+    /// The engine asks the agent to stream its tree's changes
+    /// (`protocol::changes`; no agent serves it yet).
+    WatchChanges {
+        /// Request number: the batches answer it.
+        req: u32,
+    },
+    /// A batch of the agent's changes (`protocol::changes`).
+    Changes {
+        /// The request it answers.
+        req: u32,
+        /// Relative paths that changed, as components.
+        paths: Vec<Vec<CString>>,
+        /// Changes were dropped: rescan the whole tree.
+        overflow: bool,
+    },
     /// `-o`/`-g`: sets owner and/or group (ids of the receiving side) of
     /// an entry or of the directory itself ([`FEATURE_FIDELITY`], as the
     /// messages below).

@@ -18,6 +18,7 @@
 //! other modules of [`super`].
 
 pub mod alive;
+pub mod changes;
 mod codec;
 pub(crate) mod events;
 pub mod fidelity;

@@ -21,18 +21,18 @@ pub const OPT_WATCH: u32 = 1 << 24;
 pub const WATCH_STOP: u8 = 80;
 
 /// Encodes messages 80 to 89; `None`: not one of them.
-pub fn encode(m: &Msg, _e: &mut Enc) -> Option<u8> {
+pub fn encode(m: &Msg, e: &mut Enc) -> Option<u8> {
     match m {
         Msg::WatchStop => Some(WATCH_STOP),
-        _ => None,
+        m => super::changes::encode(m, e),
     }
 }
 
 /// Decodes messages 80 to 89.
-pub fn decode(kind: u8, _d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
+pub fn decode(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
     match kind {
         WATCH_STOP => Ok(Msg::WatchStop),
-        k => Err(ProtoError::UnknownType(k)),
+        k => super::changes::decode(k, d),
     }
 }
 
@@ -49,8 +49,8 @@ mod tests {
         assert!(Msg::decode(WATCH_STOP, &[0]).is_err());
         // The rest of the range is not a message (yet).
         assert!(matches!(
-            Msg::decode(81, &[]),
-            Err(ProtoError::UnknownType(81))
+            Msg::decode(83, &[]),
+            Err(ProtoError::UnknownType(83))
         ));
     }
 
