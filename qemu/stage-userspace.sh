@@ -54,6 +54,9 @@ HOST_ONLY |= {"daemon_http", "daemon_http_guard", "daemon_http_browser"}
 # property and kill -9 rounds repeat that on the host only.
 HOST_ONLY |= {"daemon_run", "daemon_reload", "daemon_recover", "daemon_twoway"}
 HOST_ONLY |= {"twoway_property", "twoway_kill"}
+# watch host:SRC DST: sshd, ssh and the hostile peer (host only as every
+# remote suite; named here too).
+HOST_ONLY |= {"remote_pull_watch"}
 found = []
 for line in open(src):
     try:

@@ -32,7 +32,8 @@
 #       (lsyncd: N_WATCH_PEER) single-file changes, one at a time, from
 #       the writer's close() to DST's file having the new content
 #       (p50/p99; the probe of scripts/bench-watch.sh, watching DST with
-#       inotify)
+#       inotify); and the same for `dirsync watch host:SRC DST` (the
+#       server watches SRC, the client applies to DST: pull-watch)
 # Each link's line also gives `ssh HOST true` (the session setup both
 # tools pay on every run: key exchange, authentication, the remote login
 # shell), the floor under any run's time.
@@ -318,7 +319,7 @@ if wants watch; then
 	PROBE=$PWD/userspace/target/release/examples/watch_latency
 	[ -x "$PROBE" ] || (cd userspace && cargo build --release --locked -q --example watch_latency)
 	echo "bench-remote: watch latency over ssh (loopback), $N_WATCH changes (lsyncd: $N_WATCH_PEER)"
-	WTOOLS=(dirsync)
+	WTOOLS=(dirsync dirsync-pull)
 	if command -v lsyncd >/dev/null; then
 		WTOOLS+=(lsyncd)
 	else
@@ -334,6 +335,11 @@ if wants watch; then
 		dirsync)
 			n=$N_WATCH
 			"$DIRSYNC" watch -q -e "$r" --remote-path "$DIRSYNC" "$SRC" "127.0.0.1:$DST" \
+				>"$WORK/watch.log" 2>&1 &
+			;;
+		dirsync-pull)
+			n=$N_WATCH
+			"$DIRSYNC" watch -q -e "$r" --remote-path "$DIRSYNC" "127.0.0.1:$SRC" "$DST" \
 				>"$WORK/watch.log" 2>&1 &
 			;;
 		lsyncd)
@@ -410,4 +416,12 @@ if wants watch; then
 	printf '| loopback | watch latency, 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
 		"$(ms "${R[e/dirsync/p50]}")" "$(ms "$d99")" "${R[e/dirsync/lost]}" "$peer" "$pr" \
 		"$([ "$d99" -lt 30000 ] && [ "${R[e/dirsync/lost]}" = 0 ] && echo yes || echo NO)"
+	p99=${R[e/dirsync-pull/p99]}
+	pr="p99 $(echo "scale=4; $p99 / $d99" | bc -l)x push"
+	if [ -n "${R[e/lsyncd/p99]:-}" ]; then
+		pr="$pr, $(echo "scale=4; $p99 / ${R[e/lsyncd/p99]}" | bc -l)x lsyncd"
+	fi
+	printf '| loopback | pull-watch latency (host:SRC DST), 1 file changed | p50 %s ms, p99 %s ms, lost %s | %s | %s | p99 < 30 ms | %s |\n' \
+		"$(ms "${R[e/dirsync-pull/p50]}")" "$(ms "$p99")" "${R[e/dirsync-pull/lost]}" "$peer" "$pr" \
+		"$([ "$p99" -lt 30000 ] && [ "${R[e/dirsync-pull/lost]}" = 0 ] && echo yes || echo NO)"
 fi

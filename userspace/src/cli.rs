@@ -161,7 +161,7 @@ pub struct SyncArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_bwlimit)]
     pub bwlimit: Option<u64>,
     /// Remote runs: no data received from the other side for SECONDS
-    /// ends the run (exit 3; a watch reconnects). Both sides send
+    /// ends the run (exit 3; a watch to host:DST reconnects). Both sides send
     /// keepalives when idle, so a slow but live link is not cut (a peer
     /// older than keepalives may be cut in a long silent phase). 0: no
     /// timeout

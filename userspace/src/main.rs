@@ -268,9 +268,8 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
     } else {
         Arc::new(HumanReporter::new(args.verbosity(), None))
     };
-    if dirsync::remote::spec::parse(src.as_os_str()).is_some() {
-        eprintln!("dirsync: watch needs a local SRC (a remote DST is fine)");
-        return Ok(exit(ExitStatus::Usage));
+    if let Some(spec) = dirsync::remote::spec::parse(src.as_os_str()) {
+        return run_pull_watch(&spec, dst, args, rep);
     }
     if let Some(spec) = dirsync::remote::spec::parse(dst.as_os_str()) {
         let status = dirsync::remote::watch::run(src, &spec, &args.connect(), args.options(), rep)
@@ -280,4 +279,28 @@ fn run_watch(src: &Path, dst: &Path, args: &SyncArgs) -> anyhow::Result<ExitCode
     let status = dirsync::watch::run(src, dst, args.options(), rep)
         .with_context(|| format!("watching {}", src.display()))?;
     Ok(exit(status))
+}
+
+/// `dirsync watch host:SRC DST`: the server watches SRC, this side
+/// applies to DST (`remote::pull_watch`). A server that cannot watch is
+/// refused before anything changes (exit 1).
+fn run_pull_watch(
+    spec: &dirsync::remote::spec::Spec,
+    dst: &Path,
+    args: &SyncArgs,
+    rep: Arc<dyn Reporter>,
+) -> anyhow::Result<ExitCode> {
+    use dirsync::remote::{pull_watch, RemoteError};
+    if dirsync::remote::spec::parse(dst.as_os_str()).is_some() {
+        eprintln!("dirsync: SRC and DST cannot both be remote");
+        return Ok(exit(ExitStatus::Usage));
+    }
+    match pull_watch::run(spec, dst, &args.connect(), args.options(), rep) {
+        Ok(status) => Ok(exit(status)),
+        Err(e @ RemoteError::NoWatch { .. }) => {
+            eprintln!("dirsync: {e}");
+            Ok(exit(ExitStatus::Usage))
+        }
+        Err(e) => Err(e).with_context(|| format!("watching {}", spec.label().display())),
+    }
 }

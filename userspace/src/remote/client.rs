@@ -16,6 +16,7 @@ use super::protocol::messages::{
     Msg, Role, Setup, FEATURES, FEATURE_FIDELITY, FEATURE_KEEPALIVE, FEATURE_ZSTD, OPT_DST_CREATED,
     OPT_FIDELITY, PROTOCOL,
 };
+use super::protocol::watch::{FEATURE_WATCH, OPT_WATCH};
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
 use super::server::{read_msg, FrameErrorOr};
@@ -163,6 +164,12 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
                  version there or use --deploy",
                 human(&theirs.version)
             ),
+        });
+    }
+    if setup.flags & OPT_WATCH != 0 && features & FEATURE_WATCH == 0 {
+        return Err(RemoteError::NoWatch {
+            host: host.to_string(),
+            version: human(&theirs.version),
         });
     }
     let mut setup = setup.clone();

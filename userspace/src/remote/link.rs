@@ -115,6 +115,8 @@ pub struct Link {
     warned: std::sync::atomic::AtomicU32,
     /// Requests sent whose reply nobody took yet, and the most at once.
     pending: (std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64),
+    /// Raised by the client's `WatchStop` (a watching server sets it).
+    watch_stop: std::sync::OnceLock<Arc<crate::sys::notify::EventFd>>,
 }
 
 /// A request on its way: [`Link::wait`] takes its reply.
@@ -169,6 +171,7 @@ impl Link {
             calls: std::sync::atomic::AtomicU64::new(0),
             warned: Default::default(),
             pending: Default::default(),
+            watch_stop: Default::default(),
         });
         let l = link.clone();
         std::thread::spawn(move || {
@@ -178,6 +181,11 @@ impl Link {
             guard.0.clone().read_loop(r);
         });
         link
+    }
+
+    /// A `WatchStop` from the peer raises `flag` (else it is an error).
+    pub fn on_watch_stop(&self, flag: Arc<crate::sys::notify::EventFd>) {
+        let _ = self.watch_stop.set(flag);
     }
 
     /// Records the feature bits both sides have.
@@ -384,6 +392,7 @@ impl Link {
                 }
                 self.note(op, &path, errno, count, silent)
             }
+            Msg::WatchStop => self.watch_stop.get().ok_or("an unasked stop")?.notify(),
             _ => return Err("an unexpected message".into()),
         }
         Ok(())

@@ -36,12 +36,14 @@ pub mod deploy;
 pub mod link;
 mod prefetch;
 pub mod protocol;
+pub mod pull_watch;
 pub mod replica;
 pub mod root;
 pub mod server;
 pub mod spec;
 pub mod transport;
 pub mod watch;
+pub mod watch_src;
 
 #[cfg(test)]
 mod tests;
@@ -122,6 +124,19 @@ pub enum RemoteError {
     /// A local failure of the sync itself.
     #[error(transparent)]
     Sync(#[from] crate::Error),
+    /// `dirsync watch host:SRC DST` with a server that cannot watch (its
+    /// hello lacks `FEATURE_WATCH`): refused before the setup, nothing
+    /// changed.
+    #[error(
+        "{host}: the remote dirsync {version} cannot watch its tree (watch host:SRC DST); \
+         install the same version there or use --deploy"
+    )]
+    NoWatch {
+        /// The host.
+        host: String,
+        /// Its program version.
+        version: String,
+    },
 }
 
 /// The option bits of `o`.

@@ -18,6 +18,7 @@ use super::protocol::frame::{FrameError, FrameReader, FrameWriter};
 use super::protocol::messages::{
     Answer, Msg, Role, Setup, FEATURES, FEATURE_KEEPALIVE, OPT_DST_CREATED, PROTOCOL,
 };
+use super::protocol::watch::{FEATURE_WATCH, OPT_WATCH};
 use super::protocol::{events, layers};
 use super::replica::RemoteReplica;
 use super::{hello, options_of, RemoteError};
@@ -215,12 +216,20 @@ fn wait_bye(r: &mut FrameReader, w: &mut FrameWriter) -> Result<(), RemoteError>
 /// Sends the engine's events to the client.
 struct Forward {
     link: OnceLock<Weak<Link>>,
+    /// A watch: each event goes out at once, and paths under the first
+    /// prefix (`/proc/self/fd/N` of a confined SRC) are shown under the
+    /// second (SRC as the client named it).
+    watch: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl Reporter for Forward {
     fn event(&self, e: &Event<'_>) {
         if let Some(l) = self.link.get().and_then(Weak::upgrade) {
-            let _ = l.send(&Msg::Event(events::to_wire(e)), false);
+            let mut w = events::to_wire(e);
+            if let Some((from, to)) = &self.watch {
+                super::watch_src::rename_prefix(&mut w, from, to);
+            }
+            let _ = l.send(&Msg::Event(w), self.watch.is_some());
         }
     }
 }
@@ -233,26 +242,51 @@ fn serve_engine(
     confine: &Confine,
 ) -> Result<(), RemoteError> {
     let src = Path::new(OsStr::from_bytes(&setup.path));
+    let watch = setup.flags & OPT_WATCH != 0;
+    if watch && features & FEATURE_WATCH == 0 {
+        let e = proto_err("a watch without the feature");
+        return Err(refuse(&mut w, &e));
+    }
     // Confined: SRC beneath the tree, open now; shown as the client named it.
     let src_fd = match confine.open_dir(&setup.path) {
         Ok(fd) => fd,
         Err(e) => return Err(refuse(&mut w, &e)),
     };
+    // A watch of a confined SRC goes through a descriptor of its own.
+    let watch_fd = match (watch, &src_fd) {
+        (true, Some(fd)) => match fd.try_clone() {
+            Ok(d) => Some(d),
+            Err(e) => return Err(refuse(&mut w, &e)),
+        },
+        _ => None,
+    };
+    let watch_path = watch_fd.as_ref().map(super::watch_src::fd_path);
     let label = Path::new(OsStr::from_bytes(&setup.label));
     let fwd = Arc::new(Forward {
         link: OnceLock::new(),
+        watch: watch.then(|| {
+            let from = watch_path
+                .as_ref()
+                .map(|p| p.as_os_str().as_bytes().to_vec());
+            (from.unwrap_or_default(), setup.path.clone())
+        }),
     });
     let link = Link::start(r, w, fwd.clone(), label, CLIENT);
     link.set_features(features);
     let _ = fwd.link.set(Arc::downgrade(&link));
-    let o = options_of(&setup);
+    let mut o = options_of(&setup);
+    o.defer_changing |= watch;
     let replica = setup.dst_exists.then(|| {
-        Box::new(RemoteReplica::one_shot(link.clone()).with_options(&o)) as Box<dyn Replica>
+        let r = match watch {
+            true => RemoteReplica::new(link.clone()),
+            false => RemoteReplica::one_shot(link.clone()),
+        };
+        Box::new(r.with_options(&o)) as Box<dyn Replica>
     });
     let created = setup.flags & OPT_DST_CREATED != 0;
     let syncer = match src_fd {
-        Some(fd) => Syncer::with_open_src(src, fd, label, replica, created, o, fwd),
-        None => Syncer::with_replica(src, label, replica, created, o, fwd),
+        Some(fd) => Syncer::with_open_src(src, fd, label, replica, created, o.clone(), fwd.clone()),
+        None => Syncer::with_replica(src, label, replica, created, o.clone(), fwd.clone()),
     };
     let syncer = match syncer {
         Ok(s) => s,
@@ -270,13 +304,19 @@ fn serve_engine(
         true,
     )
     .map_err(proto_err)?;
-    let result = syncer.sync_all().map_err(|e| chain(&e)).and_then(|mut s| {
-        link.finish(&mut s, false).map_err(|(p, e)| match p {
-            Some(p) => format!("{}: {e}", p.display()),
-            None => e.to_string(),
-        })?;
-        Ok(s)
-    });
+    let result = if watch {
+        let at = watch_path.as_deref().unwrap_or(src);
+        super::watch_src::run(at, syncer, &link, fwd, &o)
+    } else {
+        syncer.sync_all().map_err(|e| chain(&e)).and_then(|mut s| {
+            link.finish(&mut s, false).map_err(|(p, e)| match p {
+                Some(p) => format!("{}: {e}", p.display()),
+                None => e.to_string(),
+            })?;
+            Ok(s)
+        })
+    };
+    drop(watch_fd);
     let done = match result {
         Ok(s) => Msg::Done {
             counters: s

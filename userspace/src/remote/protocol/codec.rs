@@ -256,7 +256,9 @@ impl Msg {
                 44
             }
             Msg::Bye => 45,
-            other => fidelity::encode(other, e).expect("every message kind is encoded"),
+            other => fidelity::encode(other, e)
+                .or_else(|| super::watch::encode(other, e))
+                .expect("every message kind is encoded"),
         }
     }
 
@@ -269,6 +271,7 @@ impl Msg {
             19..=27 => decode_files(kind, &mut d)?,
             40..=45 => decode_replies(kind, &mut d)?,
             60..=68 => fidelity::decode(kind, &mut d)?,
+            80..=89 => super::watch::decode(kind, &mut d)?,
             k => return Err(ProtoError::UnknownType(k)),
         };
         d.end()?;

@@ -242,6 +242,14 @@ impl FrameWriter {
     pub fn flush(&mut self) -> io::Result<()> {
         lock(&self.inner).flush()
     }
+
+    /// A second writer on the same stream, for another thread: frames
+    /// of the two go out whole, one after the other (as keepalives do).
+    pub fn share(&self) -> FrameWriter {
+        FrameWriter {
+            inner: self.inner.clone(),
+        }
+    }
 }
 
 impl Out {

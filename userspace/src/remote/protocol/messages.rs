@@ -49,9 +49,16 @@ pub const DELTA_MIN: u64 = 1 << 20;
 /// options of a peer without it stops with a clear error: an older peer
 /// would drop them silently.
 pub const FEATURE_FIDELITY: u64 = 16;
+/// Feature bit: the server can watch its SRC for a pull (`dirsync watch
+/// host:SRC DST`, `protocol::watch`).
+pub const FEATURE_WATCH: u64 = 64;
 /// The features this build implements.
-pub const FEATURES: u64 =
-    FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE | FEATURE_FIDELITY;
+pub const FEATURES: u64 = FEATURE_ZSTD
+    | FEATURE_DELTA
+    | FEATURE_FRESH
+    | FEATURE_KEEPALIVE
+    | FEATURE_FIDELITY
+    | FEATURE_WATCH;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -452,6 +459,24 @@ pub enum Msg {
     },
     /// End of the conversation.
     Bye,
+    /// `dirsync watch host:SRC DST`: the client asks the server's watch
+    /// to stop (see `protocol::watch`).
+    WatchStop,
+    /// The engine asks the agent to stream its tree's changes
+    /// (`protocol::changes`; no agent serves it yet).
+    WatchChanges {
+        /// Request number: the batches answer it.
+        req: u32,
+    },
+    /// A batch of the agent's changes (`protocol::changes`).
+    Changes {
+        /// The request it answers.
+        req: u32,
+        /// Relative paths that changed, as components.
+        paths: Vec<Vec<CString>>,
+        /// Changes were dropped: rescan the whole tree.
+        overflow: bool,
+    },
     /// `-o`/`-g`: sets owner and/or group (ids of the receiving side) of
     /// an entry or of the directory itself ([`FEATURE_FIDELITY`], as the
     /// messages below).

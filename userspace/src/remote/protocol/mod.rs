@@ -18,6 +18,7 @@
 //! other modules of [`super`].
 
 pub mod alive;
+pub mod changes;
 mod codec;
 pub(crate) mod events;
 pub mod fidelity;
@@ -25,3 +26,4 @@ pub(crate) mod fields;
 pub mod frame;
 pub mod layers;
 pub mod messages;
+pub mod watch;
