@@ -50,8 +50,15 @@ pub const DELTA_MIN: u64 = 1 << 20;
 /// would drop them silently.
 pub const FEATURE_FIDELITY: u64 = 16;
 /// The features this build implements.
-pub const FEATURES: u64 =
-    FEATURE_ZSTD | FEATURE_DELTA | FEATURE_FRESH | FEATURE_KEEPALIVE | FEATURE_FIDELITY;
+pub const FEATURES: u64 = FEATURE_ZSTD
+    | FEATURE_DELTA
+    | FEATURE_FRESH
+    | FEATURE_KEEPALIVE
+    | FEATURE_FIDELITY
+    | FEATURE_TWOWAY;
+/// Feature bit: the agent serves a two-way engine (`Role::TwoWay`, the
+/// messages of `protocol::twoway`).
+pub const FEATURE_TWOWAY: u64 = 32;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,6 +79,9 @@ pub enum Role {
     /// Pull: the server runs the engine with its SRC; the client is the
     /// agent of DST.
     Engine,
+    /// Two-way: the server is the agent of its tree for a two-way engine
+    /// on the client (`protocol::twoway`); its root must exist.
+    TwoWay,
 }
 
 /// The client's request after the hellos.
@@ -452,6 +462,14 @@ pub enum Msg {
     },
     /// End of the conversation.
     Bye,
+    /// A message of a two-way run (types 70-79, checked when decoded;
+    /// its fields are read by `protocol::twoway`).
+    TwoWay {
+        /// The type byte.
+        kind: u8,
+        /// The fields.
+        payload: Vec<u8>,
+    },
     /// `-o`/`-g`: sets owner and/or group (ids of the receiving side) of
     /// an entry or of the directory itself ([`FEATURE_FIDELITY`], as the
     /// messages below).

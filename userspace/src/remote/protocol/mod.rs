@@ -25,3 +25,4 @@ pub(crate) mod fields;
 pub mod frame;
 pub mod layers;
 pub mod messages;
+pub mod twoway;
