@@ -95,7 +95,9 @@ fn remote_run(
                 Err(e) => return Ok(Err(e)),
             };
             let ra = connect(&r, &c, opts)?;
-            run_with(spec, opts, rep, &ra, &lb)
+            let out = run_with(spec, opts, rep, &ra, &lb);
+            broken(&ra, &r)?;
+            out
         }
         (None, Some(r)) => {
             let la = match open_local(&spec.a, "root A", "a", opts) {
@@ -103,8 +105,26 @@ fn remote_run(
                 Err(e) => return Ok(Err(e)),
             };
             let rb = connect(&r, &c, opts)?;
-            run_with(spec, opts, rep, &la, &rb)
+            let out = run_with(spec, opts, rep, &la, &rb);
+            broken(&rb, &r)?;
+            out
         }
         (None, None) => dirsync::twoway::run(spec, opts, rep),
     })
+}
+
+/// A session the agent broke (a stream longer than announced, a bad
+/// path, the link lost) ends the run as fatal: what completed before is
+/// kept and recorded, the rest is left for the next run.
+fn broken(
+    side: &dirsync::remote::twoway_side::RemoteSide,
+    r: &dirsync::remote::spec::Spec,
+) -> Result<(), dirsync::remote::RemoteError> {
+    match side.broken() {
+        Some(message) => Err(dirsync::remote::RemoteError::Protocol {
+            host: r.host.clone(),
+            message,
+        }),
+        None => Ok(()),
+    }
 }

@@ -21,6 +21,7 @@ mod bounds;
 mod fidelity;
 mod peer;
 mod stall;
+mod twoway;
 
 use std::process::ExitCode;
 
@@ -31,7 +32,13 @@ pub type Scenario = fn(&mut Peer) -> std::io::Result<()>;
 
 /// Every module's scenarios, by name.
 fn scenarios() -> Vec<(&'static str, Scenario)> {
-    [stall::SCENARIOS, bounds::SCENARIOS, fidelity::SCENARIOS].concat()
+    [
+        stall::SCENARIOS,
+        bounds::SCENARIOS,
+        fidelity::SCENARIOS,
+        twoway::SCENARIOS,
+    ]
+    .concat()
 }
 
 fn main() -> ExitCode {

@@ -20,7 +20,9 @@ use std::time::Duration;
 use super::client::{self, Connect, Session};
 use super::protocol::events;
 use super::protocol::messages::{Msg, Role};
-use super::protocol::twoway::{self, Op, TwMsg, TwReply, CHUNK, MAX_SCAN_BYTES, MAX_SCAN_ENTRIES};
+use super::protocol::twoway::{
+    self, Op, TwMsg, TwReply, CHUNK, ENTRY_COST, MAX_SCAN_BYTES, MAX_SCAN_ENTRIES,
+};
 use super::spec::Spec;
 use super::RemoteError;
 use crate::exclude::Excludes;
@@ -92,6 +94,12 @@ fn client_read(s: &mut Session) -> io::Result<TwMsg> {
 }
 
 impl RemoteSide {
+    /// Why the session broke (the agent broke a promise, the link was
+    /// lost), if it did: the run must not end as a success.
+    pub fn broken(&self) -> Option<String> {
+        self.broken.borrow().clone()
+    }
+
     fn check(&self) -> io::Result<()> {
         match &*self.broken.borrow() {
             Some(why) => Err(super::link::lost(&self.spec.host, why)),
@@ -303,12 +311,19 @@ impl Replica for RemoteSide {
             };
             match t {
                 TwMsg::Entries(es) => {
-                    let b = es.iter().map(|(p, s)| p.len() + s.target.len() + 64).sum();
+                    let b = es
+                        .iter()
+                        .map(|(p, s)| p.len() + s.target.len() + ENTRY_COST)
+                        .sum();
                     grow(es.len(), b)?;
                     all.extend(es);
                 }
                 TwMsg::Skipped { skipped, leftovers } => {
-                    let b = skipped.iter().chain(&leftovers).map(|p| p.len() + 32).sum();
+                    let b = skipped
+                        .iter()
+                        .chain(&leftovers)
+                        .map(|p| p.len() + ENTRY_COST)
+                        .sum();
                     grow(skipped.len() + leftovers.len(), b)?;
                     tree.skipped.extend(skipped);
                     tree.leftovers.extend(leftovers);

@@ -33,9 +33,13 @@ pub const CHUNK: usize = 256 << 10;
 /// The longest path or symlink target accepted.
 pub const PATH_MAX: usize = 4096;
 /// The most entries (and skipped or leftover paths) a scan may list.
-pub const MAX_SCAN_ENTRIES: usize = 4 << 20;
-/// The most bytes of paths and targets a scan may list.
-pub const MAX_SCAN_BYTES: usize = 512 << 20;
+pub const MAX_SCAN_ENTRIES: usize = 2 << 20;
+/// The most bytes a scan may take in the engine's memory (each entry
+/// counted as its path, its target and [`ENTRY_COST`]).
+pub const MAX_SCAN_BYTES: usize = 384 << 20;
+/// What an entry costs beyond its path and target (its state, the map's
+/// node).
+pub const ENTRY_COST: usize = 128;
 
 /// A change the engine asks of the agent (each re-checked against the
 /// state the engine scanned, `seen`).
