@@ -54,6 +54,8 @@ HOST_ONLY |= {"daemon_http", "daemon_http_guard", "daemon_http_browser"}
 # property and kill -9 rounds repeat that on the host only.
 HOST_ONLY |= {"daemon_run", "daemon_reload", "daemon_recover", "daemon_twoway"}
 HOST_ONLY |= {"twoway_property", "twoway_kill"}
+# Two-way with a remote side: sshd and ssh on loopback (not in the guest).
+HOST_ONLY |= {"twoway_remote", "twoway_remote_a"}
 found = []
 for line in open(src):
     try:

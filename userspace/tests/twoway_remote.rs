@@ -3,6 +3,9 @@
 //! `127.0.0.1:B`): every scenario and guard of the local suites again,
 //! then what only a remote side has (the agent's re-check, hostile
 //! agents, an agent without the feature).
+// The local suites bring their own `mod common` and `mod twoway_util`;
+// the tests below use them too.
+#![allow(clippy::duplicate_mod)]
 
 #[path = "twoway_scenarios.rs"]
 mod scenarios;

@@ -195,3 +195,19 @@ pub fn remote_side() -> Option<RemoteSide> {
         None
     }
 }
+
+/// A's name in conflict copies: `a`, or the host when A is remote.
+pub fn label_a() -> &'static str {
+    match remote_side() {
+        Some(RemoteSide::A) => "127.0.0.1",
+        _ => "a",
+    }
+}
+
+/// How dirsync shows the path `p` of A: `127.0.0.1:P` when A is remote.
+pub fn shown_a(p: &Path) -> String {
+    match remote_side() {
+        Some(RemoteSide::A) => format!("127.0.0.1:{}", p.display()),
+        _ => p.display().to_string(),
+    }
+}
