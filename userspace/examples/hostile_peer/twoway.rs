@@ -90,7 +90,13 @@ fn scan_with(p: &mut Peer, path: &[u8]) -> io::Result<()> {
         },
     )?;
     p.flush()?;
-    p.until_closed()
+    // Its content (3 bytes) to whoever asks for it.
+    loop {
+        until(p, |t| matches!(t, TwMsg::Read { .. }))?;
+        tw(p, TwMsg::Chunk(b"bad".to_vec()))?;
+        tw(p, TwMsg::End { ok: true })?;
+        p.flush()?;
+    }
 }
 
 /// `../escape`: a path out of the tree.
