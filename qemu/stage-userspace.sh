@@ -57,6 +57,8 @@ HOST_ONLY |= {"twoway_property", "twoway_kill"}
 # watch host:SRC DST: sshd, ssh and the hostile peer (host only as every
 # remote suite; named here too).
 HOST_ONLY |= {"remote_pull_watch"}
+# Two-way with a remote side: sshd and ssh on loopback (not in the guest).
+HOST_ONLY |= {"twoway_remote", "twoway_remote_a"}
 found = []
 for line in open(src):
     try:

@@ -11,9 +11,10 @@ use dirsync::ExitStatus;
 
 /// Runs a one-shot two-way sync of `a` and `b`.
 pub fn run(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Result<ExitCode> {
-    let remote = |p: &Path| dirsync::remote::spec::parse(p.as_os_str()).is_some();
-    if remote(a) || remote(b) {
-        eprintln!("dirsync: --two-way with a remote side (host:PATH) is not supported yet");
+    let remote = |p: &Path| dirsync::remote::spec::parse(p.as_os_str());
+    let (rem_a, rem_b) = (remote(a), remote(b));
+    if rem_a.is_some() && rem_b.is_some() {
+        eprintln!("dirsync: --two-way: only one of A and B may be remote (host:PATH)");
         return Ok(crate::exit(ExitStatus::Usage));
     }
     let opts = args.options();
@@ -46,7 +47,21 @@ pub fn run(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Resu
         force: tw.force,
     };
     let (rep, _) = crate::reporter(args);
-    match dirsync::twoway::run(&spec, &opts, &*rep) {
+    let result = match (rem_a, rem_b) {
+        (None, None) => dirsync::twoway::run(&spec, &opts, &*rep),
+        (ra, rb) => match remote_run(&spec, ra, rb, args, &opts, &*rep) {
+            Ok(r) => r,
+            Err(e) => {
+                crate::print_summary(args, &Summary::default(), ExitStatus::Fatal);
+                return Err(anyhow::Error::new(e).context(format!(
+                    "two-way sync of {} and {} stopped",
+                    a.display(),
+                    b.display()
+                )));
+            }
+        },
+    };
+    match result {
         Ok(summary) => Ok(crate::finish(args, &summary)),
         Err(e) => {
             crate::print_summary(args, &Summary::default(), ExitStatus::Fatal);
@@ -56,5 +71,60 @@ pub fn run(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Resu
                 b.display()
             )))
         }
+    }
+}
+
+/// A two-way run with one side (`ra` or `rb`) on another machine: the
+/// local side is opened first (a missing root changes nothing there),
+/// then the agent is reached. The outer error is the connection's.
+fn remote_run(
+    spec: &TwoWaySpec,
+    ra: Option<dirsync::remote::spec::Spec>,
+    rb: Option<dirsync::remote::spec::Spec>,
+    args: &SyncArgs,
+    opts: &dirsync::sync::Options,
+    rep: &dyn dirsync::report::Reporter,
+) -> Result<Result<Summary, dirsync::twoway::Error>, dirsync::remote::RemoteError> {
+    use dirsync::remote::twoway_side::connect;
+    use dirsync::twoway::{open_local, run_with};
+    let c = args.connect();
+    Ok(match (ra, rb) {
+        (Some(r), _) => {
+            let lb = match open_local(&spec.b, "root B", "b", opts) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e)),
+            };
+            let ra = connect(&r, &c, opts)?;
+            let out = run_with(spec, opts, rep, &ra, &lb);
+            broken(&ra, &r)?;
+            out
+        }
+        (None, Some(r)) => {
+            let la = match open_local(&spec.a, "root A", "a", opts) {
+                Ok(l) => l,
+                Err(e) => return Ok(Err(e)),
+            };
+            let rb = connect(&r, &c, opts)?;
+            let out = run_with(spec, opts, rep, &la, &rb);
+            broken(&rb, &r)?;
+            out
+        }
+        (None, None) => dirsync::twoway::run(spec, opts, rep),
+    })
+}
+
+/// A session the agent broke (a stream longer than announced, a bad
+/// path, the link lost) ends the run as fatal: what completed before is
+/// kept and recorded, the rest is left for the next run.
+fn broken(
+    side: &dirsync::remote::twoway_side::RemoteSide,
+    r: &dirsync::remote::spec::Spec,
+) -> Result<(), dirsync::remote::RemoteError> {
+    match side.broken() {
+        Some(message) => Err(dirsync::remote::RemoteError::Protocol {
+            host: r.host.clone(),
+            message,
+        }),
+        None => Ok(()),
     }
 }

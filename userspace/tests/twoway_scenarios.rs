@@ -92,20 +92,19 @@ fn different_changes_keep_both_versions_on_both_sides() {
     let names = conflicts(&p.a, "");
     assert_eq!(names.len(), 1);
     let n = &names[0];
+    // A's label: `a`, or its host when A is remote (`twoway_remote_a`).
+    let la = label_a();
     assert!(
-        n.starts_with("f.sync-conflict-") && n.ends_with("-a.txt"),
+        n.starts_with("f.sync-conflict-") && n.ends_with(&format!("-{la}.txt")),
         "{n}"
     );
     assert_eq!(
         n.len(),
-        "f.sync-conflict-20261207-101500-a.txt".len(),
+        format!("f.sync-conflict-20261207-101500-{la}.txt").len(),
         "{n}"
     );
     assert_eq!(read(&p.a, n), b"edit on a");
-    assert_eq!(
-        c[0]["copy"].as_str().unwrap(),
-        p.a.join(n).to_str().unwrap()
-    );
+    assert_eq!(c[0]["copy"].as_str().unwrap(), shown_a(&p.a.join(n)));
     p.converge();
 }
 

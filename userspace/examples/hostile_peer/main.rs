@@ -21,6 +21,7 @@ mod bounds;
 mod fidelity;
 mod peer;
 mod stall;
+mod twoway;
 mod watch;
 
 use std::process::ExitCode;
@@ -37,6 +38,7 @@ fn scenarios() -> Vec<(&'static str, Scenario)> {
         bounds::SCENARIOS,
         fidelity::SCENARIOS,
         watch::SCENARIOS,
+        twoway::SCENARIOS,
     ]
     .concat()
 }

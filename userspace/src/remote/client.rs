@@ -172,6 +172,16 @@ pub fn open(spec: &Spec, c: &Connect, setup: &Setup) -> Result<Session, RemoteEr
             version: human(&theirs.version),
         });
     }
+    if setup.role == Role::TwoWay && features & super::protocol::messages::FEATURE_TWOWAY == 0 {
+        return Err(RemoteError::Remote {
+            host: host.to_string(),
+            message: format!(
+                "the remote dirsync {} cannot serve a two-way run (--two-way with host:PATH); \
+                 install the same version there or use --deploy",
+                human(&theirs.version)
+            ),
+        });
+    }
     let mut setup = setup.clone();
     setup.bwlimit = c.bwlimit.unwrap_or(0);
     let send = |w: &mut FrameWriter, m: &Msg| agent::send(w, m);

@@ -132,12 +132,17 @@ impl Confine {
         self.dir.is_some()
     }
 
+    /// What this server lets its client do.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
     /// Refuses a role the access does not allow: the server writing
     /// ([`Role::Agent`], a push) when read-only, reading its tree for the
     /// client ([`Role::Engine`], a pull) when write-only.
     pub fn check_role(&self, role: Role) -> Result<(), ConfineError> {
         match (self.access, role) {
-            (Access::ReadOnly, Role::Agent) => Err(ConfineError::ReadOnly),
+            (Access::ReadOnly, Role::Agent | Role::TwoWay) => Err(ConfineError::ReadOnly),
             (Access::WriteOnly, Role::Engine) => Err(ConfineError::WriteOnly),
             _ => Ok(()),
         }

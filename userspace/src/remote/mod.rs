@@ -42,6 +42,8 @@ pub mod root;
 pub mod server;
 pub mod spec;
 pub mod transport;
+pub mod twoway_agent;
+pub mod twoway_side;
 pub mod watch;
 pub mod watch_src;
 

@@ -121,6 +121,7 @@ pub fn serve_in(r: std::fs::File, w: std::fs::File, confine: &Confine) -> Result
     match setup.role {
         Role::Agent => serve_agent(r, w, &setup, confine),
         Role::Engine => serve_engine(r, w, setup, features, confine),
+        Role::TwoWay => super::twoway_agent::serve(r, w, &setup, confine),
     }
 }
 

@@ -38,7 +38,7 @@ pub struct Side {
 }
 
 /// What happened to an install.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Installed {
     /// In place; the new entry's inode.
     Done(u64),
@@ -190,7 +190,7 @@ pub struct CopyOpts {
 
 /// Puts the complete temporary `tmp` of `dir` at `name`, if `name` is
 /// still `expect`; otherwise under a conflict name labelled `label`.
-fn install(
+pub(crate) fn install(
     to: &Side,
     dir: BorrowedFd<'_>,
     tmp: &CStr,

@@ -12,16 +12,18 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::apply::{self, CopyOpts, Side as Replica};
+use super::apply::{CopyOpts, Side};
 use super::archive::{Archive, Records};
 use super::error::Error;
 use super::reconcile::{self, Action, Planned, State};
 use super::renames;
+use super::replica::{self, Local, Replica};
 use super::scan::{self, under, Tree};
 use super::spec::TwoWaySpec;
 use crate::exclude::Excludes;
 use crate::report::{Reporter, Summary};
 use crate::stat::{self, StatBackend};
+
 use crate::sync::Options;
 use crate::sys;
 
@@ -115,8 +117,8 @@ fn plan(
     records: &Records,
     a: &Tree,
     b: &Tree,
-    ra: &Replica,
-    rb: &Replica,
+    ra: &dyn Replica,
+    rb: &dyn Replica,
     policy: reconcile::Policy,
 ) -> Vec<Planned> {
     let mut out = Vec::with_capacity(a.entries.len().max(b.entries.len()));
@@ -137,7 +139,10 @@ fn plan(
         let rec = ir.next_if(|x| x.0 == p).map(|x| x.1);
         let sa = ia.next_if(|x| x.0 == p).map(|x| x.1);
         let sb = ib.next_if(|x| x.0 == p).map(|x| x.1);
-        let mut same = || same_file(ra, rb, p);
+        let mut same = || match (sa, sb) {
+            (Some(x), Some(y)) => replica::same_content(ra, rb, p, x, y),
+            _ => false,
+        };
         let action = reconcile::reconcile(
             rec.map(|r| &r.state),
             rec.map_or(0, |r| r.ino_b),
@@ -162,44 +167,59 @@ fn plan(
     out
 }
 
-/// Whether the two files at `p` have the same bytes (false when either
-/// cannot be read: a conflict keeps both, nothing is lost).
-fn same_file(ra: &Replica, rb: &Replica, p: &[u8]) -> bool {
-    let (parent, name) = scan::split(p);
-    let open = |r: &Replica| -> std::io::Result<std::os::fd::OwnedFd> {
-        let d = r.dir(parent)?;
-        sys::open_listed_file_at(d.as_fd(), &scan::cname(name))
-    };
-    match (open(ra), open(rb)) {
-        (Ok(x), Ok(y)) => crate::copy::same_content(x.as_fd(), y.as_fd()).unwrap_or(false),
-        _ => false,
-    }
-}
-
 /// Runs a two-way sync of `spec.a` and `spec.b` once. Conflicts are not
 /// errors (events and `Summary::conflicts`); per-entry failures are
 /// `Summary::errors` (exit 2); a guard or a fatal problem is `Err` with
 /// nothing changed (exit 3).
 pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summary, Error> {
-    let fa = open_root(&spec.a, "root A")?;
-    let fb = open_root(&spec.b, "root B")?;
+    let ra = open_local(&spec.a, "root A", "a", opts)?;
+    let rb = open_local(&spec.b, "root B", "b", opts)?;
+    run_with(spec, opts, rep, &ra, &rb)
+}
+
+/// The local root `p` as a side (`which`: "root A" or "root B" in
+/// errors; `label`: its name in conflict copies).
+pub fn open_local(
+    p: &Path,
+    which: &'static str,
+    label: &str,
+    opts: &Options,
+) -> Result<Local, Error> {
+    let copy = CopyOpts {
+        fsync: opts.fsync,
+        no_reflink: opts.no_reflink,
+    };
+    Ok(Local {
+        side: Side::new(open_root(p, which)?, p.to_path_buf(), label.into()),
+        copy,
+    })
+}
+
+/// [`run`] with both sides given (either may be on another machine,
+/// `remote::twoway_side`); `spec.a` and `spec.b` name them (the default
+/// archive's name derives from them).
+pub fn run_with(
+    spec: &TwoWaySpec,
+    opts: &Options,
+    rep: &dyn Reporter,
+    ra: &dyn Replica,
+    rb: &dyn Replica,
+) -> Result<Summary, Error> {
     let backend: Box<dyn StatBackend> =
         stat::select(opts.stat_backend, &stat::sysfs_dir()).map_err(crate::Error::from)?;
-    let ida = backend
-        .stat_fd(fa.as_fd())
+    let ida = ra
+        .root_id()
         .map_err(|e| Error::at("cannot stat", &spec.a, e))?;
-    let idb = backend
-        .stat_fd(fb.as_fd())
+    let idb = rb
+        .root_id()
         .map_err(|e| Error::at("cannot stat", &spec.b, e))?;
-    if (ida.dev, ida.ino) == (idb.dev, idb.ino) {
+    if ra.local().is_some() && rb.local().is_some() && ida == idb {
         return Err(
             crate::Error::invalid("roots", &spec.b, "A and B are the same directory").into(),
         );
     }
-    if let (Ok(ca), Ok(cb)) = (
-        std::fs::canonicalize(&spec.a),
-        std::fs::canonicalize(&spec.b),
-    ) {
+    let (ida, idb) = (Id { dev: ida.0 }, Id { dev: idb.0 });
+    if let (Some(ca), Some(cb)) = (ra.canonical(), rb.canonical()) {
         if ca.starts_with(&cb) || cb.starts_with(&ca) {
             return Err(
                 crate::Error::invalid("roots", &spec.b, "one root is inside the other").into(),
@@ -237,12 +257,24 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
     let mut archive = Archive::open(&state, opts.dry_run)?;
     let mut records = archive.load()?;
     let archived = records.len();
-    let (mut ta, mut tb) = std::thread::scope(|s| {
-        let b = &*backend;
-        let h = s.spawn(|| scan::scan(fb.as_fd(), &spec.b, b, &ex, rep));
-        let ta = scan::scan(fa.as_fd(), &spec.a, b, &ex, rep);
-        (ta, h.join().unwrap_or_default())
-    });
+    let scan_err = |p: &Path, e| Error::at("cannot scan", p, e);
+    ra.begin_scan().map_err(|e| scan_err(&spec.a, e))?;
+    rb.begin_scan().map_err(|e| scan_err(&spec.b, e))?;
+    let (mut ta, mut tb) = match (ra.local(), rb.local()) {
+        (Some(la), Some(lb)) => std::thread::scope(|s| {
+            let b = &*backend;
+            let (fa, fb, exr) = (la.root.as_fd(), lb.root.as_fd(), &ex);
+            let h = s.spawn(move || scan::scan(fb, &spec.b, b, exr, rep));
+            let ta = scan::scan(fa, &spec.a, b, exr, rep);
+            (ta, h.join().unwrap_or_default())
+        }),
+        _ => (
+            ra.scan(&*backend, &ex, rep)
+                .map_err(|e| scan_err(&spec.a, e))?,
+            rb.scan(&*backend, &ex, rep)
+                .map_err(|e| scan_err(&spec.b, e))?,
+        ),
+    };
     check_root(
         "root A",
         &spec.a,
@@ -266,9 +298,7 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
     drop_under(&mut ta.entries, &skipped);
     drop_under(&mut tb.entries, &skipped);
     let moves = renames::detect(&mut records, &mut ta, &mut tb);
-    let ra = Replica::new(fa, spec.a.clone(), "a".into());
-    let rb = Replica::new(fb, spec.b.clone(), "b".into());
-    let planned = plan(&records, &ta, &tb, &ra, &rb, spec.policy);
+    let planned = plan(&records, &ta, &tb, ra, rb, spec.policy);
     let deletions = planned
         .iter()
         .filter(|p| matches!(p.action, Action::Delete(_)))
@@ -286,8 +316,8 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
         });
     }
     let mut x = exec::Exec {
-        ra: &ra,
-        rb: &rb,
+        ra,
+        rb,
         ta: &ta,
         tb: &tb,
         records: &records,
@@ -303,9 +333,9 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
         stamp: super::conflict_name::stamp(now_secs()),
     };
     if !opts.dry_run {
-        for (side, t) in [(&ra, &ta), (&rb, &tb)] {
+        for (side, t) in [(ra, &ta), (rb, &tb)] {
             for l in &t.leftovers {
-                let _ = apply::remove_leftover(side, l);
+                let _ = side.remove_leftover(l);
             }
         }
     }
@@ -330,6 +360,11 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
     }
     x.archive.commit()?;
     Ok(x.sum)
+}
+
+/// A root's device, as the guards compare it.
+struct Id {
+    dev: (u32, u32),
 }
 
 fn now_secs() -> i64 {

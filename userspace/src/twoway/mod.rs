@@ -8,6 +8,7 @@
 //! * [`scan`]: one pass over each tree;
 //! * [`renames`]: renames on one side replayed as renames on the other;
 //! * [`conflict_name`]: the names of conflict copies;
+//! * [`replica`]: a side, local or through a remote agent;
 //! * [`apply`]: carrying out the decisions, re-checking each entry first;
 //! * [`engine`]: [`run`], the whole run with its guards;
 //! * [`spec`], [`error`]: what a run is asked, why it stopped.
@@ -22,10 +23,11 @@ pub mod engine;
 pub mod error;
 pub mod reconcile;
 pub mod renames;
+pub mod replica;
 pub mod scan;
 pub mod spec;
 
-pub use engine::{default_state_path, run};
+pub use engine::{default_state_path, open_local, run, run_with};
 pub use error::Error;
 pub use reconcile::Policy;
 pub use spec::TwoWaySpec;

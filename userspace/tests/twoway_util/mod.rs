@@ -71,10 +71,24 @@ impl Pair {
         Pair { t, a, b, state }
     }
 
-    /// `dirsync --two-way --state STATE extra... A B`.
+    /// `dirsync --two-way --state STATE extra... A B` (in the remote
+    /// suite, `twoway_remote`: B as `127.0.0.1:B` through the test sshd).
     pub fn run(&self, extra: &[&str]) -> Output {
         let mut c = common::cmd(["--two-way", "--state"]);
-        c.arg(&self.state).args(extra).arg(&self.a).arg(&self.b);
+        c.arg(&self.state).args(extra);
+        match remote_side() {
+            Some(RemoteSide::B) => {
+                c.args(common::sshd::Sshd::shared().args());
+                c.arg(&self.a).arg(common::sshd::remote(&self.b));
+            }
+            Some(RemoteSide::A) => {
+                c.args(common::sshd::Sshd::shared().args());
+                c.arg(common::sshd::remote(&self.a)).arg(&self.b);
+            }
+            None => {
+                c.arg(&self.a).arg(&self.b);
+            }
+        }
         c.output().expect("cannot run dirsync")
     }
 
@@ -157,4 +171,43 @@ pub fn conflicts(root: &Path, dir: &str) -> Vec<String> {
         .collect();
     v.sort();
     v
+}
+
+/// Which root a remote two-way suite puts behind the test sshd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoteSide {
+    /// `dirsync --two-way 127.0.0.1:A B`.
+    A,
+    /// `dirsync --two-way A 127.0.0.1:B`.
+    B,
+}
+
+/// The remote side of this test binary: `twoway_remote` (B remote) and
+/// `twoway_remote_a` (A remote) compile the local suites again.
+pub fn remote_side() -> Option<RemoteSide> {
+    let exe = std::env::current_exe().ok()?;
+    let name = exe.file_name()?.to_string_lossy().into_owned();
+    if name.starts_with("twoway_remote_a-") {
+        Some(RemoteSide::A)
+    } else if name.starts_with("twoway_remote-") {
+        Some(RemoteSide::B)
+    } else {
+        None
+    }
+}
+
+/// A's name in conflict copies: `a`, or the host when A is remote.
+pub fn label_a() -> &'static str {
+    match remote_side() {
+        Some(RemoteSide::A) => "127.0.0.1",
+        _ => "a",
+    }
+}
+
+/// How dirsync shows the path `p` of A: `127.0.0.1:P` when A is remote.
+pub fn shown_a(p: &Path) -> String {
+    match remote_side() {
+        Some(RemoteSide::A) => format!("127.0.0.1:{}", p.display()),
+        _ => p.display().to_string(),
+    }
 }

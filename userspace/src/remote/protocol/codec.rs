@@ -256,6 +256,10 @@ impl Msg {
                 44
             }
             Msg::Bye => 45,
+            Msg::TwoWay { kind, payload } => {
+                e.0.extend_from_slice(payload);
+                *kind
+            }
             other => fidelity::encode(other, e)
                 .or_else(|| super::watch::encode(other, e))
                 .expect("every message kind is encoded"),
@@ -271,6 +275,13 @@ impl Msg {
             19..=27 => decode_files(kind, &mut d)?,
             40..=45 => decode_replies(kind, &mut d)?,
             60..=68 => fidelity::decode(kind, &mut d)?,
+            70..=79 => {
+                super::twoway::parse(kind, payload)?;
+                return Ok(Msg::TwoWay {
+                    kind,
+                    payload: payload.to_vec(),
+                });
+            }
             80..=89 => super::watch::decode(kind, &mut d)?,
             k => return Err(ProtoError::UnknownType(k)),
         };
@@ -296,6 +307,7 @@ fn decode_setup(kind: u8, d: &mut Dec<'_>) -> Result<Msg, ProtoError> {
             let role = match d.u8()? {
                 0 => Role::Agent,
                 1 => Role::Engine,
+                2 => Role::TwoWay,
                 _ => return Err(ProtoError::BadValue("role")),
             };
             let (path, flags, backend, jobs) = (d.bytes()?, d.u32()?, d.u8()?, d.u32()?);

@@ -58,7 +58,11 @@ pub const FEATURES: u64 = FEATURE_ZSTD
     | FEATURE_FRESH
     | FEATURE_KEEPALIVE
     | FEATURE_FIDELITY
-    | FEATURE_WATCH;
+    | FEATURE_WATCH
+    | FEATURE_TWOWAY;
+/// Feature bit: the agent serves a two-way engine (`Role::TwoWay`, the
+/// messages of `protocol::twoway`).
+pub const FEATURE_TWOWAY: u64 = 32;
 
 /// The first message each side sends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +83,9 @@ pub enum Role {
     /// Pull: the server runs the engine with its SRC; the client is the
     /// agent of DST.
     Engine,
+    /// Two-way: the server is the agent of its tree for a two-way engine
+    /// on the client (`protocol::twoway`); its root must exist.
+    TwoWay,
 }
 
 /// The client's request after the hellos.
@@ -476,6 +483,14 @@ pub enum Msg {
         paths: Vec<Vec<CString>>,
         /// Changes were dropped: rescan the whole tree.
         overflow: bool,
+    },
+    /// A message of a two-way run (types 70-79, checked when decoded;
+    /// its fields are read by `protocol::twoway`).
+    TwoWay {
+        /// The type byte.
+        kind: u8,
+        /// The fields.
+        payload: Vec<u8>,
     },
     /// `-o`/`-g`: sets owner and/or group (ids of the receiving side) of
     /// an entry or of the directory itself ([`FEATURE_FIDELITY`], as the

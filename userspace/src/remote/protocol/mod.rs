@@ -26,4 +26,5 @@ pub(crate) mod fields;
 pub mod frame;
 pub mod layers;
 pub mod messages;
+pub mod twoway;
 pub mod watch;

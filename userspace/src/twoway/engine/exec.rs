@@ -2,21 +2,21 @@
 //! event, its counters, and its archive record once it completed.
 
 use std::io;
-use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::report::{Event, Reporter, Summary};
-use crate::twoway::apply::{self, CopyOpts, Installed, Side as Replica};
+use crate::twoway::apply::{CopyOpts, Installed};
 use crate::twoway::archive::{Archive, Record, Records};
 use crate::twoway::error::Error;
 use crate::twoway::reconcile::{Action, ConflictKind, Planned, Side, State, Type};
 use crate::twoway::renames::Rename;
-use crate::twoway::scan::{cname, join, split, Tree};
+use crate::twoway::replica::{self, Replica};
+use crate::twoway::scan::{join, split, Tree};
 
 /// The run's working set.
 pub struct Exec<'a> {
-    pub ra: &'a Replica,
-    pub rb: &'a Replica,
+    pub ra: &'a dyn Replica,
+    pub rb: &'a dyn Replica,
     pub ta: &'a Tree,
     pub tb: &'a Tree,
     pub records: &'a Records,
@@ -37,7 +37,7 @@ fn name(s: Side) -> &'static str {
 }
 
 impl<'a> Exec<'a> {
-    fn side(&self, s: Side) -> (&'a Replica, &'a Tree) {
+    fn side(&self, s: Side) -> (&'a dyn Replica, &'a Tree) {
         match s {
             Side::A => (self.ra, self.ta),
             Side::B => (self.rb, self.tb),
@@ -94,25 +94,7 @@ impl<'a> Exec<'a> {
         if self.dry {
             return Ok(());
         }
-        let done = (|| -> io::Result<bool> {
-            if !apply::unchanged(r.stat(&m.from)?.as_ref(), Some(&m.seen))
-                || r.stat(&m.to)?.is_some()
-            {
-                return Ok(false);
-            }
-            let (fp, fname) = split(&m.from);
-            let (tp, tname) = split(&m.to);
-            let (fd, td) = (r.dir(fp)?, r.dir(tp)?);
-            rustix::fs::renameat_with(
-                &*fd,
-                cname(fname).as_c_str(),
-                &*td,
-                cname(tname).as_c_str(),
-                rustix::fs::RenameFlags::NOREPLACE,
-            )?;
-            r.forget_dirs();
-            Ok(true)
-        })();
+        let done = r.rename(&m.from, &m.to, &m.seen);
         match done {
             Ok(true) => {
                 for (old, new) in &m.moved {
@@ -143,7 +125,7 @@ impl<'a> Exec<'a> {
         if self.dry {
             return Ok(());
         }
-        match apply::remove_entry(r, path, seen) {
+        match r.remove(path, seen) {
             Ok(true) => self.archive.remove(path)?,
             Ok(false) => {
                 self.sum.deleted -= 1;
@@ -193,7 +175,7 @@ impl<'a> Exec<'a> {
         if self.dry {
             return Ok(());
         }
-        match apply::set_attrs(ry, path, &sy, &sx, mtime) {
+        match ry.set_attrs(path, &sy, &sx, mtime) {
             Ok(true) => self.record(path, x, &sx, sy.ino)?,
             Ok(false) => self.changed(&shown),
             Err(e) => self.fail(&shown, e),
@@ -243,7 +225,7 @@ impl<'a> Exec<'a> {
             return Ok(true);
         }
         let stamp = self.stamp.clone();
-        match apply::copy_entry(rx, ry, src_path, sx, dst_path, seen, &stamp, self.copy) {
+        match replica::copy_between(rx, ry, src_path, sx, dst_path, seen, &stamp, self.copy) {
             Ok(Installed::Done(ino)) => {
                 self.record(dst_path, x, sx, ino)?;
                 Ok(true)
@@ -297,7 +279,7 @@ impl<'a> Exec<'a> {
                 message: &msg,
             });
             if !self.dry {
-                match apply::set_attrs(rl, path, &sl, &sw, true) {
+                match rl.set_attrs(path, &sl, &sw, true) {
                     Ok(true) => self.record(path, w, &sw, sl.ino)?,
                     Ok(false) => self.changed(&rl.shown(path)),
                     Err(e) => self.fail(&rl.shown(path), e),
@@ -316,13 +298,9 @@ impl<'a> Exec<'a> {
             return Ok(());
         }
         let (parent, fname) = split(path);
-        let cpath = match (rl.dir(parent), rw.dir(parent)) {
-            (Ok(dl), Ok(dw)) => join(
-                parent,
-                rl.free_conflict_name(dl.as_fd(), Some(dw.as_fd()), fname, &self.stamp, &rl.label)
-                    .as_bytes(),
-            ),
-            (Err(e), _) | (_, Err(e)) => {
+        let cpath = match free_conflict_path(rl, rw, parent, fname, &self.stamp) {
+            Ok(p) => p,
+            Err(e) => {
                 self.fail(&shown, e);
                 return Ok(());
             }
@@ -341,13 +319,7 @@ impl<'a> Exec<'a> {
         if self.dry {
             return Ok(());
         }
-        let moved = (|| -> io::Result<bool> {
-            if !apply::unchanged(rl.stat(path)?.as_ref(), Some(&sl)) {
-                return Ok(false);
-            }
-            rl.rename_noreplace(parent, &cname(fname), &cname(split(&cpath).1))?;
-            Ok(true)
-        })();
+        let moved = rl.rename(path, &cpath, &sl);
         match moved {
             Ok(true) => {}
             Ok(false) => {
@@ -363,4 +335,24 @@ impl<'a> Exec<'a> {
         self.copy_to(l, &cpath, &sl, &cpath, None)?;
         Ok(())
     }
+}
+
+/// A conflict name for `name` in `parent` free on both sides (labelled
+/// with the loser `rl`'s label).
+fn free_conflict_path(
+    rl: &dyn Replica,
+    rw: &dyn Replica,
+    parent: &[u8],
+    name: &[u8],
+    stamp: &str,
+) -> io::Result<Vec<u8>> {
+    use crate::twoway::conflict_name::conflict_name;
+    for n in 0..1000 {
+        let p = join(parent, &conflict_name(name, stamp, rl.label(), n));
+        if rl.stat(&p)?.is_none() && rw.stat(&p)?.is_none() {
+            return Ok(p);
+        }
+    }
+    let n = std::process::id();
+    Ok(join(parent, &conflict_name(name, stamp, rl.label(), n)))
 }
