@@ -265,6 +265,71 @@ fn unprivileged_receiver_warns_once_per_kind_and_exits_2() {
     );
 }
 
+/// A pull whose receiving side (this side, DST) has no privilege: the
+/// client runs as uid 65534 with its own copy of the key (mode 0600,
+/// owned by 65534), the agent as root (`-l root`). Owners and `security.*` cannot be
+/// set in DST: one warning per kind, everything else synced, exit 2.
+#[test]
+fn unprivileged_receiver_of_a_pull_warns_once_per_kind_and_exits_2() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tmpfs_dir();
+    let (src, dst) = (t.path().join("src"), t.path().join("dst"));
+    std::fs::create_dir(&src).unwrap();
+    for f in ["r1", "r2", "r3"] {
+        std::fs::write(src.join(f), f).unwrap();
+        set_xattr(&src.join(f), "security.capability", &CAP_NET_RAW);
+    }
+    std::fs::write(src.join("mine"), "mine").unwrap();
+    set_xattr(&src.join("mine"), "user.k", b"v");
+    chown(src.join("mine"), Some(65534), Some(65534)).unwrap();
+    std::fs::create_dir(&dst).unwrap();
+    chown(&dst, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(t.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let sshd = Sshd::shared();
+    let key = t.path().join("key");
+    std::fs::copy(sshd.key(), &key).unwrap();
+    chown(&key, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let rsh = sshd.rsh().replace(
+        &sshd.key().display().to_string(),
+        &key.display().to_string(),
+    );
+    assert!(rsh.contains(&key.display().to_string()), "{rsh}");
+    // As root on the remote side (ssh would log in as this side's user).
+    let rsh = format!("{rsh} -l root");
+    let args: Vec<OsString> = vec![
+        "-e".into(),
+        rsh.into(),
+        "--remote-path".into(),
+        bin().into(),
+        "-a".into(),
+        sshd_remote(&src),
+        dst.clone().into(),
+    ];
+    let refs: Vec<&std::ffi::OsStr> = args.iter().map(OsString::as_os_str).collect();
+    let out = run_as(Some(65534), None, &refs);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("warning:").count(), 2, "{err}");
+    assert_eq!(err.matches("cannot set owner or group").count(), 1, "{err}");
+    assert_eq!(
+        err.matches("cannot set extended attributes").count(),
+        1,
+        "{err}"
+    );
+    for f in ["r1", "r2", "r3", "mine"] {
+        assert_eq!(std::fs::read(dst.join(f)).unwrap(), f.as_bytes());
+        assert_eq!(meta(&dst.join(f)).uid(), 65534);
+    }
+    assert_eq!(
+        xattrs_of(&dst.join("mine"))
+            .unwrap()
+            .get(&b"user.k"[..])
+            .map(Vec::as_slice),
+        Some(&b"v"[..])
+    );
+}
+
 /// A DST with a file, next to a directory that must not change, and a
 /// symlink in DST to that directory.
 fn hostile_dst() -> (tempfile::TempDir, PathBuf, PathBuf) {

@@ -144,6 +144,9 @@ struct RemoteDir {
     self_xattrs: Option<bool>,
     /// Attributes fetched by `xattr_names`, for the `xattrs` that follows.
     xvals: Mutex<HashMap<Option<CString>, Xattrs>>,
+    /// Attributes of the entries its listing flagged, asked for with the
+    /// listing and on their way ([`RemoteDir::ask_xattrs_ahead`]).
+    xahead: Mutex<HashMap<CString, Pending>>,
 }
 
 impl RemoteDir {
@@ -161,6 +164,7 @@ impl RemoteDir {
             sparse: false,
             self_xattrs: None,
             xvals: Mutex::new(HashMap::new()),
+            xahead: Mutex::new(HashMap::new()),
         }
     }
 
@@ -191,6 +195,7 @@ impl Drop for RemoteDir {
         if let Some(p) = lock(&self.ahead).take() {
             self.link.abandon(p);
         }
+        self.forget_xattrs_ahead(None);
         let _ = self.link.send(&Msg::Close { id: self.id }, false);
     }
 }
@@ -220,6 +225,7 @@ impl ReplicaDir for RemoteDir {
                 d_type: e.d_type,
             })
             .collect();
+        self.ask_xattrs_ahead(&entries)?;
         let mut c = lock(&self.cache);
         c.clear();
         c.extend(entries.into_iter().map(|e| (e.name.clone(), e)));
@@ -306,6 +312,7 @@ impl ReplicaDir for RemoteDir {
         };
         self.change(&m)?;
         lock(&self.cache).remove(name);
+        self.forget_xattrs_ahead(Some(name));
         Ok(1)
     }
     fn read_link(&self, name: &CStr) -> io::Result<Vec<u8>> {

@@ -2,7 +2,10 @@
 //! (`protocol::fidelity`): owner and attribute changes go without
 //! waiting, like every change; the attributes of an entry are asked for
 //! only when the listing says it has some (a resync of a tree without
-//! attributes costs no round trip per file); a hard link and the first
+//! attributes costs no round trip per file), and those of the entries it
+//! flags are asked for all at once as the listing arrives, before the
+//! engine compares them (one round trip per directory, not per file;
+//! the requests are those every peer knows); a hard link and the first
 //! use of each SRC user or group name are one exchange each.
 
 use std::ffi::{CStr, CString};
@@ -13,7 +16,14 @@ use std::sync::Arc;
 use super::{lock, send_data, unexpected, Link, RemoteDir, RemoteIncoming, RemoteReplica};
 use crate::attrs::xattr::{Selection, Xattrs};
 use crate::remote::protocol::frame::MAX_FRAME;
-use crate::remote::protocol::messages::{Answer, Msg};
+use crate::remote::protocol::messages::{Answer, Entry, Msg};
+use crate::stat::Kind;
+
+/// Most attribute requests of one directory's entries sent ahead (the
+/// link's own bound, `link::MAX_WAITING`, is shared by every directory
+/// open at once and by the listings asked for ahead). Entries beyond it
+/// are asked for one by one, when compared.
+pub const XATTRS_AHEAD: usize = 256;
 use crate::sync::replica::Linked;
 
 impl RemoteReplica {
@@ -77,8 +87,42 @@ impl RemoteDir {
             if let Some(e) = lock(&self.cache).get_mut(n) {
                 e.xattrs = true;
             }
+            self.forget_xattrs_ahead(Some(n));
         }
         lock(&self.xvals).remove(&name.map(CStr::to_owned));
+    }
+
+    /// A listing arrived: asks for the attributes of every entry it flags
+    /// (not directories: their own handle asks) without waiting, at most
+    /// [`XATTRS_AHEAD`]; `fetch` takes the replies. The engine compares
+    /// those entries next, so their answers are what it would have asked
+    /// for one round trip at a time.
+    pub(super) fn ask_xattrs_ahead(&self, entries: &[Entry]) -> io::Result<()> {
+        self.forget_xattrs_ahead(None);
+        let flagged = entries
+            .iter()
+            .filter(|e| e.xattrs && !matches!(e.meta, Ok(Some(ref m)) if m.kind == Kind::Dir))
+            .take(XATTRS_AHEAD);
+        let mut ahead = lock(&self.xahead);
+        for e in flagged {
+            let (id, name) = (self.id, Some(e.name.clone()));
+            let p = self.link.request(|req| Msg::GetXattrs { req, id, name })?;
+            ahead.insert(e.name.clone(), p);
+        }
+        Ok(())
+    }
+
+    /// Drops the attributes asked for ahead of `name` (all: `None`).
+    pub(super) fn forget_xattrs_ahead(&self, name: Option<&CStr>) {
+        let mut ahead = lock(&self.xahead);
+        let gone: Vec<_> = match name {
+            Some(n) => ahead.remove(n).into_iter().collect(),
+            None => ahead.drain().map(|(_, p)| p).collect(),
+        };
+        drop(ahead);
+        for p in gone {
+            self.link.abandon(p);
+        }
     }
 
     /// Names of the attributes of `name` (or of the directory): none,
@@ -117,8 +161,13 @@ impl RemoteDir {
     }
 
     fn fetch(&self, name: Option<&CStr>) -> io::Result<Xattrs> {
+        let ahead = name.and_then(|n| lock(&self.xahead).remove(n));
         let (id, name) = (self.id, name.map(CStr::to_owned));
-        match self.link.call(|req| Msg::GetXattrs { req, id, name })? {
+        let reply = match ahead {
+            Some(p) => self.link.wait(p)?,
+            None => self.link.call(|req| Msg::GetXattrs { req, id, name })?,
+        };
+        match reply {
             (Answer::Xattrs(x), _) => Ok(x),
             _ => Err(unexpected()),
         }
