@@ -52,7 +52,7 @@ HOST_ONLY |= {"daemon_http", "daemon_http_guard", "daemon_http_browser"}
 # Two-way: the scenario and guard suites run in the guest (the scan goes
 # through the metadata backend, the guards mount a tmpfs); the random
 # property and kill -9 rounds repeat that on the host only.
-HOST_ONLY |= {"daemon_run", "daemon_reload", "daemon_recover", "daemon_twoway"}
+HOST_ONLY |= {"daemon_run", "daemon_reload", "daemon_recover", "daemon_twoway", "daemon_stop"}
 HOST_ONLY |= {"twoway_property", "twoway_kill"}
 # watch host:SRC DST: sshd, ssh and the hostile peer (host only as every
 # remote suite; named here too).

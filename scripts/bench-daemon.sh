@@ -16,6 +16,9 @@
 #   memory    the daemon's RSS (VmRSS) with one watched pair of MEM_DIRS
 #             directories minus with one pair of one directory, per
 #             directory; and the kernel's unreclaimable slab the same way
+#   big tree  one pair of BIG_DIRS directories (one file at its root):
+#             dirsync from exec to READY=1 and to the DST tree complete;
+#             lsyncd (one sync{} block) from exec to the DST tree complete
 #   latency   with the N_PAIRS pairs watched and a writer touching a file
 #             in each of the others round-robin (every 20 ms), N_LAT
 #             single-file changes in pair 1, one at a time: writer's
@@ -29,6 +32,7 @@ DIRS_PER_PAIR=${DIRS_PER_PAIR:-10}
 FILES_PER_DIR=${FILES_PER_DIR:-10}
 MEM_DIRS=${MEM_DIRS:-10000}
 N_LAT=${N_LAT:-300}
+BIG_DIRS=${BIG_DIRS:-100000}
 
 if [ "${REBUILD:-1}" = 1 ] || [ ! -x userspace/target/release/dirsync ]; then
 	(cd userspace && cargo build --release --locked -q && cargo build --release --locked -q --example watch_latency)
@@ -198,6 +202,49 @@ read -r rssN slab_N < <(rss_for "$MEM_DIRS")
 per_dir_b=$(((rssN - rss1) * 1024 / (MEM_DIRS - 1)))
 slab_per_dir_b=$(((slab_N - slab_1) * 1024 / (MEM_DIRS - 1)))
 
+# --- one pair of BIG_DIRS directories: start-up, dirsync vs lsyncd
+rm -rf "$W/mem" "$W/run" "$W/state" "$W/big"
+mkdir -p "$W/big/src" "$W/big/dst"
+(cd "$W/big/src" && seq 1 "$BIG_DIRS" | sed 's/^/d/' | xargs mkdir && echo root >f)
+dirs_in() { find "$1" -type d | wc -l; }
+wait_tree() { # dst timeout_s
+	local end=$(($(date +%s) + $2))
+	until [ -f "$1/f" ] && [ "$(dirs_in "$1")" -gt "$BIG_DIRS" ]; do
+		[ "$(date +%s)" -lt "$end" ] || { echo "bench-daemon: big DST incomplete after $2 s" >&2; return 1; }
+		sleep 0.2
+	done
+}
+{
+	echo "[daemon]"
+	echo "control = \"$W/run/control.sock\""
+	echo "state = \"$W/state\""
+	echo "log = \"error\""
+	printf '[[pair]]\nname = "big"\nsource = "%s"\ndestination = "%s"\n' "$W/big/src" "$W/big/dst"
+} >"$W/big.toml"
+rm -f "$W/notify.sock" "$W/notify.sock.ready"
+notify_listener "$W/notify.sock"
+while [ ! -S "$W/notify.sock" ]; do sleep 0.01; done
+t0=$(now)
+NOTIFY_SOCKET="$W/notify.sock" "$DIRSYNC" daemon --config "$W/big.toml" 2>"$W/big.log" &
+BPID=$!
+PIDS+=("$BPID")
+while [ ! -f "$W/notify.sock.ready" ]; do sleep 0.005; done
+big_ready_ms=$(ms_since "$t0" "$(cat "$W/notify.sock.ready")")
+wait_tree "$W/big/dst" 1200
+big_d_ms=$(ms_since "$t0" "$(now)")
+stop_pid "$BPID"
+rm -rf "$W/big/dst" && mkdir "$W/big/dst"
+echo "settings { nodaemon = true, logfile = \"$W/lsyncd-big.log\", insist = true }
+sync { default.rsync, source = \"$W/big/src\", target = \"$W/big/dst\", delay = 0 }" >"$W/lsyncd-big.conf"
+t0=$(now)
+lsyncd "$W/lsyncd-big.conf" >"$W/lsyncd-big.out" 2>&1 &
+LPID=$!
+PIDS+=("$LPID")
+wait_tree "$W/big/dst" 1200
+big_l_ms=$(ms_since "$t0" "$(now)")
+stop_pid "$LPID"
+rm -rf "$W/big"
+
 field() { echo "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'; }
 us_ms() { python3 -c "import sys; print('%.2f' % (int(sys.argv[1]) / 1000))" "${1:-0}"; }
 
@@ -208,6 +255,10 @@ printf '%-44s %14s %14s %8s\n' "start-up to every DST complete (ms)" "$d_complet
 	"$(python3 -c "print('%.1fx' % ($l_complete_ms / max($d_complete_ms, 1)))")"
 printf '%-44s %14s %14s %8s\n' "READY=1 vs lsyncd's initial rsyncs done" "$ready_ms" "$l_complete_ms" \
 	"$(python3 -c "print('%.1fx' % ($l_complete_ms / max($ready_ms, 1)))")"
+printf '%-44s %14s %14s %8s\n' "1 pair of $BIG_DIRS dirs: READY=1 (ms)" "$big_ready_ms" "$big_l_ms" \
+	"$(python3 -c "print('%.1fx' % ($big_l_ms / max($big_ready_ms, 1)))")"
+printf '%-44s %14s %14s %8s\n' "1 pair of $BIG_DIRS dirs: DST complete (ms)" "$big_d_ms" "$big_l_ms" \
+	"$(python3 -c "print('%.1fx' % ($big_l_ms / max($big_d_ms, 1)))")"
 printf '%-44s %14s %14s %8s\n' "event to replica p50 (ms), $N_PAIRS active" "$(us_ms "$(field "$d_lat" p50_us)")" "$(us_ms "$(field "$l_lat" p50_us)")" "-"
 printf '%-44s %14s %14s %8s\n' "event to replica p99 (ms), $N_PAIRS active" "$(us_ms "$(field "$d_lat" p99_us)")" "$(us_ms "$(field "$l_lat" p99_us)")" \
 	"$(python3 -c "import sys; a, b = int(sys.argv[1] or 1), int(sys.argv[2] or 0); print('%.1fx' % (b / max(a, 1)))" "$(field "$d_lat" p99_us)" "$(field "$l_lat" p99_us)")"

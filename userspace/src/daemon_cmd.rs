@@ -183,16 +183,31 @@ pub fn status(a: &StatusArgs) -> ExitCode {
         Ok(p) => p,
         Err(c) => return c,
     };
-    let v = match ask(&path, "status", Some(Duration::from_secs(10))) {
+    let raw = match control::request_raw(&path, "status", Some(Duration::from_secs(10))) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("dirsync: {e}");
+            return exit(ExitStatus::Fatal);
+        }
+    };
+    let v = match control::parse_answer(&raw) {
         Ok(v) => v,
-        Err(c) => return c,
+        Err(e) => {
+            eprintln!("dirsync: {e}");
+            return exit(ExitStatus::Fatal);
+        }
     };
     let Some(pairs) = v.get("pairs").and_then(Value::as_array) else {
         eprintln!("dirsync: bad answer from the daemon: {}", text(&v, "error"));
         return exit(ExitStatus::Fatal);
     };
     if a.json {
-        println!("{v}");
+        // The daemon's bytes as they came (the same as `GET /api/pairs`:
+        // a name that is not UTF-8 keeps its bytes as `\udcHH`).
+        let line = raw.strip_suffix(b"\n").unwrap_or(&raw);
+        let mut out = std::io::stdout().lock();
+        let _ = std::io::Write::write_all(&mut out, line);
+        let _ = std::io::Write::write_all(&mut out, b"\n");
         return exit(ExitStatus::Ok);
     }
     println!(

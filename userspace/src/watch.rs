@@ -48,6 +48,8 @@ mod events;
 pub mod map;
 pub mod queue;
 mod run;
+pub mod shared;
+mod source;
 mod stop;
 mod watcher;
 
@@ -68,6 +70,7 @@ pub use self::engine::Engine;
 pub use self::queue::Delays;
 use self::run::EventLoop;
 pub use self::run::{backoff, GIVE_UP_AFTER};
+use self::source::Source;
 pub use self::stop::Signals;
 use self::stop::Stop;
 use self::watcher::Watcher;
@@ -113,15 +116,22 @@ pub fn run_with(
     config: Config,
 ) -> Result<ExitStatus> {
     let root = sys::open_root(src).map_err(|e| Error::at("opening", src, e))?;
-    let inotify = Inotify::init().map_err(|e| {
-        let what = if e.raw_os_error() == Some(libc::EMFILE) {
-            "creating an inotify instance (the fs.inotify.max_user_instances limit?)"
-        } else {
-            "creating an inotify instance"
-        };
-        Error::new(what, e)
-    })?;
-    let mut w = Watcher::new(src, root, inotify, reporter, config);
+    let ino = match &config.shared {
+        Some(shared) => Source::Shared(
+            shared
+                .join()
+                .map_err(|e| Error::new("joining the shared inotify instance", e))?,
+        ),
+        None => Source::Own(Inotify::init().map_err(|e| {
+            let what = if e.raw_os_error() == Some(libc::EMFILE) {
+                "creating an inotify instance (the fs.inotify.max_user_instances limit?)"
+            } else {
+                "creating an inotify instance"
+            };
+            Error::new(what, e)
+        })?),
+    };
+    let mut w = Watcher::new(src, root, ino, reporter, config);
     w.watch_parent();
     // Watch everything first, then sync: a change made while the initial
     // sync runs is an event in the queue, not a loss.

@@ -24,6 +24,16 @@ fn has(p: &Path, s: &str) -> bool {
     std::fs::read_to_string(p).is_ok_and(|c| c == s)
 }
 
+/// The `files` counter saved for the pair `name` in the state database.
+fn saved_files(db: &Path, name: &str) -> Option<i64> {
+    let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .ok()?;
+    c.query_row("SELECT files FROM pairs WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .ok()
+}
+
 fn files_of(dm: &Daemon, name: &str) -> u64 {
     dm.pair(name).and_then(|p| p["files"].as_u64()).unwrap_or(0)
 }
@@ -49,10 +59,11 @@ fn kill_9_mid_copy_then_restart_converges() {
     let dm = Daemon::start(d);
     dm.wait_state("p", "watching", LONG);
     assert!(wait_for(LONG, || files_of(&dm, "p") >= 20));
-    // The state file has the counters (saved every 2 s).
-    let state = d.join("state/daemon-state.json");
-    assert!(wait_for(LONG, || std::fs::read_to_string(&state)
-        .is_ok_and(|s| s.contains("\"files\":20"))));
+    // The state database has the counters (saved every 2 s), and the old
+    // JSON file is no longer written.
+    let state = d.join("state/daemon.sqlite");
+    assert!(wait_for(LONG, || saved_files(&state, "p") == Some(20)));
+    assert!(!d.join("state/daemon-state.json").exists());
 
     // A big file, written in one go; the daemon dies while copying it.
     let big = vec![0x5au8; 256 << 20];

@@ -1,5 +1,5 @@
 //! SIGHUP applies only the difference (one pair untouched: same inotify
-//! descriptor, no rescan; one changed: restarted; one removed: stopped,
+//! watch in the daemon's one inotify instance, no rescan; one changed: restarted; one removed: stopped,
 //! its destination left; one added), a bad file keeps the old config,
 //! and systemd's notify protocol as a datagram socket the test binds
 //! sees it all (READY, WATCHDOG, RELOADING + MONOTONIC_USEC, STATUS,
@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use daemon_common::{config_text, inotify_fd_of, wait_for, Daemon, NotifySocket};
+use daemon_common::{config_text, inotify_fds, wait_for, watch_of, Daemon, NotifySocket};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -76,8 +76,16 @@ fn reload_applies_the_difference() {
         dm.wait_state(n, "watching", LONG);
         assert!(wait_for(LONG, || has(&d.join(format!("{n}-dst/f")), n)));
     }
-    let keep_fd = inotify_fd_of(dm.pid(), &d.join("keep-src")).expect("keep's inotify fd");
-    let change_fd = inotify_fd_of(dm.pid(), &d.join("change-src")).expect("change's inotify fd");
+    // One inotify instance for every pair.
+    assert_eq!(
+        inotify_fds(dm.pid()).len(),
+        1,
+        "{:?}",
+        inotify_fds(dm.pid())
+    );
+    let keep_w = watch_of(dm.pid(), &d.join("keep-src")).expect("keep's watch");
+    let change_w = watch_of(dm.pid(), &d.join("change-src")).expect("change's watch");
+    assert_eq!(keep_w.0, change_w.0);
     // A stray file in a destination survives only where nothing rescans.
     write(&d.join("keep-dst/stray"), "s");
     write(&d.join("change-dst/stray"), "s");
@@ -131,21 +139,23 @@ fn reload_applies_the_difference() {
         .map(|p| p["name"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(names, ["keep", "change", "add"]);
-    // Untouched: the same inotify descriptor, still watching its source,
-    // and no rescan (the stray is still there).
-    assert_eq!(inotify_fd_of(dm.pid(), &d.join("keep-src")), Some(keep_fd));
+    // Untouched: the same watch (descriptor and watch descriptor) on its
+    // source, and no rescan (the stray is still there).
+    assert_eq!(watch_of(dm.pid(), &d.join("keep-src")), Some(keep_w));
+    assert_eq!(inotify_fds(dm.pid()).len(), 1);
     assert!(
         d.join("keep-dst/stray").exists(),
         "the untouched pair was rescanned"
     );
-    let new_change_fd = inotify_fd_of(dm.pid(), &d.join("change-src"));
-    assert!(new_change_fd.is_some());
-    // (The number may be reused; the stray's removal proves the restart.)
-    let _ = change_fd;
+    // Changed: its old watch was removed and a new one added (the kernel
+    // hands out watch descriptors cyclically: a new one differs).
+    let new_change_w = watch_of(dm.pid(), &d.join("change-src")).expect("change's new watch");
+    assert_eq!(new_change_w.0, keep_w.0);
+    assert_ne!(new_change_w.1, change_w.1);
     write(&d.join("keep-src/g"), "G");
     assert!(wait_for(LONG, || has(&d.join("keep-dst/g"), "G")));
     // Removed: stopped, destination left as it is.
-    assert!(inotify_fd_of(dm.pid(), &d.join("remove-src")).is_none());
+    assert!(watch_of(dm.pid(), &d.join("remove-src")).is_none());
     write(&d.join("remove-src/late"), "L");
     assert!(!wait_for(Duration::from_millis(1000), || d
         .join("remove-dst/late")
@@ -174,7 +184,7 @@ fn reload_applies_the_difference() {
     assert_eq!(dm.status().unwrap()["pairs"].as_array().unwrap().len(), 3);
     write(&d.join("keep-src/h"), "H");
     assert!(wait_for(LONG, || has(&d.join("keep-dst/h"), "H")));
-    assert_eq!(inotify_fd_of(dm.pid(), &d.join("keep-src")), Some(keep_fd));
+    assert_eq!(watch_of(dm.pid(), &d.join("keep-src")), Some(keep_w));
 
     notify.got.clear();
     let (code, took) = dm.stop();

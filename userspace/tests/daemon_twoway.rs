@@ -97,3 +97,106 @@ fn two_way_pair() {
     }));
     assert_eq!(dm.stop().0, Some(0));
 }
+
+/// The bytes of the first JSON string after `"key":` in `text`, with the
+/// `\udcHH` escapes of the daemon's encoder turned back into bytes.
+fn json_bytes_of(text: &[u8], key: &str) -> Option<Vec<u8>> {
+    let pat = format!("\"{key}\":\"");
+    let start = text.windows(pat.len()).position(|w| w == pat.as_bytes())? + pat.len();
+    let mut out = Vec::new();
+    let mut i = start;
+    loop {
+        match *text.get(i)? {
+            b'"' => return Some(out),
+            b'\\' => {
+                let e = *text.get(i + 1)?;
+                match e {
+                    b'u' => {
+                        let h = std::str::from_utf8(text.get(i + 2..i + 6)?).ok()?;
+                        let v = u32::from_str_radix(h, 16).ok()?;
+                        if (0xdc80..=0xdcff).contains(&v) {
+                            out.push((v - 0xdc00) as u8);
+                        } else {
+                            let c = char::from_u32(v)?;
+                            out.extend_from_slice(c.to_string().as_bytes());
+                        }
+                        i += 6;
+                    }
+                    b'n' => {
+                        out.push(b'\n');
+                        i += 2;
+                    }
+                    other => {
+                        out.push(other);
+                        i += 2;
+                    }
+                }
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn status_json_keeps_a_conflict_name_that_is_not_utf8() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for s in ["a", "b"] {
+        std::fs::create_dir(d.join(s)).unwrap();
+    }
+    let name: &[u8] = b"x\xffy";
+    let rel = std::ffi::OsStr::from_bytes(name);
+    write(&d.join("a").join(rel), "v0");
+    let text = config_text(
+        d,
+        &format!(
+            "[[pair]]\nname = \"tw\"\nsource = \"{d}/a\"\ndestination = \"{d}/b\"\nmode = \"two-way\"\n",
+            d = d.display()
+        ),
+    );
+    write(&Daemon::config(d), &text);
+    let dm = Daemon::start(d);
+    assert!(
+        wait_for(LONG, || has(&d.join("b").join(rel), "v0")),
+        "{}",
+        dm.log()
+    );
+    assert!(dm.ctl(&["pause", "tw"]).status.success());
+    assert!(wait_for(LONG, || {
+        let o = dm.ctl(&["status", "--json"]);
+        o.status.success() && String::from_utf8_lossy(&o.stdout).contains("\"paused\"")
+    }));
+    write(&d.join("a").join(rel), "changed in a");
+    write(&d.join("b").join(rel), "changed in b, longer");
+    assert!(dm.ctl(&["resume", "tw"]).status.success());
+    let mut raw = Vec::new();
+    let seen = wait_for(LONG, || {
+        let o = dm.ctl(&["status", "--json"]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        raw = o.stdout;
+        let lossy = String::from_utf8_lossy(&raw).replace("\\udc", "\\u00");
+        let v: serde_json::Value = serde_json::from_str(&lossy).unwrap();
+        json_bytes_of(&raw, "path").is_some() && v["pairs"][0]["conflicts"].as_u64() >= Some(1)
+    });
+    assert!(seen, "{}\n{}", String::from_utf8_lossy(&raw), dm.log());
+    // The name comes back byte for byte, and the rest of the answer is
+    // the pinned JSON (a lenient reader of the escapes parses it).
+    assert_eq!(json_bytes_of(&raw, "path").unwrap(), name);
+    let lossy = String::from_utf8_lossy(&raw).replace("\\udc", "\\u00");
+    let v: serde_json::Value = serde_json::from_str(&lossy).unwrap();
+    assert!(v["pairs"][0]["conflicts"].as_u64() >= Some(1));
+    assert_eq!(
+        v["pairs"][0]["recent_conflicts"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(dm.stop().0, Some(0));
+}

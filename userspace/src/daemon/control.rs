@@ -239,7 +239,13 @@ fn serve_one(s: UnixStream, control: &dyn Control) {
     };
     let v = match parse_request(text) {
         Err(e) => json!({"ok": false, "error": e}),
-        Ok(None) => super::json::pairs(&control.pairs()),
+        Ok(None) => {
+            // The same bytes as `GET /api/pairs` (one encoder).
+            let mut line = super::json::pairs_json(&control.pairs());
+            line.push('\n');
+            let _ = (&s).write_all(line.as_bytes());
+            return;
+        }
         Ok(Some((action, name))) => match control.act(name, action) {
             Ok(code) => json!({"ok": true, "code": code}),
             Err(e) => json!({"ok": false, "error": e.to_string()}),
@@ -255,6 +261,24 @@ pub fn request(
     request: &str,
     timeout: Option<Duration>,
 ) -> Result<Value, ControlError> {
+    let buf = request_raw(path, request, timeout)?;
+    parse_answer(&buf)
+}
+
+/// Parses an answer; the `\udcHH` bytes of names that are not UTF-8 are
+/// read as U+FFFD (see [`super::json::lossy_surrogates`]).
+pub fn parse_answer(buf: &[u8]) -> Result<Value, ControlError> {
+    serde_json::from_slice(&super::json::lossy_surrogates(buf))
+        .map_err(|e| ControlError::BadAnswer(e.to_string()))
+}
+
+/// [`request`]'s answer as the daemon sent it (at most [`MAX_ANSWER`]
+/// bytes).
+pub fn request_raw(
+    path: &Path,
+    request: &str,
+    timeout: Option<Duration>,
+) -> Result<Vec<u8>, ControlError> {
     let s = UnixStream::connect(path).map_err(io("cannot reach the daemon at", path))?;
     s.set_read_timeout(timeout)
         .map_err(io("cannot use", path))?;
@@ -271,5 +295,5 @@ pub fn request(
             "no answer (refused: another user's daemon?)".into(),
         ));
     }
-    serde_json::from_slice(&buf).map_err(|e| ControlError::BadAnswer(e.to_string()))
+    Ok(buf)
 }

@@ -170,11 +170,13 @@ pub fn watch_engine(t: &Arc<Track>, cancel: Arc<AtomicBool>) -> Result<Arc<dyn E
     }
 }
 
-/// Runs the watch loop on `engine` until `stop` is raised or it fails.
+/// Runs the watch loop on `engine` until `stop` is raised or it fails,
+/// watching through `inotify` (the daemon's shared instance) if given.
 pub fn watch_loop(
     t: &Arc<Track>,
     engine: Arc<Tracked>,
     stop: Arc<EventFd>,
+    inotify: Option<Arc<crate::watch::shared::SharedInotify>>,
 ) -> Result<ExitStatus, String> {
     let cfg = &t.cfg;
     let o = options(cfg, false);
@@ -183,6 +185,7 @@ pub fn watch_loop(
         excludes,
         workers: 2,
         stats: Some(t.stats.clone()),
+        shared: inotify,
         ..watch::Config::default()
     };
     // A two-way pair's other side is not watched: a run every

@@ -14,6 +14,7 @@ use super::config::{LogLevel, PairConfig, When};
 use super::engines;
 use super::track::{code, Counters, Track, Tracked};
 use crate::sys::notify::{wait_readable, EventFd};
+use crate::watch::shared::SharedInotify;
 use crate::watch::Engine;
 
 /// The first wait after a failure; it doubles up to [`MAX_BACKOFF`].
@@ -43,6 +44,8 @@ struct Shared {
     engine: Mutex<Option<Arc<Tracked>>>,
     /// Its first run (scan) has started.
     started: AtomicBool,
+    /// The daemon's shared inotify instance, if any.
+    inotify: Option<Arc<SharedInotify>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -64,6 +67,7 @@ impl Pair {
         log: Arc<super::log::Logger>,
         on_error: super::track::Hooks,
         state_dir: std::path::PathBuf,
+        inotify: Option<Arc<SharedInotify>>,
     ) -> std::io::Result<Pair> {
         let track = Arc::new(Track::new(cfg, saved, log, on_error, state_dir));
         let sh = Arc::new(Shared {
@@ -74,6 +78,7 @@ impl Pair {
             cancel: Mutex::new(Arc::new(AtomicBool::new(false))),
             engine: Mutex::new(None),
             started: AtomicBool::new(false),
+            inotify,
         });
         let s2 = sh.clone();
         let thread = std::thread::Builder::new()
@@ -324,7 +329,7 @@ impl Runner {
             track: t.clone(),
         });
         *lock(&self.sh.engine) = Some(tracked.clone());
-        let r = engines::watch_loop(&t, tracked, stop.clone());
+        let r = engines::watch_loop(&t, tracked, stop.clone(), self.sh.inotify.clone());
         *lock(&self.sh.engine) = None;
         t.stats.clear();
         match r {

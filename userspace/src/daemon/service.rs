@@ -18,6 +18,7 @@ use super::sdnotify::{monotonic_usec, Notifier};
 use super::state;
 use super::track::{HookSet, Hooks};
 use crate::sys::notify::{wait_readable, SignalFd};
+use crate::watch::shared::{SharedInotify, DEFAULT_INBOX};
 
 /// How long SIGTERM may take (systemd's default stop timeout is longer).
 pub const STOP_WITHIN: Duration = Duration::from_millis(4500);
@@ -133,6 +134,9 @@ struct Service {
     http: Option<Box<dyn FrontEnd>>,
     start_http: Option<StartHttp>,
     state_dir: PathBuf,
+    /// The one inotify instance of every watched pair (`None` when it
+    /// could not be created: each pair then has its own).
+    inotify: Option<Arc<SharedInotify>>,
     /// Why the last reload was refused (shown in `STATUS=`).
     refused: Option<String>,
 }
@@ -154,6 +158,7 @@ impl Service {
             self.daemon.log.clone(),
             self.daemon.hooks.clone(),
             self.state_dir.clone(),
+            self.inotify.clone(),
         ) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
@@ -393,6 +398,30 @@ fn watchdog_interval() -> Option<Duration> {
     (usec > 0).then(|| Duration::from_micros(usec / 2))
 }
 
+/// The bound of each pair's inbox of inotify events: `$DIRSYNC_PAIR_EVENTS`
+/// (a tuning and test knob), else [`DEFAULT_INBOX`].
+fn inbox_limit() -> usize {
+    std::env::var("DIRSYNC_PAIR_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or(DEFAULT_INBOX)
+}
+
+/// The pairs' shared inotify instance (see [`crate::watch::shared`]).
+fn shared_inotify(svc: &Service) -> Option<Arc<SharedInotify>> {
+    match SharedInotify::new(inbox_limit()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            svc.log(
+                LogLevel::Warn,
+                &format!("cannot create the shared inotify instance ({e}); each pair gets its own"),
+            );
+            None
+        }
+    }
+}
+
 /// `dirsync daemon --config FILE`: runs until SIGTERM/SIGINT.
 pub fn run(
     file: &Path,
@@ -426,8 +455,10 @@ pub fn run(
         http: None,
         start_http,
         state_dir,
+        inotify: None,
         refused: None,
     };
+    svc.inotify = shared_inotify(&svc);
     svc.control = Some(Server::start(listener, &path, daemon.clone()));
     let mut saved = state::load(&svc.state_dir);
     let pairs: Vec<Arc<Pair>> = svc

@@ -32,6 +32,9 @@ pub struct Config {
     /// Where the loop publishes its queue depth, lag and watch count
     /// (the daemon's status), if anywhere.
     pub stats: Option<Arc<LoopStats>>,
+    /// Watch through this shared inotify instance (the daemon's pairs)
+    /// instead of an instance of the watcher's own.
+    pub shared: Option<Arc<super::shared::SharedInotify>>,
 }
 
 /// What a running watch loop shows: its queue depth, since when it has
@@ -106,6 +109,7 @@ impl Default for Config {
             recursive: true,
             excludes: Excludes::default(),
             stats: None,
+            shared: None,
         }
     }
 }

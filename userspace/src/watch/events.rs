@@ -3,7 +3,6 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -13,7 +12,6 @@ use super::map::{join, NodeId, ROOT};
 use super::queue::Urgency;
 use super::watcher::{PendingMove, Watcher};
 use crate::report::Event as Ev;
-use crate::sys::notify;
 
 fn kind_name(mask: EventMask) -> &'static str {
     if mask.contains(EventMask::CREATE) {
@@ -45,25 +43,15 @@ impl Watcher {
     pub(super) fn read_events(&mut self, buf: &mut [u8]) -> io::Result<()> {
         let mut drained = false;
         for _ in 0..16 {
-            let events: Vec<(i32, EventMask, u32, Option<std::ffi::OsString>)> =
-                match self.inotify.read_events(buf) {
-                    Ok(evs) => evs
-                        .map(|e| {
-                            (
-                                e.wd.get_watch_descriptor_id(),
-                                e.mask,
-                                e.cookie,
-                                e.name.map(|n| n.to_os_string()),
-                            )
-                        })
-                        .collect(),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        drained = true;
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
+            let events = match self.ino.read(buf) {
+                Ok(Some(evs)) => evs,
+                Ok(None) => {
+                    drained = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
             let now = Instant::now();
             for (wd, mask, cookie, name) in events {
                 self.handle(wd, mask, cookie, name.as_deref(), now);
@@ -99,7 +87,7 @@ impl Watcher {
             return;
         }
         for wd in self.map.sweep() {
-            notify::rm_watch(self.inotify.as_fd(), wd);
+            self.ino.rm_watch(wd);
         }
         // Pending moves refer to the old map.
         let moves: Vec<PendingMove> = self.moves.drain().map(|(_, m)| m).collect();
@@ -154,7 +142,7 @@ impl Watcher {
             ));
         }
         for w in self.map.forget_wd(wd) {
-            notify::rm_watch(self.inotify.as_fd(), w);
+            self.ino.rm_watch(w);
         }
     }
 
@@ -239,7 +227,7 @@ impl Watcher {
             if is_dir {
                 if let Some(id) = self.map.lookup(&rel) {
                     for w in self.map.remove(id) {
-                        notify::rm_watch(self.inotify.as_fd(), w);
+                        self.ino.rm_watch(w);
                     }
                 }
             }
@@ -280,7 +268,7 @@ impl Watcher {
             match self.map.rename(&m.from, &rel) {
                 Some((_, dropped)) => {
                     for w in dropped {
-                        notify::rm_watch(self.inotify.as_fd(), w);
+                        self.ino.rm_watch(w);
                     }
                 }
                 // Not in the map (lost events): watch it anew.
@@ -315,7 +303,7 @@ impl Watcher {
                     && self.map.path(id).as_deref() == Some(m.from.as_path());
                 if same {
                     for w in self.map.remove(id) {
-                        notify::rm_watch(self.inotify.as_fd(), w);
+                        self.ino.rm_watch(w);
                     }
                 }
             }

@@ -256,7 +256,7 @@ impl EventLoop {
         }
         let timeout = next.map(|t| t.saturating_duration_since(now));
         let fds = [
-            w.inotify.as_fd(),
+            w.ino.wake_fd(),
             self.signals.as_fd(),
             self.workers.wake.as_fd(),
         ];

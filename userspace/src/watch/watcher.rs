@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use inotify::Inotify;
-
 use super::config::{Config, MASK};
 use super::map::{join, NodeId, WatchMap};
 use super::queue::{Queue, Urgency};
+use super::source::Source;
 use crate::report::{Event as Ev, Reporter};
 use crate::stat::{Kind, StatBackend, Statx};
 use crate::sys::{self, notify};
@@ -30,7 +29,7 @@ pub struct PendingMove {
 pub struct Watcher {
     pub src: PathBuf,
     pub root: OwnedFd,
-    pub inotify: Inotify,
+    pub ino: Source,
     pub map: WatchMap,
     pub queue: Queue,
     pub moves: HashMap<u32, PendingMove>,
@@ -80,18 +79,18 @@ pub fn inotify_limit(name: &str) -> Option<u64> {
 }
 
 impl Watcher {
-    /// The state for watching `src` (open as `root`) with `inotify`.
+    /// The state for watching `src` (open as `root`) with `ino`.
     pub fn new(
         src: &Path,
         root: OwnedFd,
-        inotify: Inotify,
+        ino: Source,
         reporter: Arc<dyn Reporter>,
         config: Config,
     ) -> Watcher {
         Watcher {
             src: src.to_path_buf(),
             root,
-            inotify,
+            ino,
             map: WatchMap::new(),
             queue: Queue::new(config.delays),
             moves: HashMap::new(),
@@ -119,7 +118,7 @@ impl Watcher {
             return;
         };
         let mask = libc::IN_DELETE | libc::IN_MOVED_FROM | libc::IN_ONLYDIR;
-        if let Ok(wd) = notify::add_watch(self.inotify.as_fd(), dir.as_fd(), parent, mask) {
+        if let Ok(wd) = self.ino.add_watch(dir.as_fd(), parent, mask) {
             self.parent_wd = Some((wd, name.to_os_string()));
         }
     }
@@ -164,7 +163,7 @@ impl Watcher {
                 }
             };
             let full = self.full(&r);
-            match notify::add_watch(self.inotify.as_fd(), dir.as_fd(), &full, MASK) {
+            match self.ino.add_watch(dir.as_fd(), &full, MASK) {
                 Ok(wd) => {
                     let known = self.map.node_of_wd(wd).and_then(|n| self.map.path(n));
                     let Some((id, dropped)) = self.map.place(&r, Some(wd)) else {
@@ -173,7 +172,7 @@ impl Watcher {
                     self.map.mark(id);
                     for d in dropped {
                         if d != wd {
-                            notify::rm_watch(self.inotify.as_fd(), d);
+                            self.ino.rm_watch(d);
                         }
                     }
                     if known.as_deref() != Some(r.as_path()) {
@@ -200,7 +199,7 @@ impl Watcher {
                     if let Some((id, dropped)) = self.map.place(&r, None) {
                         self.map.mark(id);
                         for d in dropped {
-                            notify::rm_watch(self.inotify.as_fd(), d);
+                            self.ino.rm_watch(d);
                         }
                     }
                     self.tell_enospc(&full);

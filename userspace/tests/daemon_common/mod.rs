@@ -233,12 +233,22 @@ pub fn inotify_fds(pid: u32) -> Vec<(u32, Vec<u64>)> {
     out
 }
 
-/// The inotify fd of `pid` that watches the directory `dir`.
-pub fn inotify_fd_of(pid: u32, dir: &Path) -> Option<u32> {
+/// The inotify watch of `pid` on the directory `dir`: its descriptor
+/// and watch descriptor (from `/proc/PID/fdinfo`).
+pub fn watch_of(pid: u32, dir: &Path) -> Option<(u32, i32)> {
     use std::os::unix::fs::MetadataExt;
     let ino = std::fs::metadata(dir).ok()?.ino();
-    inotify_fds(pid)
-        .into_iter()
-        .find(|(_, inos)| inos.contains(&ino))
-        .map(|(fd, _)| fd)
+    for (fd, _) in inotify_fds(pid) {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).unwrap_or_default();
+        for l in info.lines() {
+            let field = |k: &str| l.split_whitespace().find_map(|w| w.strip_prefix(k));
+            let (Some(wd), Some(i)) = (field("wd:"), field("ino:")) else {
+                continue;
+            };
+            if u64::from_str_radix(i, 16).ok() == Some(ino) {
+                return Some((fd, wd.parse().ok()?));
+            }
+        }
+    }
+    None
 }

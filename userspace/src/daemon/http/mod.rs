@@ -16,15 +16,14 @@
 //! next ones get a 503 and are closed). One request per connection.
 
 pub mod guard;
-mod json;
 pub mod metrics;
 pub mod page;
 pub mod request;
 pub mod routes;
 mod time;
 
+pub use super::json::pairs_json;
 pub use crate::utc::rfc3339;
-pub use json::pairs_json;
 
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

@@ -201,7 +201,7 @@ impl Response {
     /// An error answer: `{"error":"..."}`.
     pub fn error(status: u16, reason: &'static str, message: &str) -> Response {
         let mut body = String::from("{\"error\":");
-        super::json::push_str(&mut body, message);
+        crate::daemon::json::push_str(&mut body, message);
         body.push('}');
         Response::json(status, reason, body)
     }

@@ -13,8 +13,9 @@
 
 use super::guard::{Denied, Guard};
 use super::request::{Request, Response};
-use super::{json, metrics, page};
+use super::{metrics, page};
 use crate::daemon::api::{Action, ActionError, Control};
+use crate::daemon::json;
 
 enum Route {
     Page,
