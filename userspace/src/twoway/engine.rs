@@ -181,6 +181,20 @@ fn same_file(ra: &Replica, rb: &Replica, p: &[u8]) -> bool {
 /// `Summary::errors` (exit 2); a guard or a fatal problem is `Err` with
 /// nothing changed (exit 3).
 pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summary, Error> {
+    run_scoped(spec, opts, rep, None)
+}
+
+/// [`run`] restricted to `scope` (paths relative to the roots, e.g. what
+/// changed since the last pass of `watch --two-way`), see
+/// [`super::scope`]; `None` (or a scope that widens to the root) is the
+/// whole tree. A scoped pass checks the empty-root guard (not the
+/// device one) and counts `--max-delete` against the whole archive.
+pub fn run_scoped(
+    spec: &TwoWaySpec,
+    opts: &Options,
+    rep: &dyn Reporter,
+    scope: Option<&[Vec<u8>]>,
+) -> Result<Summary, Error> {
     let fa = open_root(&spec.a, "root A")?;
     let fb = open_root(&spec.b, "root B")?;
     let backend: Box<dyn StatBackend> =
@@ -237,30 +251,57 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
     let mut archive = Archive::open(&state, opts.dry_run)?;
     let mut records = archive.load()?;
     let archived = records.len();
-    let (mut ta, mut tb) = std::thread::scope(|s| {
-        let b = &*backend;
-        let h = s.spawn(|| scan::scan(fb.as_fd(), &spec.b, b, &ex, rep));
-        let ta = scan::scan(fa.as_fd(), &spec.a, b, &ex, rep);
-        (ta, h.join().unwrap_or_default())
+    let scoped = scope.and_then(|s| {
+        let paths = super::scope::prepare(fa.as_fd(), fb.as_fd(), s)?;
+        let scan = |fd, shown| super::scope::scan_scope(fd, shown, &*backend, &ex, rep, &paths);
+        let trees = (scan(fa.as_fd(), &spec.a)?, scan(fb.as_fd(), &spec.b)?);
+        records.retain(|k, _| super::scope::in_scope(k, &paths));
+        Some(trees)
     });
-    check_root(
-        "root A",
-        &spec.a,
-        &ta,
-        ida.dev,
-        archive.meta("dev_a")?,
-        archived,
-        spec.force,
-    )?;
-    check_root(
-        "root B",
-        &spec.b,
-        &tb,
-        idb.dev,
-        archive.meta("dev_b")?,
-        archived,
-        spec.force,
-    )?;
+    let full = scoped.is_none();
+    let (mut ta, mut tb) = scoped.unwrap_or_else(|| {
+        std::thread::scope(|s| {
+            let b = &*backend;
+            let h = s.spawn(|| scan::scan(fb.as_fd(), &spec.b, b, &ex, rep));
+            let ta = scan::scan(fa.as_fd(), &spec.a, b, &ex, rep);
+            (ta, h.join().unwrap_or_default())
+        })
+    });
+    if !full && !spec.force && archived > 0 {
+        for (which, fd, shown) in [("root A", &fa, &spec.a), ("root B", &fb, &spec.b)] {
+            if super::scope::is_empty(fd.as_fd()) {
+                check_root(
+                    which,
+                    shown,
+                    &Tree::default(),
+                    (0, 0),
+                    None,
+                    archived,
+                    false,
+                )?;
+            }
+        }
+    }
+    if full {
+        check_root(
+            "root A",
+            &spec.a,
+            &ta,
+            ida.dev,
+            archive.meta("dev_a")?,
+            archived,
+            spec.force,
+        )?;
+        check_root(
+            "root B",
+            &spec.b,
+            &tb,
+            idb.dev,
+            archive.meta("dev_b")?,
+            archived,
+            spec.force,
+        )?;
+    }
     let skipped: Vec<Vec<u8>> = ta.skipped.iter().chain(&tb.skipped).cloned().collect();
     drop_under(&mut records, &skipped);
     drop_under(&mut ta.entries, &skipped);

@@ -5,11 +5,13 @@
 //! * [`reconcile`]: the decision per path (a pure function) and the
 //!   directory fix-up;
 //! * [`archive`]: the state store (SQLite, WAL, locked);
-//! * [`scan`]: one pass over each tree;
+//! * [`scan`]: one pass over each tree; [`scope`]: a pass over some
+//!   paths only (`watch --two-way`);
 //! * [`renames`]: renames on one side replayed as renames on the other;
 //! * [`conflict_name`]: the names of conflict copies;
 //! * [`apply`]: carrying out the decisions, re-checking each entry first;
 //! * [`engine`]: [`run`], the whole run with its guards;
+//! * [`watch`]: `watch --two-way`, a pass per event batch;
 //! * [`spec`], [`error`]: what a run is asked, why it stopped.
 //!
 //! The library entry point is [`run`]: no printing, no process-global
@@ -23,7 +25,9 @@ pub mod error;
 pub mod reconcile;
 pub mod renames;
 pub mod scan;
+pub mod scope;
 pub mod spec;
+pub mod watch;
 
 pub use engine::{default_state_path, run};
 pub use error::Error;
