@@ -188,7 +188,8 @@ pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summ
 /// changed since the last pass of `watch --two-way`), see
 /// [`super::scope`]; `None` (or a scope that widens to the root) is the
 /// whole tree. A scoped pass checks the empty-root guard (not the
-/// device one) and counts `--max-delete` against the whole archive.
+/// device one); one that would delete anything is run as a whole run
+/// instead (what is gone from the scope may have moved out of it).
 pub fn run_scoped(
     spec: &TwoWaySpec,
     opts: &Options,
@@ -314,6 +315,13 @@ pub fn run_scoped(
         .iter()
         .filter(|p| matches!(p.action, Action::Delete(_)))
         .count();
+    if !full && deletions > 0 {
+        // Gone from a scoped pass may be moved out of its scope (a rename
+        // whose own events come later): only a whole run tells, and
+        // replays it as a rename. Nothing was changed yet.
+        drop(archive);
+        return run_scoped(spec, opts, rep, None);
+    }
     if spec.max_delete < 100
         && archived > 0
         && deletions * 100 > usize::from(spec.max_delete) * archived
