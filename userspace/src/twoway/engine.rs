@@ -250,16 +250,25 @@ pub fn run_scoped(
         }
     }
     let mut archive = Archive::open(&state, opts.dry_run)?;
-    let mut records = archive.load()?;
-    let archived = records.len();
-    let scoped = scope.and_then(|s| {
-        let paths = super::scope::prepare(fa.as_fd(), fb.as_fd(), s)?;
-        let scan = |fd, shown| super::scope::scan_scope(fd, shown, &*backend, &ex, rep, &paths);
-        let trees = (scan(fa.as_fd(), &spec.a)?, scan(fb.as_fd(), &spec.b)?);
-        records.retain(|k, _| super::scope::in_scope(k, &paths));
-        Some(trees)
+    // A scoped pass reads the archive's records of its scope only.
+    let prepared = scope.and_then(|s| super::scope::prepare(fa.as_fd(), fb.as_fd(), s));
+    let mut records = match &prepared {
+        Some(paths) => archive.load_scope(paths)?,
+        None => archive.load()?,
+    };
+    let archived = match &prepared {
+        Some(_) => archive.count()?,
+        None => records.len(),
+    };
+    let scoped = prepared.as_ref().and_then(|paths| {
+        let scan = |fd, shown| super::scope::scan_scope(fd, shown, &*backend, &ex, rep, paths);
+        Some((scan(fa.as_fd(), &spec.a)?, scan(fb.as_fd(), &spec.b)?))
     });
     let full = scoped.is_none();
+    if full && prepared.is_some() {
+        // The tree changed under the scoped scan: a whole run after all.
+        records = archive.load()?;
+    }
     let (mut ta, mut tb) = scoped.unwrap_or_else(|| {
         std::thread::scope(|s| {
             let b = &*backend;
