@@ -166,6 +166,22 @@ impl Archive {
         Ok(out.into_iter().collect())
     }
 
+    /// Whether some archived path has inode `ino` on A (`on_b`: on B).
+    pub fn has_inode(&self, ino: u64, on_b: bool) -> Result<bool, Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(false);
+        };
+        let sql = if on_b {
+            "SELECT 1 FROM e WHERE ib = ?1 LIMIT 1"
+        } else {
+            "SELECT 1 FROM e WHERE ia = ?1 LIMIT 1"
+        };
+        let mut st = conn
+            .prepare_cached(sql)
+            .map_err(|e| db_err(&self.path, e))?;
+        st.exists([ino as i64]).map_err(|e| db_err(&self.path, e))
+    }
+
     /// How many paths the archive holds.
     pub fn count(&self) -> Result<usize, Error> {
         let Some(conn) = &self.conn else {

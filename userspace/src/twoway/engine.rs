@@ -264,6 +264,20 @@ pub fn run_scoped(
         let scan = |fd, shown| super::scope::scan_scope(fd, shown, &*backend, &ex, rep, paths);
         Some((scan(fa.as_fd(), &spec.a)?, scan(fb.as_fd(), &spec.b)?))
     });
+    // New in the scope but archived elsewhere: moved in from outside it
+    // (a rename whose own events come later): a whole run replays it.
+    let moved_in = |t: &Tree, on_b: bool| -> Result<bool, Error> {
+        for (k, s) in &t.entries {
+            if !records.contains_key(k) && archive.has_inode(s.ino, on_b)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let scoped = match scoped {
+        Some((ta, tb)) if moved_in(&ta, false)? || moved_in(&tb, true)? => None,
+        s => s,
+    };
     let full = scoped.is_none();
     if full && prepared.is_some() {
         // The tree changed under the scoped scan: a whole run after all.

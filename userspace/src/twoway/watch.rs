@@ -40,15 +40,43 @@ use crate::{Error, ExitStatus, Result};
 struct Pair {
     spec: TwoWaySpec,
     opts: Options,
-    rep: Arc<dyn Reporter>,
+    rep: Unsettled,
     /// Serializes passes; holds what they did, for the closing summary.
     total: Mutex<Summary>,
+}
+
+/// The reporter of the passes: passes every event on, and keeps the
+/// paths a pass left because they changed while it ran (the engine's
+/// "changed during the run" warning), for the loops to try again
+/// ([`Engine::take_unsettled`]) rather than wait for their next event.
+struct Unsettled {
+    inner: Arc<dyn Reporter>,
+    roots: [std::path::PathBuf; 2],
+    /// Relative paths; bounded by what the trees hold (and drained by
+    /// every loop round that finishes an operation).
+    paths: Mutex<Vec<std::path::PathBuf>>,
+}
+
+impl Reporter for Unsettled {
+    fn event(&self, event: &Ev<'_>) {
+        if let Ev::Warning { path, message } = event {
+            if message.starts_with("changed during the run") {
+                if let Some(rel) = self.roots.iter().find_map(|r| path.strip_prefix(r).ok()) {
+                    let mut v = self.paths.lock().unwrap_or_else(|p| p.into_inner());
+                    if !v.iter().any(|p| p == rel) {
+                        v.push(rel.to_path_buf());
+                    }
+                }
+            }
+        }
+        self.inner.event(event);
+    }
 }
 
 impl Pair {
     fn pass(&self, scope: Option<&[Vec<u8>]>) -> Result<Summary> {
         let mut total = self.total.lock().unwrap_or_else(|p| p.into_inner());
-        match run_scoped(&self.spec, &self.opts, &*self.rep, scope) {
+        match run_scoped(&self.spec, &self.opts, &self.rep, scope) {
             Ok(s) => {
                 total.add(&s);
                 Ok(s)
@@ -83,6 +111,10 @@ impl Engine for Half {
     fn rename(&self, from: &Path, to: &Path) -> Result<Summary> {
         self.0.pass(Some(&[bytes(from), bytes(to)]))
     }
+    fn take_unsettled(&self) -> Vec<std::path::PathBuf> {
+        // A retry through either loop is a pass over both sides.
+        std::mem::take(&mut *self.0.rep.paths.lock().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 /// Watches `spec.a` and `spec.b` and keeps them in two-way sync until
@@ -109,7 +141,11 @@ pub fn run(
     let pair = Arc::new(Pair {
         spec: spec.clone(),
         opts,
-        rep: rep.clone(),
+        rep: Unsettled {
+            inner: rep.clone(),
+            roots: [spec.a.clone(), spec.b.clone()],
+            paths: Mutex::new(Vec::new()),
+        },
         total: Mutex::new(Summary::default()),
     });
     let mut loops = Vec::new();
