@@ -153,3 +153,62 @@ printf '\none-way mirror, unchanged resync: %.3f s; unchanged two-way / one-way:
 	"$mt" "$(ratio "$(med "2/dirsync" 1)" "$mt")"
 printf 'targets: unchanged and 1%%-changed runs <= 0.3x unison: %s, %s\n' \
 	"$(ratio "$(med 2/dirsync 1)" "$(med 2/unison 1)")" "$(ratio "$(med 3/dirsync 1)" "$(med 3/unison 1)")"
+
+# watch --two-way: WATCH_N single-file changes one at a time, A -> B then
+# B -> A, on a copy of the same tree (userspace/examples/watch_latency.rs:
+# from the writer's close() to the other side having the new content).
+# The issue's peer is `unison -repeat watch`, which needs unison-fsmonitor:
+# Debian's unison 2.52 does not ship it, so the peer measured in the same
+# run is lsyncd's one-way replica (default.direct, delay = 0), as in
+# scripts/bench-watch.sh. Target: p99 < 20 ms both ways.
+WATCH_N=${WATCH_N:-200}
+PROBE=$PWD/userspace/target/release/examples/watch_latency
+[ -x "$PROBE" ] || (cd userspace && cargo build --release --locked -q --example watch_latency)
+wait_same() { # dir1 dir2
+	for _ in $(seq 600); do
+		diff -r "$1" "$2" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	die "bench-twoway: $1 and $2 did not converge"
+}
+field() { # line key
+	tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'
+}
+wd=$WORK/watch
+mkdir -p "$wd"
+cp -a "$SEED" "$wd/a"
+mkdir -p "$wd/a/lat" "$wd/b"
+"$DIRSYNC" watch --two-way --state "$wd/state.db" "$wd/a" "$wd/b" >/dev/null 2>"$wd/err" &
+wpid=$!
+wait_same "$wd/a" "$wd/b"
+WAB=$("$PROBE" latency "$wd/a" "$wd/b" "$WATCH_N")
+WBA=$("$PROBE" latency "$wd/b" "$wd/a" "$WATCH_N")
+kill -INT "$wpid"
+wait "$wpid" || die "bench-twoway: watch --two-way exited $? ($(tail -c 300 "$wd/err"))"
+ld=$WORK/lsyncd
+mkdir -p "$ld/dst"
+cp -a "$SEED" "$ld/src"
+mkdir -p "$ld/src/lat"
+cat >"$ld/lsyncd.conf" <<CONF
+settings { nodaemon = true, logfile = "$ld/lsyncd.log", statusFile = "$ld/lsyncd.status", insist = true }
+sync { default.direct, source = "$ld/src", target = "$ld/dst", delay = 0 }
+CONF
+lsyncd "$ld/lsyncd.conf" >"$ld/tool.log" 2>&1 &
+lpid=$!
+wait_same "$ld/src" "$ld/dst"
+LSY=$("$PROBE" latency "$ld/src" "$ld/dst" "$WATCH_N")
+kill "$lpid"
+wait "$lpid" 2>/dev/null || true
+echo
+echo "| watch, $WATCH_N single-file changes ($FILES-file tree, load $(cut -d' ' -f1-3 /proc/loadavg)) | p50 (ms) | p99 (ms) | max (ms) | lost |"
+echo "|---|---|---|---|---|"
+for row in "dirsync watch --two-way, A -> B:$WAB" "dirsync watch --two-way, B -> A:$WBA" "lsyncd default.direct (one-way):$LSY"; do
+	l=${row#*:}
+	printf '| %s | %s | %s | %s | %s |\n' "${row%%:*}" \
+		"$(echo "scale=2; $(field "$l" p50_us) / 1000" | bc -l)" \
+		"$(echo "scale=2; $(field "$l" p99_us) / 1000" | bc -l)" \
+		"$(echo "scale=2; $(field "$l" max_us) / 1000" | bc -l)" "$(field "$l" lost)"
+done
+printf 'watch p99 / lsyncd p99: A -> B %s, B -> A %s (target: p99 < 20 ms)\n' \
+	"$(ratio "$(field "$WAB" p99_us)" "$(field "$LSY" p99_us)")" \
+	"$(ratio "$(field "$WBA" p99_us)" "$(field "$LSY" p99_us)")"

@@ -348,6 +348,10 @@ pub enum Command {
         dst: PathBuf,
         #[command(flatten)]
         args: SyncArgs,
+        /// `watch --two-way A B`: both roots watched, changes on either
+        /// side propagate (README, "Two-way sync")
+        #[command(flatten)]
+        two_way: TwoWayArgs,
     },
     /// Print a shell completion script to stdout
     Completions {

@@ -96,7 +96,13 @@ fn run() -> anyhow::Result<ExitCode> {
                 .context("cannot write the man page")?;
             Ok(exit(ExitStatus::Ok))
         }
-        Some(Command::Watch { src, dst, args }) => run_watch(&src, &dst, &args),
+        Some(Command::Watch {
+            src,
+            dst,
+            args,
+            two_way,
+        }) if two_way.two_way => twoway_cmd::watch(&src, &dst, &args, &two_way),
+        Some(Command::Watch { src, dst, args, .. }) => run_watch(&src, &dst, &args),
         Some(Command::Daemon(a)) => Ok(daemon_cmd::daemon(&a)),
         Some(Command::Status(a)) => Ok(daemon_cmd::status(&a)),
         Some(Command::Pause(a)) => Ok(daemon_cmd::act(&a, dirsync::daemon::api::Action::Pause)),

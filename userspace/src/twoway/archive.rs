@@ -139,17 +139,76 @@ impl Archive {
     /// Every record. A malformed row (a type code or path this version
     /// does not know) is an error: the archive is not ours to guess at.
     pub fn load(&self) -> Result<Records, Error> {
-        let Some(conn) = &self.conn else {
-            return Ok(Records::new());
-        };
-        // Rows come in key order (memcmp, as Vec<u8>'s): collected, then
-        // bulk-loaded into the map.
         let mut out: Vec<(Vec<u8>, Record)> = Vec::new();
+        self.load_where("", &[], &mut out)?;
+        // Rows come in key order (memcmp, as Vec<u8>'s): bulk-loaded.
+        Ok(out.into_iter().collect())
+    }
+
+    /// The records at or below each of `paths` and of their ancestors
+    /// (what a pass over those paths needs, see [`super::scope`]): one
+    /// range query per path (keys compare as bytes: `P/` to `P0` is what
+    /// is below `P`), not a load of the whole archive.
+    pub fn load_scope(&self, paths: &[Vec<u8>]) -> Result<Records, Error> {
+        let mut out: Vec<(Vec<u8>, Record)> = Vec::new();
+        for p in paths {
+            let (mut lo, mut hi) = (p.clone(), p.clone());
+            lo.push(b'/');
+            hi.push(b'/' + 1);
+            let w = "WHERE p = ?1 OR (p >= ?2 AND p < ?3)";
+            self.load_where(w, &[p, &lo, &hi], &mut out)?;
+            for (i, &c) in p.iter().enumerate() {
+                if c == b'/' {
+                    self.load_where("WHERE p = ?1", &[&&p[..i]], &mut out)?;
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
+    /// Whether some archived path has inode `ino` on A (`on_b`: on B).
+    pub fn has_inode(&self, ino: u64, on_b: bool) -> Result<bool, Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(false);
+        };
+        let sql = if on_b {
+            "SELECT 1 FROM e WHERE ib = ?1 LIMIT 1"
+        } else {
+            "SELECT 1 FROM e WHERE ia = ?1 LIMIT 1"
+        };
+        let mut st = conn
+            .prepare_cached(sql)
+            .map_err(|e| db_err(&self.path, e))?;
+        st.exists([ino as i64]).map_err(|e| db_err(&self.path, e))
+    }
+
+    /// How many paths the archive holds.
+    pub fn count(&self) -> Result<usize, Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(0);
+        };
+        conn.query_row("SELECT count(*) FROM e", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as usize)
+            .map_err(|e| db_err(&self.path, e))
+    }
+
+    /// Appends the records `clause` (a `WHERE`, or nothing) selects.
+    fn load_where(
+        &self,
+        clause: &str,
+        args: &[&dyn rusqlite::ToSql],
+        out: &mut Vec<(Vec<u8>, Record)>,
+    ) -> Result<(), Error> {
+        let Some(conn) = &self.conn else {
+            return Ok(());
+        };
         let err = |e| db_err(&self.path, e);
         let mut st = conn
-            .prepare("SELECT p, k, sz, mt, pm, ia, ib, t FROM e")
+            .prepare_cached(&format!(
+                "SELECT p, k, sz, mt, pm, ia, ib, t FROM e {clause}"
+            ))
             .map_err(err)?;
-        let mut rows = st.query([]).map_err(err)?;
+        let mut rows = st.query(args).map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             let p: Vec<u8> = r.get(0).map_err(err)?;
             let k: i64 = r.get(1).map_err(err)?;
@@ -171,7 +230,7 @@ impl Archive {
             let ino_b = r.get::<_, i64>(6).map_err(err)? as u64;
             out.push((p, Record { state, ino_b }));
         }
-        Ok(out.into_iter().collect())
+        Ok(())
     }
 
     /// A value of the `meta` table.
@@ -332,6 +391,34 @@ mod tests {
         let ro = Archive::open(&db, true).unwrap();
         assert_eq!(ro.load().unwrap().len(), BATCH * 2 + 3);
         assert_eq!(ro.meta("dev_a").unwrap().as_deref(), Some(&b"1:2"[..]));
+    }
+
+    #[test]
+    fn a_scoped_load_is_the_scope_of_the_whole_load() {
+        let d = tempfile::tempdir().unwrap();
+        let mut a = Archive::open(&d.path().join("s.db"), false).unwrap();
+        let keys = [
+            "x", "x/y", "x/y/z", "x/y/z/w", "x/y0", "x/y.txt", "x/yz", "x/w", "w", "y",
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            a.put(k.as_bytes(), &rec(i as u64)).unwrap();
+        }
+        a.commit().unwrap();
+        let scope = vec![b"x/y".to_vec(), b"y".to_vec()];
+        let want: Records = a
+            .load()
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| super::super::scope::in_scope(k, &scope))
+            .collect();
+        let got = a.load_scope(&scope).unwrap();
+        let names: Vec<_> = got
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        assert_eq!(names, ["x", "x/y", "x/y/z", "x/y/z/w", "y"]);
+        assert_eq!(got, want);
+        assert_eq!(a.count().unwrap(), keys.len());
     }
 
     #[test]

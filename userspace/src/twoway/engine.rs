@@ -172,9 +172,24 @@ fn plan(
 /// `Summary::errors` (exit 2); a guard or a fatal problem is `Err` with
 /// nothing changed (exit 3).
 pub fn run(spec: &TwoWaySpec, opts: &Options, rep: &dyn Reporter) -> Result<Summary, Error> {
+    run_scoped(spec, opts, rep, None)
+}
+
+/// [`run`] restricted to `scope` (paths relative to the roots, e.g. what
+/// changed since the last pass of `watch --two-way`), see
+/// [`super::scope`]; `None` (or a scope that widens to the root) is the
+/// whole tree. A scoped pass checks the empty-root guard (not the
+/// device one); one that would delete anything is run as a whole run
+/// instead (what is gone from the scope may have moved out of it).
+pub fn run_scoped(
+    spec: &TwoWaySpec,
+    opts: &Options,
+    rep: &dyn Reporter,
+    scope: Option<&[Vec<u8>]>,
+) -> Result<Summary, Error> {
     let ra = open_local(&spec.a, "root A", "a", opts)?;
     let rb = open_local(&spec.b, "root B", "b", opts)?;
-    run_with(spec, opts, rep, &ra, &rb)
+    run_sides(spec, opts, rep, &ra, &rb, scope)
 }
 
 /// The local root `p` as a side (`which`: "root A" or "root B" in
@@ -204,6 +219,19 @@ pub fn run_with(
     rep: &dyn Reporter,
     ra: &dyn Replica,
     rb: &dyn Replica,
+) -> Result<Summary, Error> {
+    run_sides(spec, opts, rep, ra, rb, None)
+}
+
+/// [`run_with`], restricted to `scope` when both sides are local (a
+/// scope is ignored otherwise: the whole tree).
+fn run_sides(
+    spec: &TwoWaySpec,
+    opts: &Options,
+    rep: &dyn Reporter,
+    ra: &dyn Replica,
+    rb: &dyn Replica,
+    scope: Option<&[Vec<u8>]>,
 ) -> Result<Summary, Error> {
     let backend: Box<dyn StatBackend> =
         stat::select(opts.stat_backend, &stat::sysfs_dir()).map_err(crate::Error::from)?;
@@ -255,44 +283,102 @@ pub fn run_with(
         }
     }
     let mut archive = Archive::open(&state, opts.dry_run)?;
-    let mut records = archive.load()?;
-    let archived = records.len();
+    // A scoped pass (both sides local) reads the archive's records of
+    // its scope only.
+    let locals = ra.local().zip(rb.local());
+    let prepared = scope
+        .zip(locals)
+        .and_then(|(s, (la, lb))| super::scope::prepare(la.root.as_fd(), lb.root.as_fd(), s));
+    let mut records = match &prepared {
+        Some(paths) => archive.load_scope(paths)?,
+        None => archive.load()?,
+    };
+    let archived = match &prepared {
+        Some(_) => archive.count()?,
+        None => records.len(),
+    };
+    let scoped = prepared.as_ref().zip(locals).and_then(|(paths, (la, lb))| {
+        let scan = |fd, shown| super::scope::scan_scope(fd, shown, &*backend, &ex, rep, paths);
+        Some((
+            scan(la.root.as_fd(), &spec.a)?,
+            scan(lb.root.as_fd(), &spec.b)?,
+        ))
+    });
+    // New in the scope but archived elsewhere: moved in from outside it
+    // (a rename whose own events come later): a whole run replays it.
+    let moved_in = |t: &Tree, on_b: bool| -> Result<bool, Error> {
+        for (k, s) in &t.entries {
+            if !records.contains_key(k) && archive.has_inode(s.ino, on_b)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    let scoped = match scoped {
+        Some((ta, tb)) if moved_in(&ta, false)? || moved_in(&tb, true)? => None,
+        s => s,
+    };
+    let full = scoped.is_none();
+    if full && prepared.is_some() {
+        // The tree changed under the scoped scan: a whole run after all.
+        records = archive.load()?;
+    }
     let scan_err = |p: &Path, e| Error::at("cannot scan", p, e);
-    ra.begin_scan().map_err(|e| scan_err(&spec.a, e))?;
-    rb.begin_scan().map_err(|e| scan_err(&spec.b, e))?;
-    let (mut ta, mut tb) = match (ra.local(), rb.local()) {
-        (Some(la), Some(lb)) => std::thread::scope(|s| {
+    let (mut ta, mut tb) = match (scoped, locals) {
+        (Some(t), _) => t,
+        (None, Some((la, lb))) => std::thread::scope(|s| {
             let b = &*backend;
             let (fa, fb, exr) = (la.root.as_fd(), lb.root.as_fd(), &ex);
             let h = s.spawn(move || scan::scan(fb, &spec.b, b, exr, rep));
             let ta = scan::scan(fa, &spec.a, b, exr, rep);
             (ta, h.join().unwrap_or_default())
         }),
-        _ => (
-            ra.scan(&*backend, &ex, rep)
-                .map_err(|e| scan_err(&spec.a, e))?,
-            rb.scan(&*backend, &ex, rep)
-                .map_err(|e| scan_err(&spec.b, e))?,
-        ),
+        (None, None) => {
+            ra.begin_scan().map_err(|e| scan_err(&spec.a, e))?;
+            rb.begin_scan().map_err(|e| scan_err(&spec.b, e))?;
+            (
+                ra.scan(&*backend, &ex, rep)
+                    .map_err(|e| scan_err(&spec.a, e))?,
+                rb.scan(&*backend, &ex, rep)
+                    .map_err(|e| scan_err(&spec.b, e))?,
+            )
+        }
     };
-    check_root(
-        "root A",
-        &spec.a,
-        &ta,
-        ida.dev,
-        archive.meta("dev_a")?,
-        archived,
-        spec.force,
-    )?;
-    check_root(
-        "root B",
-        &spec.b,
-        &tb,
-        idb.dev,
-        archive.meta("dev_b")?,
-        archived,
-        spec.force,
-    )?;
+    if let (false, Some((la, lb))) = (full || spec.force || archived == 0, locals) {
+        for (which, fd, shown) in [("root A", &la.root, &spec.a), ("root B", &lb.root, &spec.b)] {
+            if super::scope::is_empty(fd.as_fd()) {
+                check_root(
+                    which,
+                    shown,
+                    &Tree::default(),
+                    (0, 0),
+                    None,
+                    archived,
+                    false,
+                )?;
+            }
+        }
+    }
+    if full {
+        check_root(
+            "root A",
+            &spec.a,
+            &ta,
+            ida.dev,
+            archive.meta("dev_a")?,
+            archived,
+            spec.force,
+        )?;
+        check_root(
+            "root B",
+            &spec.b,
+            &tb,
+            idb.dev,
+            archive.meta("dev_b")?,
+            archived,
+            spec.force,
+        )?;
+    }
     let skipped: Vec<Vec<u8>> = ta.skipped.iter().chain(&tb.skipped).cloned().collect();
     drop_under(&mut records, &skipped);
     drop_under(&mut ta.entries, &skipped);
@@ -303,6 +389,13 @@ pub fn run_with(
         .iter()
         .filter(|p| matches!(p.action, Action::Delete(_)))
         .count();
+    if !full && deletions > 0 {
+        // Gone from a scoped pass may be moved out of its scope (a rename
+        // whose own events come later): only a whole run tells, and
+        // replays it as a rename. Nothing was changed yet.
+        drop(archive);
+        return run_scoped(spec, opts, rep, None);
+    }
     if spec.max_delete < 100
         && archived > 0
         && deletions * 100 > usize::from(spec.max_delete) * archived

@@ -5,12 +5,14 @@
 //! * [`reconcile`]: the decision per path (a pure function) and the
 //!   directory fix-up;
 //! * [`archive`]: the state store (SQLite, WAL, locked);
-//! * [`scan`]: one pass over each tree;
+//! * [`scan`]: one pass over each tree; [`scope`]: a pass over some
+//!   paths only (`watch --two-way`);
 //! * [`renames`]: renames on one side replayed as renames on the other;
 //! * [`conflict_name`]: the names of conflict copies;
 //! * [`replica`]: a side, local or through a remote agent;
 //! * [`apply`]: carrying out the decisions, re-checking each entry first;
 //! * [`engine`]: [`run`], the whole run with its guards;
+//! * [`watch`]: `watch --two-way`, a pass per event batch;
 //! * [`spec`], [`error`]: what a run is asked, why it stopped.
 //!
 //! The library entry point is [`run`]: no printing, no process-global
@@ -25,7 +27,9 @@ pub mod reconcile;
 pub mod renames;
 pub mod replica;
 pub mod scan;
+pub mod scope;
 pub mod spec;
+pub mod watch;
 
 pub use engine::{default_state_path, open_local, run, run_with};
 pub use error::Error;

@@ -81,24 +81,37 @@ pub fn scan(
     ex: &Excludes,
     rep: &dyn Reporter,
 ) -> Tree {
-    let mut tree = Tree::default();
-    // Collected, then sorted once: a BTreeMap built from sorted entries
-    // is bulk-loaded (no per-insert search).
-    let mut all: Vec<(Vec<u8>, State)> = Vec::new();
-    let mut stack: Vec<(Vec<u8>, OwnedFd)> = Vec::new();
-    let shown_of = |rel: &[u8]| shown.join(std::ffi::OsStr::from_bytes(rel));
     match sys::open_dir_at(root, c".") {
-        Ok(fd) => stack.push((Vec::new(), fd)),
+        Ok(fd) => scan_below(vec![(Vec::new(), fd)], shown, backend, ex, rep),
         Err(e) => {
             let msg = format!("cannot list: {e}");
             rep.event(&Event::Error {
                 path: shown,
                 message: &msg,
             });
-            tree.skipped.push(Vec::new());
-            return tree;
+            Tree {
+                skipped: vec![Vec::new()],
+                ..Tree::default()
+            }
         }
     }
+}
+
+/// Scans what is below each of the open directories of `stack` (their
+/// paths relative to the root beside them; the directories themselves
+/// are not entries of the result).
+pub fn scan_below(
+    mut stack: Vec<(Vec<u8>, OwnedFd)>,
+    shown: &Path,
+    backend: &dyn StatBackend,
+    ex: &Excludes,
+    rep: &dyn Reporter,
+) -> Tree {
+    let mut tree = Tree::default();
+    // Collected, then sorted once: a BTreeMap built from sorted entries
+    // is bulk-loaded (no per-insert search).
+    let mut all: Vec<(Vec<u8>, State)> = Vec::new();
+    let shown_of = |rel: &[u8]| shown.join(std::ffi::OsStr::from_bytes(rel));
     while let Some((rel, fd)) = stack.pop() {
         let list = match backend.list(fd.as_fd()) {
             Ok(l) => l,
