@@ -129,7 +129,14 @@ if [ "$backends" != statx ]; then
 		printf "bench resync: statx/syscall %.2fx (target >= 2x: %s); without the fixed cost %.2fx\n", r, (r >= 2 ? "met" : "NOT met"), w }'
 fi
 
-# The exact replica (-a): xattrs on 10% of the files, 2% hard links.
+# The exact replica (-a): xattrs on 10% of the files, 2% hard links.  Only
+# in `make bench` (dirsync.mode=bench): after the suites of `make
+# qemu-test` it pushed the default kernel's VM past its 1800 s timeout on
+# a loaded machine.
+case " $(cat /proc/cmdline) " in
+*" dirsync.mode=bench "*) ;;
+*) exit 0 ;;
+esac
 "$bench_bin" --fidelity-tree "$work/src" || exit 1
 "$dirsync" -a --stat-backend statx "$work/src" "$work/dst-a" >/dev/null || {
 	echo "bench resync -a: the first copy failed"
