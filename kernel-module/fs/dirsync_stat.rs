@@ -56,6 +56,9 @@ struct DirsyncInfo {
     ino: u64,
     dev_major: u32,
     dev_minor: u32,
+    uid: u32,
+    gid: u32,
+    nlink: u32,
 }
 
 /// The uapi struct, as bindgen generated it from
@@ -76,7 +79,9 @@ const _: () = {
     assert!(offset_of!(UapiInfo, mtime_nsec) == 24 && offset_of!(UapiInfo, mask) == 28);
     assert!(offset_of!(UapiInfo, ino) == 32);
     assert!(offset_of!(UapiInfo, dev_major) == 40 && offset_of!(UapiInfo, dev_minor) == 44);
-    assert!(offset_of!(UapiInfo, __spare) == 48);
+    assert!(offset_of!(UapiInfo, uid) == 48 && offset_of!(UapiInfo, gid) == 52);
+    assert!(offset_of!(UapiInfo, nlink) == 56 && offset_of!(UapiInfo, __spare0) == 60);
+    assert!(offset_of!(UapiInfo, __spare) == 64);
 };
 
 /// The 64-bit word holding the `u32` at `first` and the next `u32`, as
@@ -120,10 +125,22 @@ impl DirsyncInfo {
             info.mtime = sec;
             info.mtime_nsec = nsec;
         }
+        if got & statx::UID != 0 {
+            info.mask |= uapi::DIRSYNC_INFO_UID;
+            info.uid = stat.uid();
+        }
+        if got & statx::GID != 0 {
+            info.mask |= uapi::DIRSYNC_INFO_GID;
+            info.gid = stat.gid();
+        }
+        if got & statx::NLINK != 0 {
+            info.mask |= uapi::DIRSYNC_INFO_NLINK;
+            info.nlink = stat.nlink();
+        }
         info
     }
 
-    /// The uapi struct: every field at its offset, the spare words zero.
+    /// The uapi struct: every field at its offset, the spare ones zero.
     fn to_words(&self) -> InfoWords {
         [
             pair(self.exists, self.mode),
@@ -133,8 +150,8 @@ impl DirsyncInfo {
             pair(self.mtime_nsec, self.mask),
             self.ino,
             pair(self.dev_major, self.dev_minor),
-            0,
-            0,
+            pair(self.uid, self.gid),
+            pair(self.nlink, 0),
             0,
             0,
         ]

@@ -24,6 +24,12 @@
  * On a kernel without the series (the host: `dirsync-bench --host`), only
  * the getdents64(2), io_uring and reference rows are measured: the same
  * work on hardware, to compare with the VM's.
+ *
+ * `dirsync-bench --fidelity-tree DIR` prepares the tree of the -a resync
+ * benchmark (qemu/guest-bench-resync.sh; busybox has no setfattr): in
+ * every directory DIR/dN, files fM with M % 10 == 0 get a user.bench
+ * attribute (10%), and files with M % 50 == 1 a second name hM in the
+ * same directory (2% more names, hard links); prints the counts.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -33,6 +39,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/xattr.h>
 #include <time.h>
 
 #include "dirsync_test.h"
@@ -588,6 +595,50 @@ static int scan_bench(int host)
 	return 0;
 }
 
+static int link_file(const char *from, const char *to)
+{
+	if (link(from, to)) {
+		perror("bench: link");
+		return 1;
+	}
+	return 0;
+}
+
+/* See the top comment: xattrs and hard links over a resync tree. */
+static int fidelity_tree(const char *root)
+{
+	long xattrs = 0, links = 0;
+	char path[PATH_MAX], link[PATH_MAX];
+
+	for (int d = 0;; d++) {
+		struct stat st;
+
+		snprintf(path, sizeof(path), "%s/d%d", root, d);
+		if (stat(path, &st))
+			break;
+		for (int f = 0;; f++) {
+			snprintf(path, sizeof(path), "%s/d%d/f%d", root, d, f);
+			if (stat(path, &st))
+				break;
+			if (f % 10 == 0) {
+				if (setxattr(path, "user.bench", path, strlen(path), 0)) {
+					perror("bench: setxattr");
+					return 1;
+				}
+				xattrs++;
+			}
+			if (f % 50 == 1) {
+				snprintf(link, sizeof(link), "%s/d%d/h%d", root, d, f);
+				if (link_file(path, link))
+					return 1;
+				links++;
+			}
+		}
+	}
+	printf("bench fidelity tree: %ld files with an xattr, %ld hard links\n", xattrs, links);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/dirsync-bench.XXXXXX";
@@ -597,6 +648,8 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && !strcmp(argv[1], "--host"))
 		return scan_bench(1);
+	if (argc == 3 && !strcmp(argv[1], "--fidelity-tree"))
+		return fidelity_tree(argv[2]);
 	nr = dirsync_discover();
 	if (nr < 0) {
 		fprintf(stderr, "bench: dirsync_stat not available\n");

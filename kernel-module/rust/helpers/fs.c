@@ -3,6 +3,7 @@
 /* dirsync-series: begin dir */
 #include <linux/file.h>
 /* dirsync-series: end dir */
+#include <linux/cred.h>
 #include <linux/fs.h>
 /* dirsync-series: begin dir */
 #include <linux/sched.h>
@@ -12,6 +13,21 @@
 bool rust_helper_vfs_empty_path(int dfd, const char __user *path)
 {
 	return vfs_empty_path(dfd, path);
+}
+
+struct user_namespace *rust_helper_current_user_ns(void)
+{
+	return current_user_ns();
+}
+
+uid_t rust_helper_from_kuid_munged(struct user_namespace *to, kuid_t kuid)
+{
+	return from_kuid_munged(to, kuid);
+}
+
+gid_t rust_helper_from_kgid_munged(struct user_namespace *to, kgid_t kgid)
+{
+	return from_kgid_munged(to, kgid);
 }
 /* dirsync-series: begin dir */
 

@@ -95,6 +95,12 @@ pub mod statx {
     pub const MTIME: u32 = bindings::STATX_MTIME;
     /// The inode number.
     pub const INO: u32 = bindings::STATX_INO;
+    /// The owner.
+    pub const UID: u32 = bindings::STATX_UID;
+    /// The group.
+    pub const GID: u32 = bindings::STATX_GID;
+    /// The number of hard links.
+    pub const NLINK: u32 = bindings::STATX_NLINK;
     /// What stat(2) returns.
     pub const BASIC_STATS: u32 = bindings::STATX_BASIC_STATS;
 }
@@ -328,5 +334,30 @@ impl Kstat {
     pub fn dev(&self) -> (u32, u32) {
         let minor_mask = (1u32 << bindings::MINORBITS) - 1;
         (self.0.dev >> bindings::MINORBITS, self.0.dev & minor_mask)
+    }
+
+    /// The owner's uid as the current task's user namespace sees it (the
+    /// overflow uid when it has no mapping there), as `cp_statx()` gives
+    /// `stx_uid`.
+    #[inline]
+    pub fn uid(&self) -> u32 {
+        // SAFETY: `current_user_ns()` is the user namespace of the running
+        // task's credentials, valid during the call;
+        // `from_kuid_munged()` only reads its id maps.
+        unsafe { bindings::from_kuid_munged(bindings::current_user_ns(), self.0.uid) }
+    }
+
+    /// The group's gid as the current task's user namespace sees it, as
+    /// [`Kstat::uid`].
+    #[inline]
+    pub fn gid(&self) -> u32 {
+        // SAFETY: as in `uid()`.
+        unsafe { bindings::from_kgid_munged(bindings::current_user_ns(), self.0.gid) }
+    }
+
+    /// The number of hard links.
+    #[inline]
+    pub fn nlink(&self) -> u32 {
+        self.0.nlink
     }
 }

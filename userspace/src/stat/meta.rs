@@ -63,15 +63,17 @@ pub struct Meta {
     pub ino: u64,
     /// Device (major, minor).
     pub dev: (u32, u32),
-    /// Owner, group, link count and 512-byte blocks allocated: filled by
-    /// the statx backend only (zero from `dirsync_stat`, whose ABI lacks
-    /// them); the engine uses the statx backend when an option needs them
-    /// ([`crate::sync::Options::needs_ids`]).
+    /// Owner, group, link count and 512-byte blocks allocated. statx
+    /// fills all four; the system calls fill owner, group and link count
+    /// when the kernel gives them (`DIRSYNC_INFO_UID`, `_GID`, `_NLINK`;
+    /// zero from a kernel of the first ABI) and never the blocks. An
+    /// engine that needs them ([`crate::sync::Options::needs_ids`]) gets
+    /// a backend that guarantees them ([`super::select_for`]).
     pub ids: Ids,
 }
 
-/// The fields of [`Meta`] only `statx` gives: owner, group, link count,
-/// allocation.
+/// The fields of [`Meta`] not in `DIRSYNC_INFO_BASIC`: owner, group, link
+/// count, allocation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Ids {
     /// Owner uid.

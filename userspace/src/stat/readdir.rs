@@ -13,7 +13,7 @@ use std::mem::{offset_of, size_of};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use super::meta::{Entry, Meta, StatBackend};
-use super::syscall::meta_from_info;
+use super::syscall::{meta_from_info, IDS, NEEDED};
 use crate::uapi::{self, dirsync_dirent as Dirent, dirsync_info as Info};
 
 /// Bytes asked for per call: about 500 entries with short names.
@@ -30,6 +30,8 @@ const NAME_MAX: usize = uapi::DIRSYNC_READDIR_NAME_MAX as usize;
 #[derive(Debug)]
 pub struct DirsyncReaddir {
     nr: libc::c_long,
+    /// The `DIRSYNC_INFO_*` bits a record must have to be used.
+    need: u32,
 }
 
 impl DirsyncReaddir {
@@ -45,6 +47,16 @@ impl DirsyncReaddir {
     pub unsafe fn new(nr: u32) -> Self {
         DirsyncReaddir {
             nr: libc::c_long::from(nr),
+            need: NEEDED,
+        }
+    }
+
+    /// The same call, for an engine that compares owner, group or link
+    /// count: a record without them is asked of the fallback.
+    pub fn needing_ids(self) -> Self {
+        DirsyncReaddir {
+            need: NEEDED | IDS,
+            ..self
         }
     }
 
@@ -69,7 +81,7 @@ impl DirsyncReaddir {
                     return Ok(out);
                 }
                 for rec in parse(&buf[..n])? {
-                    out.push(entry(fallback, dir, &rec));
+                    out.push(entry(fallback, dir, &rec, self.need));
                 }
             }
         })
@@ -192,6 +204,9 @@ fn info_at(h: &[u8]) -> Info {
         ino: u64f(offset_of!(Info, ino)),
         dev_major: u32f(offset_of!(Info, dev_major)),
         dev_minor: u32f(offset_of!(Info, dev_minor)),
+        uid: u32f(offset_of!(Info, uid)),
+        gid: u32f(offset_of!(Info, gid)),
+        nlink: u32f(offset_of!(Info, nlink)),
         ..Default::default()
     }
 }
@@ -279,16 +294,16 @@ impl Batch {
 /// The entry of the record `rec` of `dir`: per-entry errors as
 /// [`StatBackend::stat_at`] gives them (`ENOENT`: vanished, `Ok(None)`;
 /// `EACCES`); any other errno means the kernel stopped describing entries
-/// there (a signal, `ENOMEM`, `EIO`...), and a record lacking a field the
-/// engine compares: both asked of `fallback`.
-fn entry(fallback: &dyn StatBackend, dir: BorrowedFd<'_>, rec: &Record<'_>) -> Entry {
+/// there (a signal, `ENOMEM`, `EIO`...), and a record lacking a field of
+/// `need` (the fields the engine compares): both asked of `fallback`.
+fn entry(fallback: &dyn StatBackend, dir: BorrowedFd<'_>, rec: &Record<'_>, need: u32) -> Entry {
     let name = CString::new(rec.name).expect("parse refused NUL bytes");
     let meta = match rec.described {
         Described::Errno(libc::ENOENT) => Ok(None),
         Described::Errno(libc::EACCES) => Err(io::Error::from_raw_os_error(libc::EACCES)),
         Described::Errno(_) => fallback.stat_at(dir, &name),
         Described::Info(info) if info.exists == 0 => Ok(None),
-        Described::Info(info) => match meta_from_info(&info) {
+        Described::Info(info) => match meta_from_info(&info, need) {
             Some(m) => Ok(Some(m)),
             None => fallback.stat_at(dir, &name),
         },

@@ -58,6 +58,13 @@ fn rec(name: &[u8], d_type: u8, error: i32, inf: Info) -> Vec<u8> {
     put(&mut b, i + offset_of!(Info, dev_major), &major);
     let minor = inf.dev_minor.to_ne_bytes();
     put(&mut b, i + offset_of!(Info, dev_minor), &minor);
+    put(&mut b, i + offset_of!(Info, uid), &inf.uid.to_ne_bytes());
+    put(&mut b, i + offset_of!(Info, gid), &inf.gid.to_ne_bytes());
+    put(
+        &mut b,
+        i + offset_of!(Info, nlink),
+        &inf.nlink.to_ne_bytes(),
+    );
     put(&mut b, HDR, name);
     b
 }
@@ -274,29 +281,39 @@ fn records_become_entries_as_stat_at_would() {
         d_type: libc::DT_REG,
         described,
     };
-    let e = entry(&Statx, fd, &mk(b"x", Described::Info(info(42))));
+    let e = entry(&Statx, fd, &mk(b"x", Described::Info(info(42))), NEEDED);
     let m = e.meta.unwrap().unwrap();
     assert_eq!((e.name.as_bytes(), e.d_type), (&b"x"[..], libc::DT_REG));
     assert_eq!((m.kind, m.perm, m.size, m.ino), (Kind::File, 0o644, 5, 42));
     assert_eq!((m.mtime, m.mtime_nsec, m.dev), (-3, 999_999_999, (8, 3)));
     // Vanished: as stat_at, not an error.
-    let e = entry(&Statx, fd, &mk(b"x", Described::Errno(libc::ENOENT)));
+    let e = entry(
+        &Statx,
+        fd,
+        &mk(b"x", Described::Errno(libc::ENOENT)),
+        NEEDED,
+    );
     assert!(e.meta.unwrap().is_none());
     let gone = Info {
         exists: 0,
         ..Default::default()
     };
-    assert!(entry(&Statx, fd, &mk(b"x", Described::Info(gone)))
+    assert!(entry(&Statx, fd, &mk(b"x", Described::Info(gone)), NEEDED)
         .meta
         .unwrap()
         .is_none());
     // EACCES is that entry's error.
-    let e = entry(&Statx, fd, &mk(b"x", Described::Errno(libc::EACCES)));
+    let e = entry(
+        &Statx,
+        fd,
+        &mk(b"x", Described::Errno(libc::EACCES)),
+        NEEDED,
+    );
     assert_eq!(e.meta.unwrap_err().raw_os_error(), Some(libc::EACCES));
     // Any other errno: the kernel stopped describing there, the entry
     // comes from the fallback.
     for errno in [libc::EINTR, libc::ENOMEM, libc::EIO, libc::ESTALE] {
-        let e = entry(&Statx, fd, &mk(b"f", Described::Errno(errno)));
+        let e = entry(&Statx, fd, &mk(b"f", Described::Errno(errno)), NEEDED);
         assert_eq!(e.meta.unwrap(), Statx.stat_at(fd, c"f").unwrap());
     }
     // A record without the mtime: the entry comes from the fallback.
@@ -304,8 +321,47 @@ fn records_become_entries_as_stat_at_would() {
         mask: uapi::DIRSYNC_INFO_BASIC & !uapi::DIRSYNC_INFO_MTIME,
         ..info(42)
     };
-    let e = entry(&Statx, fd, &mk(b"f", Described::Info(partial)));
+    let e = entry(&Statx, fd, &mk(b"f", Described::Info(partial)), NEEDED);
     let m = e.meta.unwrap().unwrap();
     assert_eq!(Some(m), Statx.stat_at(fd, c"f").unwrap());
     assert_eq!(m.size, 5);
+}
+
+#[test]
+fn owner_group_and_links_are_read_and_required_when_needed() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("f"), b"hello").unwrap();
+    std::fs::hard_link(d.path().join("f"), d.path().join("g")).unwrap();
+    let dir = crate::sys::open_root(d.path()).unwrap();
+    let fd = dir.as_fd();
+    let mk = |described| Record {
+        name: b"f",
+        d_type: libc::DT_REG,
+        described,
+    };
+    // A record with the bits: its fields, through the parser too.
+    let full = Info {
+        mask: NEEDED | IDS,
+        uid: 1234,
+        gid: 5678,
+        nlink: 3,
+        ..info(42)
+    };
+    let b = rec(b"f", libc::DT_REG, 0, full);
+    let parsed = parse(&b).unwrap();
+    let e = entry(&Statx, fd, &parsed[0], NEEDED | IDS);
+    let m = e.meta.unwrap().unwrap();
+    assert_eq!(
+        (m.ino, m.ids.uid, m.ids.gid, m.ids.nlink),
+        (42, 1234, 5678, 3)
+    );
+    // A kernel of the first ABI (basic fields only): the engine needing
+    // them gets the entry from the fallback, with its real link count.
+    let e = entry(&Statx, fd, &mk(Described::Info(info(42))), NEEDED | IDS);
+    let m = e.meta.unwrap().unwrap();
+    assert_eq!(Some(m), Statx.stat_at(fd, c"f").unwrap());
+    assert_eq!(m.ids.nlink, 2);
+    // One that does not need them takes the record as it is.
+    let e = entry(&Statx, fd, &mk(Described::Info(info(42))), NEEDED);
+    assert_eq!(e.meta.unwrap().unwrap().ids.nlink, 0);
 }

@@ -6,7 +6,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::meta::{Kind, Meta, StatBackend};
+use super::meta::{Ids, Kind, Meta, StatBackend};
 use super::statx::Statx;
 use crate::uapi;
 
@@ -16,6 +16,8 @@ use crate::uapi;
 pub struct DirsyncSyscall {
     nr: libc::c_long,
     abi: u32,
+    /// The `DIRSYNC_INFO_*` bits an answer must have to be used.
+    need: u32,
 }
 
 impl DirsyncSyscall {
@@ -32,7 +34,26 @@ impl DirsyncSyscall {
         DirsyncSyscall {
             nr: libc::c_long::from(nr),
             abi,
+            need: NEEDED,
         }
+    }
+
+    /// The same call, for an engine that compares owner, group or link
+    /// count: an answer without them (an older kernel, see
+    /// [`DirsyncSyscall::gives_ids`]) is asked of statx.
+    pub fn needing_ids(self) -> Self {
+        DirsyncSyscall {
+            need: NEEDED | IDS,
+            ..self
+        }
+    }
+
+    /// Whether the running kernel fills owner, group and link count
+    /// (`DIRSYNC_INFO_UID`, `_GID`, `_NLINK`, added to the ABI after its
+    /// first version): asked of `/`, decided by the answer's mask.
+    pub fn gives_ids(&self) -> io::Result<bool> {
+        let info = self.call(rustix::fs::CWD, c"/", libc::AT_SYMLINK_NOFOLLOW)?;
+        Ok(info.exists == 1 && info.mask & IDS == IDS)
     }
 
     /// The verified syscall number.
@@ -62,16 +83,25 @@ impl DirsyncSyscall {
     }
 }
 
-/// The `DIRSYNC_INFO_*` fields the engine compares: all of the basic ones.
-const NEEDED: u32 = uapi::DIRSYNC_INFO_BASIC;
+/// The `DIRSYNC_INFO_*` fields the engine always compares: all of the
+/// basic ones.
+pub(super) const NEEDED: u32 = uapi::DIRSYNC_INFO_BASIC;
 
-/// The answer as a [`Meta`], or `None` when the file system left out a
-/// field the engine compares (`info.mask`, like statx's `stx_mask`); the
-/// caller then asks statx, so both backends give the same answer.
-pub(super) fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
-    if info.mask & NEEDED != NEEDED {
+/// Owner, group and link count: the fields `-o`, `-g` and `-H` compare.
+pub(super) const IDS: u32 =
+    uapi::DIRSYNC_INFO_UID | uapi::DIRSYNC_INFO_GID | uapi::DIRSYNC_INFO_NLINK;
+
+/// The answer as a [`Meta`], or `None` when it lacks a field of `need`
+/// (`info.mask`, like statx's `stx_mask`: a file system that left it out,
+/// or a kernel older than the field); the caller then asks statx, so both
+/// backends give the same answer. Owner, group and link count are filled
+/// when their bits are set, else zero as from a kernel without them
+/// ([`Meta::ids`]); the allocated blocks are statx's alone.
+pub(super) fn meta_from_info(info: &uapi::dirsync_info, need: u32) -> Option<Meta> {
+    if info.mask & need != need {
         return None;
     }
+    let field = |bit: u32, value: u32| if info.mask & bit != 0 { value } else { 0 };
     Some(Meta {
         kind: Kind::from_mode(info.mode),
         perm: info.mode & 0o7777,
@@ -80,7 +110,12 @@ pub(super) fn meta_from_info(info: &uapi::dirsync_info) -> Option<Meta> {
         mtime_nsec: info.mtime_nsec,
         ino: info.ino,
         dev: (info.dev_major, info.dev_minor),
-        ids: Default::default(),
+        ids: Ids {
+            uid: field(uapi::DIRSYNC_INFO_UID, info.uid),
+            gid: field(uapi::DIRSYNC_INFO_GID, info.gid),
+            nlink: field(uapi::DIRSYNC_INFO_NLINK, info.nlink),
+            blocks: 0,
+        },
     })
 }
 
@@ -90,7 +125,7 @@ impl StatBackend for DirsyncSyscall {
         if info.exists == 0 {
             return Ok(None);
         }
-        match meta_from_info(&info) {
+        match meta_from_info(&info, self.need) {
             Some(meta) => Ok(Some(meta)),
             None => Statx.stat_at(dir, name),
         }
@@ -102,13 +137,18 @@ impl StatBackend for DirsyncSyscall {
         if info.exists == 0 {
             return Err(io::Error::from_raw_os_error(libc::ENOENT));
         }
-        match meta_from_info(&info) {
+        match meta_from_info(&info, self.need) {
             Some(meta) => Ok(meta),
             None => Statx.stat_fd(fd),
         }
     }
     fn describe(&self) -> String {
-        format!("dirsync_stat (syscall {}, ABI {})", self.nr, self.abi)
+        let ids = if self.need & IDS != 0 {
+            ", with owner, group, links"
+        } else {
+            ""
+        };
+        format!("dirsync_stat (syscall {}, ABI {}{ids})", self.nr, self.abi)
     }
 }
 
@@ -133,13 +173,46 @@ mod tests {
 
     #[test]
     fn a_complete_answer_becomes_meta() {
-        let m = meta_from_info(&info(NEEDED)).expect("all basic fields");
+        let m = meta_from_info(&info(NEEDED), NEEDED).expect("all basic fields");
         assert_eq!(m.kind, Kind::File);
         assert_eq!(m.perm, 0o640);
         assert_eq!((m.size, m.mtime, m.mtime_nsec), (12, 1 << 33, 7));
         assert_eq!((m.ino, m.dev), (42, (8, 1)));
         // Bits this program does not know (a newer kernel) are ignored.
-        assert!(meta_from_info(&info(NEEDED | 0x8000_0000)).is_some());
+        assert!(meta_from_info(&info(NEEDED | 0x8000_0000), NEEDED).is_some());
+    }
+
+    fn with_ids(mask: u32) -> uapi::dirsync_info {
+        uapi::dirsync_info {
+            uid: 1234,
+            gid: 5678,
+            nlink: 3,
+            ..info(mask)
+        }
+    }
+
+    #[test]
+    fn owner_group_and_links_come_from_their_bits() {
+        let m = meta_from_info(&with_ids(NEEDED | IDS), NEEDED | IDS).expect("complete");
+        assert_eq!((m.ids.uid, m.ids.gid, m.ids.nlink), (1234, 5678, 3));
+        // A field whose bit is clear is not trusted, whatever it holds.
+        let m = meta_from_info(&with_ids(NEEDED | uapi::DIRSYNC_INFO_GID), NEEDED).unwrap();
+        assert_eq!((m.ids.uid, m.ids.gid, m.ids.nlink), (0, 5678, 0));
+    }
+
+    #[test]
+    fn an_answer_without_ids_is_asked_of_statx_when_they_are_needed() {
+        // A kernel of the first ABI: basic fields only.
+        assert!(meta_from_info(&info(NEEDED), NEEDED | IDS).is_none());
+        for bit in [
+            uapi::DIRSYNC_INFO_UID,
+            uapi::DIRSYNC_INFO_GID,
+            uapi::DIRSYNC_INFO_NLINK,
+        ] {
+            let partial = with_ids(NEEDED | (IDS & !bit));
+            assert!(meta_from_info(&partial, NEEDED | IDS).is_none(), "{bit:#x}");
+            assert!(meta_from_info(&partial, NEEDED).is_some(), "{bit:#x}");
+        }
     }
 
     #[test]
@@ -152,7 +225,10 @@ mod tests {
             uapi::DIRSYNC_INFO_INO,
             uapi::DIRSYNC_INFO_DEV,
         ] {
-            assert!(meta_from_info(&info(NEEDED & !bit)).is_none(), "{bit:#x}");
+            assert!(
+                meta_from_info(&info(NEEDED & !bit), NEEDED).is_none(),
+                "{bit:#x}"
+            );
         }
     }
 }

@@ -138,12 +138,13 @@ impl Syncer {
         let mut prepared = None;
         let roots = roots::open(src, dst, options.dry_run, reporter.as_ref(), || {
             let excludes = Excludes::new(&options.excludes)?;
-            // Owner, group and link count are not in dirsync_stat's ABI.
-            let choice = match options.needs_ids() {
-                true => stat::BackendChoice::Statx,
-                false => options.stat_backend,
-            };
-            let backend = stat::select(choice, &stat::sysfs_dir())?;
+            // Owner, group and link count: from the syscalls when the
+            // running kernel gives them, else statx.
+            let backend = stat::select_for(
+                options.stat_backend,
+                options.needs_ids(),
+                &stat::sysfs_dir(),
+            )?;
             prepared = Some((excludes, backend));
             Ok(())
         })?;
@@ -194,13 +195,13 @@ impl Syncer {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self> {
         let excludes = Excludes::new(&options.excludes)?;
-        // Owner, group and link count are not in dirsync_stat's ABI.
-        let choice = match options.needs_ids() {
-            true => stat::BackendChoice::Statx,
-            false => options.stat_backend,
-        };
-        let backend: Arc<dyn stat::StatBackend> =
-            Arc::from(stat::select(choice, &stat::sysfs_dir())?);
+        // Owner, group and link count: from the syscalls when the running
+        // kernel gives them, else statx.
+        let backend: Arc<dyn stat::StatBackend> = Arc::from(stat::select_for(
+            options.stat_backend,
+            options.needs_ids(),
+            &stat::sysfs_dir(),
+        )?);
         let ends = Ends {
             src: (src, src_fd),
             dst: (dst_label, dst, dst_created),

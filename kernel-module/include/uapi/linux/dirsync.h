@@ -36,9 +36,17 @@
  * When @info->exists == 1, DIRSYNC_INFO_TYPE, DIRSYNC_INFO_INO and
  * DIRSYNC_INFO_DEV are always set, the others when the file system
  * provides the value (as statx(2)'s stx_mask).  A later kernel may use
- * __spare[] for new fields, each with a new mask bit: userspace must
- * ignore bits it does not know, and a newer userspace on an older kernel
- * sees the new bits clear and the new fields zero.
+ * __spare0 and __spare[] for new fields, each with a new mask bit:
+ * userspace must ignore bits it does not know, and a newer userspace on
+ * an older kernel sees the new bits clear and the new fields zero (it
+ * decides by the mask, never by a version).  DIRSYNC_INFO_BASIC keeps its
+ * meaning: the six fields of the first ABI.
+ *
+ * DIRSYNC_INFO_UID, DIRSYNC_INFO_GID and DIRSYNC_INFO_NLINK came later,
+ * in the first words of the former __spare[]: ->uid and ->gid are the
+ * owner and group as statx(2) gives them (mapped into the caller's user
+ * namespace, the overflow id when they have no mapping there), ->nlink
+ * the link count.
  *
  * Discovery: a kernel that implements the call exposes, world-readable,
  *   DIRSYNC_SYSFS_DIR "/syscall_nr"   the decimal syscall number, "463\n"
@@ -66,6 +74,9 @@
 #define DIRSYNC_INFO_INO	0x0010U	/* ino */
 #define DIRSYNC_INFO_DEV	0x0020U	/* dev_major and dev_minor */
 #define DIRSYNC_INFO_BASIC	0x003fU	/* everything above */
+#define DIRSYNC_INFO_UID	0x0040U	/* uid */
+#define DIRSYNC_INFO_GID	0x0080U	/* gid */
+#define DIRSYNC_INFO_NLINK	0x0100U	/* nlink */
 
 struct dirsync_info {
 	__u32 exists;		/* 1 if the path names an object, else 0 */
@@ -77,7 +88,11 @@ struct dirsync_info {
 	__u64 ino;		/* inode number */
 	__u32 dev_major;	/* device of the containing file system */
 	__u32 dev_minor;
-	__u64 __spare[4];	/* zero; later fields come with new mask bits */
+	__u32 uid;		/* owner, in the caller's user namespace */
+	__u32 gid;		/* group, in the caller's user namespace */
+	__u32 nlink;		/* number of hard links */
+	__u32 __spare0;		/* zero */
+	__u64 __spare[2];	/* zero; later fields come with new mask bits */
 };
 /* dirsync-series: begin readdir */
 

@@ -185,10 +185,13 @@ static struct dirsync_info info_of(const struct stat *st)
 	i.size = st->st_size;
 	i.mtime = st->st_mtim.tv_sec;
 	i.mtime_nsec = st->st_mtim.tv_nsec;
-	i.mask = DIRSYNC_INFO_BASIC;
+	i.mask = DIRSYNC_INFO_BASIC | DIRSYNC_INFO_UID | DIRSYNC_INFO_GID | DIRSYNC_INFO_NLINK;
 	i.ino = st->st_ino;
 	i.dev_major = major(st->st_dev);
 	i.dev_minor = minor(st->st_dev);
+	i.uid = st->st_uid;
+	i.gid = st->st_gid;
+	i.nlink = st->st_nlink;
 	return i;
 }
 
@@ -196,8 +199,14 @@ static struct dirsync_info info_of(const struct stat *st)
 static bool info_well_formed(const struct dirsync_info *i)
 {
 	const __u32 always = DIRSYNC_INFO_TYPE | DIRSYNC_INFO_INO | DIRSYNC_INFO_DEV;
+	const __u32 known = DIRSYNC_INFO_BASIC | DIRSYNC_INFO_UID | DIRSYNC_INFO_GID |
+			    DIRSYNC_INFO_NLINK;
 
-	if (i->exists != 1 || (i->mask & always) != always || i->mask & ~DIRSYNC_INFO_BASIC)
+	if (i->exists != 1 || (i->mask & always) != always || i->mask & ~known)
+		return false;
+	if ((!(i->mask & DIRSYNC_INFO_UID) && i->uid) ||
+	    (!(i->mask & DIRSYNC_INFO_GID) && i->gid) ||
+	    (!(i->mask & DIRSYNC_INFO_NLINK) && i->nlink))
 		return false;
 	if (!(i->mask & DIRSYNC_INFO_MODE) && i->mode & ~S_IFMT)
 		return false;
@@ -205,7 +214,8 @@ static bool info_well_formed(const struct dirsync_info *i)
 		return false;
 	if (!(i->mask & DIRSYNC_INFO_MTIME) && (i->mtime || i->mtime_nsec))
 		return false;
-	return i->mtime_nsec < 1000000000 && all_bytes(i->__spare, sizeof(i->__spare), 0);
+	return i->mtime_nsec < 1000000000 && !i->__spare0 &&
+	       all_bytes(i->__spare, sizeof(i->__spare), 0);
 }
 
 /*
@@ -646,6 +656,36 @@ TEST_F_TIMEOUT(dir, thousand_entries, 900)
 
 	populate(self->dfd, 1000, true);
 	against_oracle(_metadata, self->dfd, sizes, n, 1000);
+}
+
+/*
+ * Owner, group and link count: files of 20 owners and groups that are
+ * neither root nor nobody, half of them with a second link in the same
+ * directory and a third one in another, next to the usual kinds; the
+ * oracle (fstatat) gives st_uid, st_gid and st_nlink.
+ */
+TEST_F_TIMEOUT(dir, owners_and_links, 300)
+{
+	size_t sizes[512], n = small_sizes(sizes);
+	char name[32], link[32];
+	int other;
+
+	populate(self->dfd, 50, true);
+	ASSERT_EQ(0, mkdirat(self->dfd, "other", 0755));
+	other = openat(self->dfd, "other", O_RDONLY | O_DIRECTORY);
+	ASSERT_LE(0, other);
+	for (int i = 0; i < 20; i++) {
+		snprintf(name, sizeof(name), "owned%d", i);
+		create_file(self->dfd, name, i);
+		ASSERT_EQ(0, fchownat(self->dfd, name, 1000 + i, 2000 + 3 * i, 0));
+		if (i % 2)
+			continue;
+		snprintf(link, sizeof(link), "link%d", i);
+		ASSERT_EQ(0, linkat(self->dfd, name, self->dfd, link, 0));
+		ASSERT_EQ(0, linkat(self->dfd, name, other, link, 0));
+	}
+	close(other);
+	against_oracle(_metadata, self->dfd, sizes, n, 50 + 1 + 20 + 10);
 }
 
 static void kill_once(struct __test_metadata *_metadata, int dfd);

@@ -62,6 +62,12 @@
 #endif
 
 #define NOBODY		65534
+/* The owner and group of the corpus' "owned": neither root nor nobody. */
+#define OTHER_UID	1234
+#define OTHER_GID	5678
+/* Every DIRSYNC_INFO_* bit this test knows. */
+#define ALL_BITS	(DIRSYNC_INFO_BASIC | DIRSYNC_INFO_UID | DIRSYNC_INFO_GID | \
+			 DIRSYNC_INFO_NLINK)
 #define INFO_SIZE	((int)sizeof(struct dirsync_info))
 
 /* The flags dirsync_stat accepts (and statx accepts too). */
@@ -179,6 +185,7 @@ static const char *show_path(const char *path)
 
 /* Fields that may differ between two lookups of the same name. */
 #define VOLATILE_INO	1	/* /proc/<pid>: a new inode per lookup */
+#define VOLATILE_NLINK	2	/* /proc: its link count follows the processes */
 
 /* Logs a difference between dirsync_stat and statx; returns false. */
 static bool __printf(6, 7)
@@ -241,6 +248,12 @@ static bool agrees(struct __test_metadata *_metadata, const char *what,
 		emask |= DIRSYNC_INFO_SIZE;
 	if (sx.stx_mask & STATX_MTIME)
 		emask |= DIRSYNC_INFO_MTIME;
+	if (sx.stx_mask & STATX_UID)
+		emask |= DIRSYNC_INFO_UID;
+	if (sx.stx_mask & STATX_GID)
+		emask |= DIRSYNC_INFO_GID;
+	if (sx.stx_mask & STATX_NLINK)
+		emask |= DIRSYNC_INFO_NLINK;
 	if (info.mask != emask)
 		return MISMATCH("mask %#x, want %#x (stx_mask %#x)", info.mask, emask, sx.stx_mask);
 	if ((info.mode & S_IFMT) != (sx.stx_mode & S_IFMT))
@@ -254,8 +267,15 @@ static bool agrees(struct __test_metadata *_metadata, const char *what,
 	if (info.dev_major != sx.stx_dev_major || info.dev_minor != sx.stx_dev_minor)
 		return MISMATCH("dev %u:%u, statx %u:%u", info.dev_major, info.dev_minor,
 			 sx.stx_dev_major, sx.stx_dev_minor);
-	if (!all_bytes(info.__spare, sizeof(info.__spare), 0))
-		return MISMATCH("__spare not zero");
+	if (info.uid != ((emask & DIRSYNC_INFO_UID) ? sx.stx_uid : 0) ||
+	    info.gid != ((emask & DIRSYNC_INFO_GID) ? sx.stx_gid : 0))
+		return MISMATCH("owner %u:%u, statx %u:%u", info.uid, info.gid,
+			 sx.stx_uid, sx.stx_gid);
+	if (!(volatile_fields & VOLATILE_NLINK) &&
+	    info.nlink != ((emask & DIRSYNC_INFO_NLINK) ? sx.stx_nlink : 0))
+		return MISMATCH("nlink %u, statx %u", info.nlink, sx.stx_nlink);
+	if (info.__spare0 || !all_bytes(info.__spare, sizeof(info.__spare), 0))
+		return MISMATCH("__spare0 or __spare not zero");
 	if (volatile_fields & VOLATILE_INO)
 		return true;
 	if (info.ino != sx.stx_ino)
@@ -292,6 +312,24 @@ static void expect_ds(struct __test_metadata *_metadata, long want_ret, int want
 
 #define EXPECT_DS(want_ret, want_exists, dfd, path, flags) \
 	expect_ds(_metadata, want_ret, want_exists, dfd, path, flags)
+
+/*
+ * EXPECT dirsync_stat() of @path to give these owner, group and link
+ * count, with their mask bits: the oracle (statx) could be wrong the same
+ * way, these numbers cannot.
+ */
+static void expect_ids(struct __test_metadata *_metadata, const char *path,
+		       __u32 uid, __u32 gid, __u32 nlink)
+{
+	const __u32 bits = DIRSYNC_INFO_UID | DIRSYNC_INFO_GID | DIRSYNC_INFO_NLINK;
+	struct dirsync_info i;
+
+	ASSERT_EQ(0, sys_ds(AT_FDCWD, path, &i, AT_SYMLINK_NOFOLLOW));
+	EXPECT_EQ(bits, i.mask & bits) TH_LOG("%s: mask %#x", path, i.mask);
+	EXPECT_EQ(uid, i.uid) TH_LOG("%s", path);
+	EXPECT_EQ(gid, i.gid) TH_LOG("%s", path);
+	EXPECT_EQ(nlink, i.nlink) TH_LOG("%s", path);
+}
 
 static void write_file(const char *path, const char *data, mode_t mode)
 {
@@ -432,8 +470,15 @@ TEST(struct_layout)
 	EXPECT_EQ(32, offsetof(struct dirsync_info, ino));
 	EXPECT_EQ(40, offsetof(struct dirsync_info, dev_major));
 	EXPECT_EQ(44, offsetof(struct dirsync_info, dev_minor));
-	EXPECT_EQ(48, offsetof(struct dirsync_info, __spare));
+	EXPECT_EQ(48, offsetof(struct dirsync_info, uid));
+	EXPECT_EQ(52, offsetof(struct dirsync_info, gid));
+	EXPECT_EQ(56, offsetof(struct dirsync_info, nlink));
+	EXPECT_EQ(60, offsetof(struct dirsync_info, __spare0));
+	EXPECT_EQ(64, offsetof(struct dirsync_info, __spare));
 	EXPECT_EQ(0x3f, DIRSYNC_INFO_BASIC);
+	EXPECT_EQ(0x40, DIRSYNC_INFO_UID);
+	EXPECT_EQ(0x80, DIRSYNC_INFO_GID);
+	EXPECT_EQ(0x100, DIRSYNC_INFO_NLINK);
 	EXPECT_EQ(DIRSYNC_INFO_BASIC, DIRSYNC_INFO_TYPE | DIRSYNC_INFO_MODE |
 		  DIRSYNC_INFO_SIZE | DIRSYNC_INFO_MTIME | DIRSYNC_INFO_INO |
 		  DIRSYNC_INFO_DEV);
@@ -490,6 +535,11 @@ FIXTURE_SETUP(corpus)
 	write_file("exec", "#!/bin/sh\n", 04755);
 	ASSERT_EQ(0, mkdir("dir", 0755));
 	write_file("dir/inner", "inner\n", 0640);
+	/* Another owner and group, and a file with three links. */
+	write_file("owned", "owned\n", 0640);
+	ASSERT_EQ(0, chown("owned", OTHER_UID, OTHER_GID));
+	ASSERT_EQ(0, link("owned", "dir/owned2"));
+	ASSERT_EQ(0, link("owned", "owned3"));
 	ASSERT_EQ(0, mkdir("dir/sub", 0700));
 	ASSERT_EQ(0, mkdir("secret", 0700));
 	write_file("secret/file", "secret\n", 0600);
@@ -554,7 +604,8 @@ static void corpus_check(struct __test_metadata *_metadata, void *arg)
 		"../", "dir/.", "dir/..", "dir/../file", "dir//inner", "file/",
 		"file/.", "file/x", "dir/", "dir/inner/", "missing", "missing/",
 		"missing/.", "missing/..", "missing/x", "dir/missing",
-		"dir/sub/../missing", "fifo/x", "", "/", "//", "/..", "/.",
+		"dir/sub/../missing", "fifo/x", "owned", "dir/owned2", "owned3",
+		"", "/", "//", "/..", "/.",
 		"/proc", "/proc/version", "/proc/sys/kernel/ostype",
 		"/proc/missing", "/sys", "/sys/kernel/dirsync/syscall_nr",
 		"/sys/kernel/dirsync/missing", "/sys/missing/x", "/dev", "/dev/null",
@@ -579,7 +630,9 @@ static void corpus_check(struct __test_metadata *_metadata, void *arg)
 		for (size_t d = 0; d < ARRAY_SIZE(dfds); d++)
 			for (size_t f = 0; f < ARRAY_SIZE(flags); f++) {
 				snprintf(what, sizeof(what), "uid %u, path #%d", getuid(), p);
-				EXPECT_AGREE(what, dfds[d], paths[p], flags[f]);
+				EXPECT_TRUE(agrees(_metadata, what, dfds[d], paths[p], flags[f],
+						   paths[p] && !strncmp(paths[p], "/proc", 5) ?
+						   VOLATILE_NLINK : 0));
 				run->checked++;
 			}
 	/* /proc/self is a new inode per lookup when followed. */
@@ -591,6 +644,8 @@ static void corpus_check(struct __test_metadata *_metadata, void *arg)
 	}
 	/* Spot checks that the oracle itself sees what we think it sees. */
 	EXPECT_DS(0, 1, AT_FDCWD, "file", 0);
+	expect_ids(_metadata, "owned", OTHER_UID, OTHER_GID, 3);
+	expect_ids(_metadata, "dir", 0, 0, 3);
 	EXPECT_DS(0, 0, AT_FDCWD, "missing", 0);
 	EXPECT_DS(0, 0, AT_FDCWD, "dangling", 0);
 	EXPECT_DS(0, 1, AT_FDCWD, "dangling", AT_SYMLINK_NOFOLLOW);
@@ -1268,10 +1323,10 @@ static bool well_formed(long ret, const struct dirsync_info *i)
 	case 0:
 		if (i->exists == 0)
 			return all_bytes(i, INFO_SIZE, 0);
-		return i->exists == 1 && (i->mask & DIRSYNC_INFO_BASIC) == i->mask &&
+		return i->exists == 1 && (i->mask & ALL_BITS) == i->mask &&
 		       (i->mask & (DIRSYNC_INFO_TYPE | DIRSYNC_INFO_INO | DIRSYNC_INFO_DEV)) ==
 		       (DIRSYNC_INFO_TYPE | DIRSYNC_INFO_INO | DIRSYNC_INFO_DEV) &&
-		       all_bytes(i->__spare, sizeof(i->__spare), 0);
+		       !i->__spare0 && all_bytes(i->__spare, sizeof(i->__spare), 0);
 	case -ENOENT: case -ENOTDIR: case -ELOOP: case -EBADF: case -EINVAL:
 	case -ENAMETOOLONG:
 		return true;
