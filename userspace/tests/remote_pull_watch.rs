@@ -13,7 +13,7 @@ use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,14 +24,20 @@ struct Watch {
     err: Arc<Mutex<String>>,
     /// Bytes of stdout so far (kept whole only when `keep`).
     bytes: Arc<AtomicU64>,
+    /// Set when stdout and stderr reached their end (the child and any
+    /// process that inherited them closed them).
+    ended: [Arc<AtomicBool>; 2],
 }
 
-fn collect(mut r: impl Read + Send + 'static, keep: bool) -> (Arc<Mutex<String>>, Arc<AtomicU64>) {
-    let (s, n) = (
+type Collected = (Arc<Mutex<String>>, Arc<AtomicU64>, Arc<AtomicBool>);
+
+fn collect(mut r: impl Read + Send + 'static, keep: bool) -> Collected {
+    let (s, n, e) = (
         Arc::new(Mutex::new(String::new())),
         Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicBool::new(false)),
     );
-    let (s2, n2) = (s.clone(), n.clone());
+    let (s2, n2, e2) = (s.clone(), n.clone(), e.clone());
     std::thread::spawn(move || {
         let mut buf = vec![0u8; 64 << 10];
         while let Ok(k) = r.read(&mut buf) {
@@ -45,8 +51,9 @@ fn collect(mut r: impl Read + Send + 'static, keep: bool) -> (Arc<Mutex<String>>
                     .push_str(&String::from_utf8_lossy(&buf[..k]));
             }
         }
+        e2.store(true, Ordering::Release);
     });
-    (s, n)
+    (s, n, e)
 }
 
 impl Watch {
@@ -58,13 +65,14 @@ impl Watch {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let (out, bytes) = collect(child.stdout.take().unwrap(), keep);
-        let (err, _) = collect(child.stderr.take().unwrap(), true);
+        let (out, bytes, out_end) = collect(child.stdout.take().unwrap(), keep);
+        let (err, _, err_end) = collect(child.stderr.take().unwrap(), true);
         Watch {
             child,
             out,
             err,
             bytes,
+            ended: [out_end, err_end],
         }
     }
 
@@ -89,6 +97,10 @@ impl Watch {
         let start = Instant::now();
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
+                // What it wrote before it exited is read to the end (the
+                // readers may lag behind the exit under load).
+                let ended = || self.ended.iter().all(|e| e.load(Ordering::Acquire));
+                wait_until(Duration::from_secs(10), ended);
                 return s.code();
             }
             if start.elapsed() > within {
