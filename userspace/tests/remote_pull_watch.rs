@@ -314,16 +314,18 @@ fn an_idle_watch_outlives_its_timeout_both_ways() {
     let sshd = Sshd::shared();
     let (_t, src, dst) = pair();
     std::fs::write(src.join("a"), b"a").unwrap();
-    let mut w = Watch::pull(sshd, &src, &dst, &["--timeout", "2"]);
+    // 4 s, not less: under load the ssh session alone can take seconds
+    // before the first byte (no keepalive before the hellos).
+    let mut w = Watch::pull(sshd, &src, &dst, &["--timeout", "4"]);
     converges(&mut w, &src, &dst, "initial");
     let server = the_server(&src);
-    // Four timeouts with nothing to say: the keepalives of both sides
-    // keep the link (each side times out reads after 2 s).
-    std::thread::sleep(Duration::from_secs(8));
+    // Two and a half timeouts with nothing to say: the keepalives of both
+    // sides keep the link (each side times out reads after 4 s).
+    std::thread::sleep(Duration::from_secs(10));
     assert!(w.running(), "the watch ended while idle: {}", w.stderr());
     assert!(!gone(server), "the server ended while idle");
     std::fs::write(src.join("b"), b"after the quiet spell").unwrap();
-    converges(&mut w, &src, &dst, "a change after 8 s idle");
+    converges(&mut w, &src, &dst, "a change after 10 s idle");
 }
 
 #[test]

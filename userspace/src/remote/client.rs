@@ -288,6 +288,60 @@ pub fn push(
     Ok(summary)
 }
 
+/// The server's paths (below SRC as the server named it) shown as the
+/// client named SRC (`host:PATH`).
+pub(crate) struct PathMap {
+    prefix: Vec<u8>,
+    label: std::path::PathBuf,
+}
+
+impl PathMap {
+    /// `p` with the server's SRC replaced by the client's name for it.
+    pub(crate) fn map(&self, p: &[u8]) -> Vec<u8> {
+        match p.strip_prefix(&self.prefix[..]) {
+            Some(rest) if rest.is_empty() || rest[0] == b'/' => {
+                [self.label.as_os_str().as_bytes(), rest].concat()
+            }
+            _ => p.to_vec(),
+        }
+    }
+}
+
+/// The start of a pull (one-shot, or a watch with `flags` =
+/// `OPT_WATCH`): DST checked, the session open with the server's engine,
+/// DST opened (created once the server took SRC) under the local user's
+/// rules, whatever the server's engine asks.
+pub(crate) fn start_pull(
+    spec: &Spec,
+    dst: &Path,
+    c: &Connect,
+    options: &Options,
+    reporter: &dyn Reporter,
+    flags: u32,
+) -> Result<(Session, Option<Agent>, PathMap), RemoteError> {
+    let exists = super::root::check(dst)?;
+    let mut st = setup(Role::Engine, &spec.path, options);
+    st.label = dst.as_os_str().as_bytes().to_vec();
+    st.dst_exists = exists || !options.dry_run;
+    st.flags |= flags;
+    if !exists && !options.dry_run {
+        st.flags |= OPT_DST_CREATED;
+    }
+    let policy = Policy::of(options).map_err(|e| RemoteError::Sync(e.into()))?;
+    let s = open(spec, c, &st)?;
+    let backend = super::with_ids_backend(options.clone()).stat_backend;
+    let (root, _) = super::root::open(dst, options.dry_run, backend)?;
+    if !exists {
+        reporter.event(&Event::CreatedDir { path: dst });
+    }
+    let agent = root.map(|r| Agent::new(r, policy));
+    let paths = PathMap {
+        prefix: spec.path.as_os_str().as_bytes().to_vec(),
+        label: spec.label(),
+    };
+    Ok((s, agent, paths))
+}
+
 /// Pull: makes the local `dst` a replica of `spec` (remote SRC).
 pub fn pull(
     spec: &Spec,
@@ -297,32 +351,8 @@ pub fn pull(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, RemoteError> {
     let host = spec.host.as_str();
-    // DST is checked now, created once the server took SRC.
-    let exists = super::root::check(dst)?;
-    let mut st = setup(Role::Engine, &spec.path, &options);
-    st.label = dst.as_os_str().as_bytes().to_vec();
-    st.dst_exists = exists || !options.dry_run;
-    if !exists && !options.dry_run {
-        st.flags |= OPT_DST_CREATED;
-    }
-    // The local user's rules, whatever the server's engine asks.
-    let policy = Policy::of(&options).map_err(|e| RemoteError::Sync(e.into()))?;
-    let mut s = open(spec, c, &st)?;
-    let backend = super::with_ids_backend(options.clone()).stat_backend;
-    let (root, _) = super::root::open(dst, options.dry_run, backend)?;
-    if !exists {
-        reporter.event(&Event::CreatedDir { path: dst });
-    }
-    let mut agent = root.map(|r| Agent::new(r, policy));
-    let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
-    let map = |p: &[u8]| -> Vec<u8> {
-        match p.strip_prefix(&prefix[..]) {
-            Some(rest) if rest.is_empty() || rest[0] == b'/' => {
-                [label.as_os_str().as_bytes(), rest].concat()
-            }
-            _ => p.to_vec(),
-        }
-    };
+    let (mut s, mut agent, paths) = start_pull(spec, dst, c, &options, &*reporter, 0)?;
+    let map = |p: &[u8]| paths.map(p);
     let out = super::server::run_agent(agent.as_mut(), &mut s.r, &mut s.w, |m| match m {
         Msg::Event(w) => {
             events::with_event(&w, map, |e| reporter.event(e))

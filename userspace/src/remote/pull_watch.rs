@@ -17,20 +17,19 @@
 //! partial file under a final name.
 
 use std::os::fd::AsFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::agent::{self, Agent, Policy, Violation};
-use super::client::{open, Connect};
+use super::agent::{self, Agent, Violation};
+use super::client::{start_pull, Connect};
 use super::protocol::events;
 use super::protocol::frame::FrameWriter;
-use super::protocol::messages::{Msg, Role, WireEvent, OPT_DST_CREATED};
+use super::protocol::messages::{Msg, WireEvent};
 use super::protocol::watch::OPT_WATCH;
 use super::spec::Spec;
-use super::{setup, RemoteError};
+use super::RemoteError;
 use crate::report::{human, Event, Reporter};
 use crate::sync::Options;
 use crate::sys::notify::{wait_readable, EventFd, SignalFd};
@@ -127,31 +126,9 @@ pub fn run(
     // Before any thread: every thread inherits the blocked signals.
     let signals = SignalFd::new().map_err(|e| crate::Error::new("creating a signalfd", e))?;
     let host = spec.host.as_str();
-    let exists = super::root::check(dst)?;
-    let mut st = setup(Role::Engine, &spec.path, &options);
-    st.label = dst.as_os_str().as_bytes().to_vec();
-    st.dst_exists = exists || !options.dry_run;
-    st.flags |= OPT_WATCH;
-    if !exists && !options.dry_run {
-        st.flags |= OPT_DST_CREATED;
-    }
-    let policy = Policy::of(&options).map_err(|e| RemoteError::Sync(e.into()))?;
-    let mut s = open(spec, c, &st)?;
-    let backend = super::with_ids_backend(options.clone()).stat_backend;
-    let (root, _) = super::root::open(dst, options.dry_run, backend)?;
-    if !exists {
-        reporter.event(&Event::CreatedDir { path: dst });
-    }
-    let mut agent = root.map(|r| Agent::new(r, policy));
-    let (prefix, label) = (spec.path.as_os_str().as_bytes().to_vec(), spec.label());
-    let map = |p: &[u8]| -> Vec<u8> {
-        match p.strip_prefix(&prefix[..]) {
-            Some(rest) if rest.is_empty() || rest[0] == b'/' => {
-                [label.as_os_str().as_bytes(), rest].concat()
-            }
-            _ => p.to_vec(),
-        }
-    };
+    let (mut s, mut agent, paths) = start_pull(spec, dst, c, &options, &*reporter, OPT_WATCH)?;
+    let label = spec.label();
+    let map = |p: &[u8]| paths.map(p);
     let done = Arc::new(EventFd::new().map_err(|e| crate::Error::new("creating an eventfd", e))?);
     let stopper = Stopper {
         signals,

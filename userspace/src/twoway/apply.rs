@@ -224,6 +224,54 @@ pub(crate) fn install(
     Ok(Installed::Done(ino))
 }
 
+/// Makes the directory `name` of `dir` as `src` (its mode), if `name`
+/// is still `expect`: an existing directory only gets the mode, another
+/// type is replaced. `SourceChanged` when `name` changed since the scan.
+pub(crate) fn make_dir(
+    to: &Side,
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    src: &State,
+    expect: Option<&State>,
+) -> io::Result<Installed> {
+    let cur = to.stat_in(dir, name)?;
+    if !unchanged(cur.as_ref(), expect) {
+        return Ok(Installed::SourceChanged);
+    }
+    match cur {
+        Some(s) if s.kind == Type::Dir => {
+            if s.perm != src.perm {
+                sys::chmod_at_nofollow(dir, name, src.perm)?;
+            }
+            return Ok(Installed::Done(s.ino));
+        }
+        Some(_) => sys::unlink_at(dir, name)?,
+        None => {}
+    }
+    sys::mkdir_at(dir, name, 0o700)?;
+    sys::chmod_at_nofollow(dir, name, src.perm)?;
+    let ino = Statx
+        .stat_at(dir, name)?
+        .ok_or_else(|| einval("new directory vanished"))?
+        .ino;
+    Ok(Installed::Done(ino))
+}
+
+/// Gives the complete temporary `tfd` `src`'s mode and mtime (and
+/// fsyncs it with `--fsync`), before it gets its name.
+pub(crate) fn finish_temp(tfd: BorrowedFd<'_>, src: &State, o: CopyOpts) -> io::Result<()> {
+    sys::chmod_fd(tfd, src.perm)?;
+    let (s, ns) = (
+        src.mtime.div_euclid(1_000_000_000),
+        src.mtime.rem_euclid(1_000_000_000),
+    );
+    sys::set_mtime_fd(tfd, s, ns as u32)?;
+    if o.fsync {
+        sys::fsync(tfd)?;
+    }
+    Ok(())
+}
+
 /// Copies the entry `src_path` of `from` (as scanned: `src`) to
 /// `dst_path` on `to`, where the scan saw `expect`. Directories are
 /// created (or their mode set); files and symlinks go through a
@@ -245,29 +293,7 @@ pub fn copy_entry(
     let ddir = to.dir(dparent)?;
     let dc = cname(dname);
     match src.kind {
-        Type::Dir => {
-            let cur = to.stat_in(ddir.as_fd(), &dc)?;
-            if !unchanged(cur.as_ref(), expect) {
-                return Ok(Installed::SourceChanged);
-            }
-            match cur {
-                Some(s) if s.kind == Type::Dir => {
-                    if s.perm != src.perm {
-                        sys::chmod_at_nofollow(ddir.as_fd(), &dc, src.perm)?;
-                    }
-                    return Ok(Installed::Done(s.ino));
-                }
-                Some(_) => sys::unlink_at(ddir.as_fd(), &dc)?,
-                None => {}
-            }
-            sys::mkdir_at(ddir.as_fd(), &dc, 0o700)?;
-            sys::chmod_at_nofollow(ddir.as_fd(), &dc, src.perm)?;
-            let ino = Statx
-                .stat_at(ddir.as_fd(), &dc)?
-                .ok_or_else(|| einval("new directory vanished"))?
-                .ino;
-            Ok(Installed::Done(ino))
-        }
+        Type::Dir => make_dir(to, ddir.as_fd(), &dc, src, expect),
         Type::Symlink => {
             let now = from.stat_in(sdir.as_fd(), &cname(sname))?;
             if !unchanged(now.as_ref(), Some(src)) {
@@ -296,15 +322,7 @@ pub fn copy_entry(
                 if n != src.size || !seen(fd.as_fd())? {
                     return Ok(false);
                 }
-                sys::chmod_fd(tfd.as_fd(), src.perm)?;
-                let (s, ns) = (
-                    src.mtime.div_euclid(1_000_000_000),
-                    src.mtime.rem_euclid(1_000_000_000),
-                );
-                sys::set_mtime_fd(tfd.as_fd(), s, ns as u32)?;
-                if o.fsync {
-                    sys::fsync(tfd.as_fd())?;
-                }
+                finish_temp(tfd.as_fd(), src, o)?;
                 Ok(true)
             })();
             drop(tfd);

@@ -96,15 +96,7 @@ fn write_temp(
         if n != src.size {
             return Ok(false);
         }
-        sys::chmod_fd(tfd.as_fd(), src.perm)?;
-        let (s, ns) = (
-            src.mtime.div_euclid(1_000_000_000),
-            src.mtime.rem_euclid(1_000_000_000),
-        );
-        sys::set_mtime_fd(tfd.as_fd(), s, ns as u32)?;
-        if o.fsync {
-            sys::fsync(tfd.as_fd())?;
-        }
+        apply::finish_temp(tfd.as_fd(), src, o)?;
         Ok(true)
     })();
     drop(tfd);
@@ -142,29 +134,7 @@ pub fn install_local(
     let ddir = to.dir(dparent)?;
     let dc = cname(dname);
     match src.kind {
-        Type::Dir => {
-            let cur = to.stat_in(ddir.as_fd(), &dc)?;
-            if !apply::unchanged(cur.as_ref(), expect) {
-                return Ok(Installed::SourceChanged);
-            }
-            match cur {
-                Some(s) if s.kind == Type::Dir => {
-                    if s.perm != src.perm {
-                        sys::chmod_at_nofollow(ddir.as_fd(), &dc, src.perm)?;
-                    }
-                    return Ok(Installed::Done(s.ino));
-                }
-                Some(_) => sys::unlink_at(ddir.as_fd(), &dc)?,
-                None => {}
-            }
-            sys::mkdir_at(ddir.as_fd(), &dc, 0o700)?;
-            sys::chmod_at_nofollow(ddir.as_fd(), &dc, src.perm)?;
-            let ino = Statx
-                .stat_at(ddir.as_fd(), &dc)?
-                .ok_or_else(|| io::Error::other("new directory vanished"))?
-                .ino;
-            Ok(Installed::Done(ino))
-        }
+        Type::Dir => apply::make_dir(to, ddir.as_fd(), &dc, src, expect),
         Type::Symlink => {
             let tmp = copy::temp_name();
             sys::symlink_at(&src.target, ddir.as_fd(), &tmp)?;
