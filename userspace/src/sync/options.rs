@@ -55,6 +55,17 @@ pub struct Options {
 }
 
 impl Options {
+    /// The metadata backend the walk uses (statx when owners, groups or
+    /// link counts are kept: they are not in dirsync_stat's ABI).
+    pub fn backend(&self) -> crate::Result<std::sync::Arc<dyn crate::stat::StatBackend>> {
+        let choice = match self.needs_ids() {
+            true => BackendChoice::Statx,
+            false => self.stat_backend,
+        };
+        let backend = crate::stat::select(choice, &crate::stat::sysfs_dir())?;
+        Ok(std::sync::Arc::from(backend))
+    }
+
     /// Whether an option needs owner, group or link count (only the statx
     /// backend has them).
     pub fn needs_ids(&self) -> bool {
