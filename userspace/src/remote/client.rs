@@ -24,6 +24,7 @@ use super::spec::Spec;
 use super::transport::{shell_quote, Transport};
 use super::{deploy, hello, setup, RemoteError};
 use crate::report::{human, Event, Reporter, Summary};
+use crate::sync::src_prefetch::SrcPrefetch;
 use crate::sync::{Options, Replica, Syncer};
 
 /// How to reach the remote side.
@@ -249,7 +250,18 @@ pub fn push(
     reporter: Arc<dyn Reporter>,
 ) -> Result<Summary, RemoteError> {
     let host = spec.host.as_str();
-    let s = open(spec, c, &setup(Role::Agent, &spec.path, &options))?;
+    // The session connects (ssh: a few hundred ms) while SRC is listed
+    // here; the walk then takes those listings instead of making them.
+    let st = setup(Role::Agent, &spec.path, &options);
+    let (s, ahead) = std::thread::scope(|scope| {
+        let session = scope.spawn(|| open(spec, c, &st));
+        let ahead = SrcPrefetch::scan(src, &options, &|| session.is_finished());
+        let s = session
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (s, ahead)
+    });
+    let s = s?;
     let Session {
         mut transport,
         r,
@@ -273,7 +285,8 @@ pub fn push(
     let replica = exists.then(|| {
         Box::new(RemoteReplica::one_shot(link.clone()).with_options(&options)) as Box<dyn Replica>
     });
-    let syncer = Syncer::with_replica(src, &label, replica, created, options, rep)?;
+    let syncer =
+        Syncer::with_replica(src, &label, replica, created, options, rep)?.with_src_prefetch(ahead);
     let result = syncer.sync_all();
     if let Some(why) = link.down() {
         return Err(protocol(host, super::link::lost(host, &why)));

@@ -64,6 +64,7 @@ mod pool;
 mod remove;
 pub mod replica;
 mod roots;
+pub mod src_prefetch;
 mod walk;
 
 use std::ffi::{CString, OsStr};
@@ -195,13 +196,7 @@ impl Syncer {
         reporter: Arc<dyn Reporter>,
     ) -> Result<Self> {
         let excludes = Excludes::new(&options.excludes)?;
-        // Owner, group and link count: from the syscalls when the running
-        // kernel gives them, else statx.
-        let backend: Arc<dyn stat::StatBackend> = Arc::from(stat::select_for(
-            options.stat_backend,
-            options.needs_ids(),
-            &stat::sysfs_dir(),
-        )?);
+        let backend = options.backend()?;
         let ends = Ends {
             src: (src, src_fd),
             dst: (dst_label, dst, dst_created),
@@ -232,6 +227,7 @@ impl Syncer {
             unsettled: std::sync::Mutex::new(Vec::new()),
             fid,
             dir_attrs: fidelity::dir_attrs,
+            src_prefetch: std::sync::OnceLock::new(),
             opts: options,
         };
         Ok(Syncer {
@@ -304,8 +300,21 @@ impl Syncer {
     pub fn sync_all(&self) -> Result<Summary> {
         self.sh.fid.links.clear();
         let op = Run::new(self.sh.clone());
-        let root = self.root_node(&op)?;
-        self.run(&op, walk::contents_task(Arc::new(root)), true)
+        let root = self.root_node(&op);
+        let out = root.and_then(|root| self.run(&op, walk::contents_task(Arc::new(root)), true));
+        // What the walk did not take is stale for the next one.
+        if let Some(p) = self.sh.src_prefetch.get() {
+            p.clear();
+        }
+        out
+    }
+
+    /// The next [`Syncer::sync_all`] takes SRC's listings from `p`
+    /// (made ahead while the run waited, see [`src_prefetch`]) where
+    /// their directories are unchanged; ignored if one was given before.
+    pub fn with_src_prefetch(self, p: src_prefetch::SrcPrefetch) -> Self {
+        let _ = self.sh.src_prefetch.set(p);
+        self
     }
 
     /// Creates the DST directory `name` in `node` (removing what is there)

@@ -37,6 +37,8 @@ pub struct Shared {
     /// Applies owner, group and attributes to a finished directory
     /// (`fidelity::dir_attrs`); whether something changed.
     pub dir_attrs: DirAttrs,
+    /// SRC's listings made ahead (taken by the first `sync_all`).
+    pub src_prefetch: std::sync::OnceLock<super::src_prefetch::SrcPrefetch>,
 }
 
 /// See [`Shared::dir_attrs`].

@@ -55,6 +55,18 @@ pub struct Options {
 }
 
 impl Options {
+    /// The metadata backend the walk uses: with `-o`, `-g` or `-H`, the
+    /// system calls only when the running kernel gives owner, group and
+    /// link count (`stat::select_for`), else statx.
+    pub fn backend(&self) -> crate::Result<std::sync::Arc<dyn crate::stat::StatBackend>> {
+        let backend = crate::stat::select_for(
+            self.stat_backend,
+            self.needs_ids(),
+            &crate::stat::sysfs_dir(),
+        )?;
+        Ok(std::sync::Arc::from(backend))
+    }
+
     /// Whether an option needs owner, group or link count (only the statx
     /// backend has them).
     pub fn needs_ids(&self) -> bool {

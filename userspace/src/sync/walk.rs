@@ -194,7 +194,9 @@ fn listings(node: &DirNode) -> Option<(Vec<Entry>, Vec<Entry>)> {
         node.set_failed();
         op.fail("cannot read directory", p, e);
     };
-    let mut src = match op.sh.backend.list(node.src.as_fd()) {
+    let ahead = (op.sh.src_prefetch.get())
+        .and_then(|p| p.take(&node.rel, node.src.as_fd(), op.sh.backend.as_ref()));
+    let mut src = match ahead.map_or_else(|| op.sh.backend.list(node.src.as_fd()), Ok) {
         Ok(v) => v,
         Err(e) => {
             fail(op.src_path(&node.rel), e);
