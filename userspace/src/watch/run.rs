@@ -310,6 +310,10 @@ impl EventLoop {
             return;
         }
         let unsettled = self.engine.take_unsettled();
+        // After a full sync, the memory of its walk goes back to the kernel.
+        if done.iter().any(|d| d.op == Op::RescanAll) {
+            crate::sys::trim_heap();
+        }
         for d in done {
             self.w.queue.complete(d.id);
             match d.result {
