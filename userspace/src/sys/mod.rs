@@ -470,3 +470,17 @@ pub fn join(rel: &Path, name: &CStr) -> PathBuf {
         rel.join(n)
     }
 }
+
+/// Returns the heap's free pages to the kernel (glibc's `malloc_trim`; a
+/// no-op elsewhere). A full sync's transient tables (the walk of a whole
+/// tree) are freed in the copy threads' arenas, which glibc otherwise
+/// keeps resident for the life of a long-running watcher.
+pub fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no pointer arguments (0 = keep no padding);
+    // it only releases free memory from glibc's own arenas, taking each
+    // arena's lock, so it is safe beside other threads that allocate.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -1,7 +1,8 @@
 //! The watch map: inotify watch descriptors ↔ directories of SRC.
 //!
-//! Directories are kept as a tree of nodes, each holding its parent, its own
-//! name (bytes) and its watch descriptor. The relative path of a watch is
+//! Directories are kept as a tree of nodes in one table (a `Vec` indexed by
+//! node id), each holding its parent, its own name (bytes), its watch
+//! descriptor and its links to its first child and its siblings. The relative path of a watch is
 //! rebuilt by walking up to the root, so renaming or moving a directory
 //! inside the tree is O(1) (detach the node, attach it under the new parent
 //! with the new name): the whole subtree's paths change at once, with no
@@ -11,11 +12,21 @@
 //! A node may have no watch descriptor: that directory could not be watched
 //! (`ENOSPC` from `inotify_add_watch`, the `max_user_watches` limit), and the
 //! watcher keeps its subtree in sync with periodic rescans instead.
+//!
+//! Memory: a node is 40 bytes plus its name's bytes; the two indexes
+//! (`wd` → node and (parent, name) → node) are hash tables of bare `u32`
+//! node ids that hash the key out of the node itself, so no key is stored
+//! twice (no name copy in a parent's children map). The hash is std's
+//! keyed SipHash: names come from the watched tree, and a tree built to
+//! collide must not turn lookups quadratic.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
+use std::hash::{BuildHasher, RandomState};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
+
+use hashbrown::HashTable;
 
 /// Index of a node in the map.
 pub type NodeId = usize;
@@ -23,21 +34,46 @@ pub type NodeId = usize;
 /// The node of SRC itself (relative path "").
 pub const ROOT: NodeId = 0;
 
+/// No node (no parent, no child, no sibling).
+const NIL: u32 = u32::MAX;
+/// No watch descriptor (the kernel's are never negative).
+const NO_WD: i32 = -1;
+
 #[derive(Debug)]
 struct Node {
-    parent: Option<NodeId>,
-    name: OsString,
-    wd: Option<i32>,
-    children: HashMap<OsString, NodeId>,
+    name: Box<[u8]>,
+    parent: u32,
+    wd: i32,
+    first: u32,
+    next: u32,
+    prev: u32,
     mark: u32,
+}
+
+impl Node {
+    fn new(mark: u32) -> Node {
+        Node {
+            name: Box::default(),
+            parent: NIL,
+            wd: NO_WD,
+            first: NIL,
+            next: NIL,
+            prev: NIL,
+            mark,
+        }
+    }
 }
 
 /// Watched (and unwatched) directories of SRC; see the module docs.
 #[derive(Debug)]
 pub struct WatchMap {
     nodes: Vec<Option<Node>>,
-    free: Vec<NodeId>,
-    by_wd: HashMap<i32, NodeId>,
+    free: Vec<u32>,
+    /// Nodes with a watch, found by the hash of their `wd`.
+    by_wd: HashTable<u32>,
+    /// Nodes other than the root, found by the hash of (parent, name).
+    by_name: HashTable<u32>,
+    hasher: RandomState,
     unwatched: BTreeSet<NodeId>,
     mark: u32,
 }
@@ -85,21 +121,29 @@ fn components(rel: &Path) -> impl Iterator<Item = &OsStr> {
         .map(OsStr::from_bytes)
 }
 
+fn live(nodes: &[Option<Node>], id: u32) -> &Node {
+    match nodes.get(id as usize) {
+        Some(Some(n)) => n,
+        // The indexes only hold live nodes (removed before a slot is freed).
+        _ => unreachable!("watch map index points at a free slot {id}"),
+    }
+}
+
+fn name_hash(h: &RandomState, parent: u32, name: &[u8]) -> u64 {
+    h.hash_one((parent, name))
+}
+
 impl WatchMap {
     /// A map holding only the (not yet watched) root.
     pub fn new() -> Self {
         let mut unwatched = BTreeSet::new();
         unwatched.insert(ROOT);
         WatchMap {
-            nodes: vec![Some(Node {
-                parent: None,
-                name: OsString::new(),
-                wd: None,
-                children: HashMap::new(),
-                mark: 0,
-            })],
+            nodes: vec![Some(Node::new(0))],
             free: Vec::new(),
-            by_wd: HashMap::new(),
+            by_wd: HashTable::new(),
+            by_name: HashTable::new(),
+            hasher: RandomState::new(),
             unwatched,
             mark: 0,
         }
@@ -135,12 +179,18 @@ impl WatchMap {
 
     /// The node watched by `wd`.
     pub fn node_of_wd(&self, wd: i32) -> Option<NodeId> {
-        self.by_wd.get(&wd).copied()
+        if wd < 0 {
+            return None;
+        }
+        let nodes = &self.nodes;
+        self.by_wd
+            .find(self.hasher.hash_one(wd), |&i| live(nodes, i).wd == wd)
+            .map(|&i| i as NodeId)
     }
 
     /// The watch descriptor of a node.
     pub fn wd(&self, id: NodeId) -> Option<i32> {
-        self.node(id).and_then(|n| n.wd)
+        self.node(id).map(|n| n.wd).filter(|&w| w >= 0)
     }
 
     /// Whether `id` is a live node.
@@ -150,11 +200,11 @@ impl WatchMap {
 
     /// The path of a node relative to SRC ("" for the root).
     pub fn path(&self, id: NodeId) -> Option<PathBuf> {
-        let mut names: Vec<&OsStr> = Vec::new();
+        let mut names: Vec<&[u8]> = Vec::new();
         let mut cur = self.node(id)?;
-        while let Some(p) = cur.parent {
+        while cur.parent != NIL {
             names.push(&cur.name);
-            cur = self.node(p)?;
+            cur = self.node(cur.parent as usize)?;
         }
         let len = names.iter().map(|n| n.len() + 1).sum::<usize>();
         let mut v = Vec::with_capacity(len);
@@ -162,7 +212,7 @@ impl WatchMap {
             if i > 0 {
                 v.push(b'/');
             }
-            v.extend_from_slice(n.as_bytes());
+            v.extend_from_slice(n);
         }
         Some(PathBuf::from(OsString::from_vec(v)))
     }
@@ -172,38 +222,60 @@ impl WatchMap {
         self.path(self.node_of_wd(wd)?)
     }
 
+    fn child(&self, parent: NodeId, name: &[u8]) -> Option<NodeId> {
+        let p = u32::try_from(parent).ok()?;
+        let nodes = &self.nodes;
+        self.by_name
+            .find(name_hash(&self.hasher, p, name), |&i| {
+                let n = live(nodes, i);
+                n.parent == p && *n.name == *name
+            })
+            .map(|&i| i as NodeId)
+    }
+
     /// The node at `rel`.
     pub fn lookup(&self, rel: &Path) -> Option<NodeId> {
         let mut cur = ROOT;
         for c in components(rel) {
-            cur = *self.node(cur)?.children.get(c)?;
+            cur = self.child(cur, c.as_bytes())?;
         }
         Some(cur)
+    }
+
+    /// Drops the `wd` index entry of `id` (if it has a watch).
+    fn unindex_wd(&mut self, id: NodeId) {
+        let Some(w) = self.wd(id) else { return };
+        let h = self.hasher.hash_one(w);
+        if let Ok(e) = self.by_wd.find_entry(h, |&i| i as NodeId == id) {
+            e.remove();
+        }
+        if let Some(n) = self.node_mut(id) {
+            n.wd = NO_WD;
+        }
     }
 
     /// Sets (or clears) the watch descriptor of a node. If `wd` belonged to
     /// another node, that mapping is dropped (the caller moves nodes first
     /// when the kernel hands back an existing descriptor).
     pub fn set_wd(&mut self, id: NodeId, wd: Option<i32>) {
-        let old = match self.node_mut(id) {
-            Some(n) => std::mem::replace(&mut n.wd, wd),
-            None => return,
-        };
-        if let Some(o) = old {
-            if self.by_wd.get(&o) == Some(&id) {
-                self.by_wd.remove(&o);
-            }
+        if self.node(id).is_none() {
+            return;
         }
-        match wd {
+        self.unindex_wd(id);
+        match wd.filter(|&w| w >= 0) {
             Some(w) => {
-                if let Some(prev) = self.by_wd.insert(w, id) {
-                    if prev != id {
-                        if let Some(n) = self.node_mut(prev) {
-                            n.wd = None;
-                        }
-                        self.unwatched.insert(prev);
-                    }
+                if let Some(prev) = self.node_of_wd(w) {
+                    self.unindex_wd(prev);
+                    self.unwatched.insert(prev);
                 }
+                if let Some(n) = self.node_mut(id) {
+                    n.wd = w;
+                }
+                let nodes = &self.nodes;
+                let hs = &self.hasher;
+                self.by_wd.insert_unique(hs.hash_one(w), id as u32, |&i| {
+                    hs.hash_one(live(nodes, i).wd)
+                });
                 self.unwatched.remove(&id);
             }
             None => {
@@ -212,53 +284,106 @@ impl WatchMap {
         }
     }
 
-    fn alloc(&mut self, node: Node) -> NodeId {
+    /// A new slot, or `None` when node ids (`u32`) are exhausted.
+    fn alloc(&mut self, node: Node) -> Option<NodeId> {
         match self.free.pop() {
             Some(id) => {
-                self.nodes[id] = Some(node);
-                id
+                self.nodes[id as usize] = Some(node);
+                Some(id as NodeId)
             }
             None => {
-                self.nodes.push(Some(node));
-                self.nodes.len() - 1
-            }
-        }
-    }
-
-    fn detach(&mut self, id: NodeId) {
-        let (parent, name) = match self.node(id) {
-            Some(n) => (n.parent, n.name.clone()),
-            None => return,
-        };
-        if let Some(p) = parent {
-            if let Some(pn) = self.node_mut(p) {
-                if pn.children.get(&name) == Some(&id) {
-                    pn.children.remove(&name);
+                if self.nodes.len() >= NIL as usize {
+                    return None;
                 }
+                self.nodes.push(Some(node));
+                Some(self.nodes.len() - 1)
             }
         }
     }
 
-    /// Attaches `id` under `parent` as `name`, removing (and returning the
-    /// watch descriptors of) whatever subtree was there.
+    /// Takes `id` out of its parent's children and out of the name index.
+    fn detach(&mut self, id: NodeId) {
+        let Some(n) = self.node(id) else { return };
+        let (parent, prev, next) = (n.parent, n.prev, n.next);
+        if parent == NIL {
+            return;
+        }
+        let h = name_hash(&self.hasher, parent, &n.name);
+        if let Ok(e) = self.by_name.find_entry(h, |&i| i as NodeId == id) {
+            e.remove();
+        }
+        if prev != NIL {
+            if let Some(p) = self.node_mut(prev as usize) {
+                p.next = next;
+            }
+        } else if let Some(p) = self.node_mut(parent as usize) {
+            p.first = next;
+        }
+        if next != NIL {
+            if let Some(x) = self.node_mut(next as usize) {
+                x.prev = prev;
+            }
+        }
+        if let Some(n) = self.node_mut(id) {
+            n.parent = NIL;
+            n.prev = NIL;
+            n.next = NIL;
+        }
+    }
+
+    /// Attaches the (detached) node `id` under `parent` as `name`, removing
+    /// (and returning the watch descriptors of) whatever subtree was there.
     fn attach(&mut self, id: NodeId, parent: NodeId, name: &OsStr) -> Vec<i32> {
         let mut dropped = Vec::new();
-        let existing = self
-            .node(parent)
-            .and_then(|p| p.children.get(name).copied());
-        if let Some(e) = existing {
+        if let Some(e) = self.child(parent, name.as_bytes()) {
             if e != id {
                 dropped = self.remove(e);
             }
         }
+        let first = match self.node(parent) {
+            Some(p) => p.first,
+            None => return dropped,
+        };
         if let Some(n) = self.node_mut(id) {
-            n.parent = Some(parent);
-            n.name = name.to_os_string();
+            n.parent = parent as u32;
+            n.name = name.as_bytes().into();
+            n.prev = NIL;
+            n.next = first;
+        }
+        if first != NIL {
+            if let Some(f) = self.node_mut(first as usize) {
+                f.prev = id as u32;
+            }
         }
         if let Some(p) = self.node_mut(parent) {
-            p.children.insert(name.to_os_string(), id);
+            p.first = id as u32;
         }
+        let nodes = &self.nodes;
+        let hs = &self.hasher;
+        self.by_name.insert_unique(
+            name_hash(hs, parent as u32, name.as_bytes()),
+            id as u32,
+            |&i| {
+                let n = live(nodes, i);
+                name_hash(hs, n.parent, &n.name)
+            },
+        );
         dropped
+    }
+
+    fn is_under(&self, x: NodeId, ancestor: NodeId) -> bool {
+        let mut p = Some(x);
+        while let Some(y) = p {
+            if y == ancestor {
+                return true;
+            }
+            p = self
+                .node(y)
+                .map(|n| n.parent)
+                .filter(|&q| q != NIL)
+                .map(|q| q as usize);
+        }
+        false
     }
 
     /// Records the directory `rel` with watch `wd` (or unwatched with
@@ -277,30 +402,16 @@ impl WatchMap {
         let parent = self.lookup(parent_rel)?;
         if let Some(w) = wd {
             if let Some(existing) = self.node_of_wd(w) {
-                if existing == ROOT {
+                // Refuse to move the root, or a node under itself.
+                if existing == ROOT || self.is_under(parent, existing) {
                     return None;
-                }
-                // Refuse to move a node under itself.
-                let mut p = Some(parent);
-                while let Some(x) = p {
-                    if x == existing {
-                        return None;
-                    }
-                    p = self.node(x).and_then(|n| n.parent);
                 }
                 self.detach(existing);
                 let dropped = self.attach(existing, parent, name);
                 return Some((existing, dropped));
             }
         }
-        let mark = self.mark;
-        let id = self.alloc(Node {
-            parent: None,
-            name: OsString::new(),
-            wd: None,
-            children: HashMap::new(),
-            mark,
-        });
+        let id = self.alloc(Node::new(self.mark))?;
         let dropped = self.attach(id, parent, name);
         self.set_wd(id, wd);
         Some((id, dropped))
@@ -317,12 +428,8 @@ impl WatchMap {
         }
         let (to_parent, to_name) = split_parent(to)?;
         let parent = self.lookup(to_parent)?;
-        let mut p = Some(parent);
-        while let Some(x) = p {
-            if x == id {
-                return None;
-            }
-            p = self.node(x).and_then(|n| n.parent);
+        if self.is_under(parent, id) {
+            return None;
         }
         self.detach(id);
         let dropped = self.attach(id, parent, to_name);
@@ -338,16 +445,21 @@ impl WatchMap {
         self.detach(id);
         let mut stack = vec![id];
         while let Some(x) = stack.pop() {
-            if let Some(n) = self.nodes[x].take() {
-                stack.extend(n.children.values().copied());
-                if let Some(w) = n.wd {
-                    if self.by_wd.get(&w) == Some(&x) {
-                        self.by_wd.remove(&w);
-                    }
-                    wds.push(w);
-                }
+            // Children leave the name index while their slots are live.
+            let mut c = self.node(x).map_or(NIL, |n| n.first);
+            while c != NIL {
+                let next = self.node(c as usize).map_or(NIL, |n| n.next);
+                self.detach(c as usize);
+                stack.push(c as usize);
+                c = next;
+            }
+            if let Some(w) = self.wd(x) {
+                self.unindex_wd(x);
+                wds.push(w);
+            }
+            if self.nodes[x].take().is_some() {
                 self.unwatched.remove(&x);
-                self.free.push(x);
+                self.free.push(x as u32);
             }
         }
         wds
@@ -410,147 +522,5 @@ impl WatchMap {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::ffi::OsStrExt;
-
-    fn p(s: &str) -> &Path {
-        Path::new(s)
-    }
-
-    #[test]
-    fn paths_follow_renames_without_touching_descendants() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        m.place(p("a/b"), Some(3)).unwrap();
-        m.place(p("a/b/c"), Some(4)).unwrap();
-        m.place(p("x"), Some(5)).unwrap();
-        assert_eq!(m.path_of_wd(4).unwrap(), p("a/b/c"));
-        let (id, dropped) = m.rename(p("a/b"), p("x/moved")).unwrap();
-        assert!(dropped.is_empty());
-        assert_eq!(m.wd(id), Some(3));
-        assert_eq!(m.path_of_wd(3).unwrap(), p("x/moved"));
-        assert_eq!(m.path_of_wd(4).unwrap(), p("x/moved/c"));
-        assert_eq!(m.path_of_wd(2).unwrap(), p("a"));
-        assert!(m.lookup(p("a/b")).is_none());
-        assert_eq!(m.lookup(p("x/moved/c")), m.node_of_wd(4));
-        assert_eq!(m.watch_count(), 5);
-    }
-
-    #[test]
-    fn rename_over_existing_drops_the_replaced_subtree() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        m.place(p("b"), Some(3)).unwrap();
-        m.place(p("b/old"), Some(4)).unwrap();
-        let (_, mut dropped) = m.rename(p("a"), p("b")).unwrap();
-        dropped.sort();
-        assert_eq!(dropped, vec![3, 4]);
-        assert_eq!(m.path_of_wd(2).unwrap(), p("b"));
-        assert!(m.node_of_wd(3).is_none());
-        assert!(m.node_of_wd(4).is_none());
-        assert_eq!(m.len(), 2);
-    }
-
-    #[test]
-    fn rename_into_own_subtree_is_refused() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        m.place(p("a/b"), Some(3)).unwrap();
-        assert!(m.rename(p("a"), p("a/b/a")).is_none());
-        assert_eq!(m.path_of_wd(3).unwrap(), p("a/b"));
-    }
-
-    #[test]
-    fn ignored_and_removal_clean_up() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("d"), Some(2)).unwrap();
-        m.place(p("d/e"), Some(3)).unwrap();
-        assert!(m.forget_wd(3).is_empty());
-        assert!(m.lookup(p("d/e")).is_none());
-        assert_eq!(m.len(), 2);
-        let id = m.lookup(p("d")).unwrap();
-        assert_eq!(m.remove(id), vec![2]);
-        assert_eq!(m.len(), 1);
-        assert_eq!(m.watch_count(), 1);
-        // Slots are reused: no growth under create/delete churn.
-        for i in 0..1000 {
-            let (id, _) = m.place(p("t"), Some(10 + i)).unwrap();
-            m.forget_wd(10 + i);
-            assert!(!m.contains(id));
-        }
-        assert!(m.nodes.len() <= 3, "node slots grew to {}", m.nodes.len());
-        // Unknown watch descriptors (already removed) are ignored.
-        assert!(m.forget_wd(999_999).is_empty());
-        // The root is never removed, only marked unwatched.
-        m.forget_wd(1);
-        assert_eq!(m.unwatched(), vec![ROOT]);
-        assert_eq!(m.path(ROOT).unwrap(), p(""));
-    }
-
-    #[test]
-    fn existing_descriptor_moves_its_node() {
-        // After lost events, re-adding a watch on a directory that moved
-        // returns its old descriptor: the node moves, with its subtree.
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        m.place(p("a/sub"), Some(3)).unwrap();
-        let (id, _) = m.place(p("z"), Some(2)).unwrap();
-        assert_eq!(m.node_of_wd(2), Some(id));
-        assert_eq!(m.path_of_wd(3).unwrap(), p("z/sub"));
-        assert!(m.lookup(p("a")).is_none());
-    }
-
-    #[test]
-    fn mark_and_sweep_drops_unseen() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        m.place(p("a/b"), Some(3)).unwrap();
-        m.place(p("c"), Some(4)).unwrap();
-        m.begin_mark();
-        let a = m.lookup(p("a")).unwrap();
-        m.mark(a);
-        let (c, _) = m.place(p("c"), Some(4)).unwrap();
-        m.mark(c);
-        let mut gone = m.sweep();
-        gone.sort();
-        assert_eq!(gone, vec![3]);
-        assert_eq!(m.len(), 3);
-    }
-
-    #[test]
-    fn unwatched_nodes_are_tracked_and_follow_renames() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        m.place(p("a"), Some(2)).unwrap();
-        let (u, _) = m.place(p("a/full"), None).unwrap();
-        assert_eq!(m.unwatched(), vec![u]);
-        m.rename(p("a"), p("b")).unwrap();
-        assert_eq!(m.path(u).unwrap(), p("b/full"));
-        m.set_wd(u, Some(7));
-        assert!(m.unwatched().is_empty());
-        assert_eq!(m.path_of_wd(7).unwrap(), p("b/full"));
-    }
-
-    #[test]
-    fn byte_names_and_long_paths() {
-        let mut m = WatchMap::new();
-        m.place(p(""), Some(1)).unwrap();
-        let weird = OsStr::from_bytes(b"-n\xff\nx");
-        let mut rel = PathBuf::new();
-        for i in 0..800 {
-            rel = join(&rel, weird);
-            m.place(&rel, Some(2 + i)).unwrap();
-        }
-        let got = m.path_of_wd(801).unwrap();
-        assert_eq!(got, rel);
-        assert!(got.as_os_str().len() > 4096);
-        assert_eq!(split_parent(&rel).unwrap().1, weird);
-    }
-}
+#[path = "map_tests.rs"]
+mod tests;

@@ -44,24 +44,43 @@ fn execute(engine: &dyn Engine, op: &Op) -> Result<Summary> {
     }
 }
 
-/// The copy workers: threads started once, fed through a channel.
+/// The copy workers: threads started on demand (up to the configured
+/// number, when operations are in flight beyond the idle ones) and kept,
+/// fed through a channel. A watcher that has only ever had its initial
+/// sync in flight has one thread (the daemon runs one watcher per pair).
 struct Workers {
     jobs: Option<mpsc::Sender<(u64, Op)>>,
+    job_rx: Arc<Mutex<mpsc::Receiver<(u64, Op)>>>,
+    done_tx: mpsc::Sender<Done>,
     done: mpsc::Receiver<Done>,
     wake: Arc<EventFd>,
+    engine: Arc<dyn Engine>,
     handles: Vec<JoinHandle<()>>,
 }
 
 impl Workers {
-    fn start(engine: &Arc<dyn Engine>, n: usize) -> Result<Workers> {
+    fn start(engine: &Arc<dyn Engine>) -> Result<Workers> {
         let (job_tx, job_rx) = mpsc::channel::<(u64, Op)>();
-        let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done) = mpsc::channel::<Done>();
         let wake = Arc::new(EventFd::new().map_err(|e| Error::new("creating an eventfd", e))?);
-        let mut handles = Vec::new();
-        for i in 0..n.max(1) {
-            let (rx, tx) = (job_rx.clone(), done_tx.clone());
-            let (engine, wake) = (engine.clone(), wake.clone());
+        Ok(Workers {
+            jobs: Some(job_tx),
+            job_rx: Arc::new(Mutex::new(job_rx)),
+            done_tx,
+            done,
+            wake,
+            engine: engine.clone(),
+            handles: Vec::new(),
+        })
+    }
+
+    /// Starts threads until there are `n`. A thread that cannot start is
+    /// an error only when there is none (the others take the work).
+    fn ensure(&mut self, n: usize) -> Result<()> {
+        while self.handles.len() < n {
+            let i = self.handles.len();
+            let (rx, tx) = (self.job_rx.clone(), self.done_tx.clone());
+            let (engine, wake) = (self.engine.clone(), self.wake.clone());
             let h = thread::Builder::new()
                 .name(format!("dirsync-copy-{i}"))
                 .spawn(move || loop {
@@ -80,16 +99,14 @@ impl Workers {
                         return;
                     }
                     wake.notify();
-                })
-                .map_err(|e| Error::new("starting a copy worker", e))?;
-            handles.push(h);
+                });
+            match h {
+                Ok(h) => self.handles.push(h),
+                Err(_) if !self.handles.is_empty() => return Ok(()),
+                Err(e) => return Err(Error::new("starting a copy worker", e)),
+            }
         }
-        Ok(Workers {
-            jobs: Some(job_tx),
-            done,
-            wake,
-            handles,
-        })
+        Ok(())
     }
 
     /// Stops taking work and waits for the workers.
@@ -118,7 +135,9 @@ pub struct EventLoop {
 impl EventLoop {
     /// Starts the copy workers; the initial full sync is queued.
     pub fn new(mut w: Watcher, engine: Arc<dyn Engine>, signals: Signals) -> Result<Self> {
-        let workers = Workers::start(&engine, w.config.workers)?;
+        let mut workers = Workers::start(&engine)?;
+        // One thread at once: a worker that cannot start is reported here.
+        workers.ensure(1)?;
         w.queue.push_rescan_all(Instant::now());
         Ok(EventLoop {
             w,
@@ -222,10 +241,17 @@ impl EventLoop {
             .workers
             .max(1)
             .saturating_sub(self.w.queue.inflight());
+        let ops = self.w.queue.dispatch(now, free);
+        if ops.is_empty() {
+            return;
+        }
+        // As many threads as operations in flight (at most `workers`).
+        let want = self.w.queue.inflight().min(self.w.config.workers.max(1));
+        let _ = self.workers.ensure(want);
         let Some(jobs) = &self.workers.jobs else {
             return;
         };
-        for (id, op) in self.w.queue.dispatch(now, free) {
+        for (id, op) in ops {
             if self.initial.is_none() && op == Op::RescanAll {
                 self.initial = Some(id);
             }
@@ -284,6 +310,10 @@ impl EventLoop {
             return;
         }
         let unsettled = self.engine.take_unsettled();
+        // After a full sync, the memory of its walk goes back to the kernel.
+        if done.iter().any(|d| d.op == Op::RescanAll) {
+            crate::sys::trim_heap();
+        }
         for d in done {
             self.w.queue.complete(d.id);
             match d.result {
