@@ -17,10 +17,20 @@ pub fn run(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Resu
         eprintln!("dirsync: --two-way: only one of A and B may be remote (host:PATH)");
         return Ok(crate::exit(ExitStatus::Usage));
     }
-    let opts = args.options();
-    if opts.hard_links || opts.acls || opts.xattrs || opts.owner || opts.group || opts.sparse {
+    let mut opts = args.options();
+    // In two-way mode -a is -p -t -o -g -X (owner, group and user.*
+    // attributes are compared per path through the archive's digest);
+    // hard links, ACLs and holes are not synced both ways.
+    if args.hard_links || args.acls || args.sparse {
         eprintln!(
-            "dirsync: -H, -A, -X, -o, -g and -S (and -a) are not supported with --two-way yet \
+            "dirsync: -H, -A and -S are not supported with --two-way (-a there means -p -t -o -g -X)"
+        );
+        return Ok(crate::exit(ExitStatus::Usage));
+    }
+    (opts.hard_links, opts.acls, opts.sparse) = (false, false, false);
+    if (rem_a.is_some() || rem_b.is_some()) && (opts.xattrs || opts.owner || opts.group) {
+        eprintln!(
+            "dirsync: -a, -X, -o and -g are not supported with --two-way when a side is remote \
              (mode bits and mtimes are synced)"
         );
         return Ok(crate::exit(ExitStatus::Usage));

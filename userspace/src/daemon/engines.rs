@@ -70,17 +70,28 @@ fn reporter(t: &Arc<Track>) -> Arc<dyn Reporter> {
     })
 }
 
-/// A two-way pair's options: its excludes (the attributes of -a are not
-/// synced both ways yet: said once).
+/// A two-way pair's options: its excludes, and with `archive` the
+/// attributes two-way mode compares (owner, group, `user.*` attributes)
+/// when both sides are local (said once otherwise, and for what two-way
+/// mode does not sync: ACLs, hard links, holes).
 fn two_way_options(t: &Track) -> Options {
+    let local = remote(&t.cfg).is_none();
+    let a = t.cfg.archive && local;
     if t.cfg.archive {
         t.log(
             LogLevel::Warn,
-            "archive: a two-way pair syncs content, mode and mtime only (no owners, ACLs, xattrs yet)",
+            if local {
+                "archive: a two-way pair syncs content, mode, mtime, owner, group and user.* attributes (no ACLs, hard links or holes)"
+            } else {
+                "archive: a two-way pair with a remote destination syncs content, mode and mtime only"
+            },
         );
     }
     Options {
         excludes: t.cfg.exclude.iter().map(OsString::from).collect(),
+        owner: a,
+        group: a,
+        xattrs: a,
         ..Options::default()
     }
 }

@@ -192,6 +192,7 @@ pub fn open_local(
     Ok(Local {
         side: Side::new(open_root(p, which)?, p.to_path_buf(), label.into()),
         copy,
+        sel: super::attrs::AttrSel::of(opts),
     })
 }
 
@@ -275,6 +276,8 @@ pub fn run_with(
                 .map_err(|e| scan_err(&spec.b, e))?,
         ),
     };
+    ra.add_attrs(&mut ta, rep);
+    rb.add_attrs(&mut tb, rep);
     check_root(
         "root A",
         &spec.a,
