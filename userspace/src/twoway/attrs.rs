@@ -147,6 +147,57 @@ pub fn write(dir: BorrowedFd<'_>, name: &CStr, want: &Attrs) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    fn file(ino: u64, attrs: u64, ctime: i64) -> crate::twoway::reconcile::State {
+        crate::twoway::reconcile::State {
+            kind: crate::twoway::reconcile::Type::File,
+            size: 5,
+            mtime: 100,
+            perm: 0o644,
+            ino,
+            target: Vec::new(),
+            attrs,
+            ctime,
+        }
+    }
+
+    /// The reconciler's cases of the digest (beside its table in
+    /// `reconcile/tests.rs`): changed on one side only → attributes, no
+    /// copy; differently on both → a metadata conflict won by the newer
+    /// ctime, A or B.
+    #[test]
+    fn reconcile_cases_of_the_digest() {
+        use crate::twoway::reconcile::{reconcile, Action, ConflictKind, Policy, Side};
+        let arch = file(10, 1, 0);
+        let mut never = || panic!("content compared for an attribute change");
+        let one = reconcile(
+            Some(&arch),
+            20,
+            Some(&file(10, 1, 5)),
+            Some(&file(20, 77, 6)),
+            Policy::KeepBoth,
+            &mut never,
+        );
+        assert_eq!(one, Action::Attrs(Side::B));
+        for (ca, cb, w) in [(1_000, 2_000, Side::B), (3_000, 2_000, Side::A)] {
+            let mut same = || true;
+            let both = reconcile(
+                Some(&arch),
+                20,
+                Some(&file(10, 5, ca)),
+                Some(&file(20, 6, cb)),
+                Policy::KeepBoth,
+                &mut same,
+            );
+            assert_eq!(
+                both,
+                Action::Conflict {
+                    winner: w,
+                    what: ConflictKind::Metadata
+                }
+            );
+        }
+    }
+
     #[test]
     fn digest_tells_fields_apart() {
         let x = |k: &str, v: &str| Some(vec![(CString::new(k).unwrap(), v.as_bytes().to_vec())]);
