@@ -62,6 +62,9 @@ HOST_ONLY |= {"twoway_remote", "twoway_remote_a"}
 # watch --two-way: inotify on top of the engine the guest runs in the
 # scenario suites; its overflow test changes a global inotify sysctl.
 HOST_ONLY |= {"twoway_watch"}
+# Two-way -o -g -X: attributes are read with statat/getxattr, whatever the
+# metadata backend (nothing the patched kernel changes).
+HOST_ONLY |= {"twoway_attrs"}
 found = []
 for line in open(src):
     try:

@@ -19,11 +19,9 @@ pub fn run(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Resu
         eprintln!("dirsync: --two-way: only one of A and B may be remote (host:PATH)");
         return Ok(crate::exit(ExitStatus::Usage));
     }
-    let opts = args.options();
-    if let Some(msg) = unsupported(&opts) {
-        eprintln!("dirsync: {msg}");
+    let Ok(opts) = two_way_options(args, rem_a.is_some() || rem_b.is_some(), false) else {
         return Ok(crate::exit(ExitStatus::Usage));
-    }
+    };
     let spec = spec_of(a, b, tw);
     let (rep, _) = crate::reporter(args);
     let result = match (rem_a, rem_b) {
@@ -110,18 +108,53 @@ fn broken(
 
 /// Why `opts` cannot be used with `--two-way`, if they cannot.
 fn unsupported(opts: &dirsync::sync::Options) -> Option<&'static str> {
-    if opts.hard_links || opts.acls || opts.xattrs || opts.owner || opts.group || opts.sparse {
-        return Some(
-            "-H, -A, -X, -o, -g and -S (and -a) are not supported with --two-way yet \
-             (mode bits and mtimes are synced)",
-        );
-    }
     if opts.no_delete || opts.size_only || opts.no_recursive || opts.max_size.is_some() {
         return Some(
             "--no-delete, --size-only, --no-recursive and --max-size do not apply to --two-way",
         );
     }
     None
+}
+
+/// The options of a two-way run (`remote`: a side is `host:PATH`;
+/// `watch`: `watch --two-way`), or `Err` once what cannot be used was
+/// said. In two-way mode `-a` is `-p -t -o -g -X` (owner, group and
+/// `user.*` attributes compared per path through the archive's digest);
+/// hard links, ACLs and holes are not synced both ways.
+fn two_way_options(
+    args: &SyncArgs,
+    remote: bool,
+    watch: bool,
+) -> Result<dirsync::sync::Options, ()> {
+    let mut opts = args.options();
+    let say = |msg: &str| eprintln!("dirsync: {msg}");
+    if args.hard_links || args.acls || args.sparse {
+        say("-H, -A and -S are not supported with --two-way (-a there means -p -t -o -g -X)");
+        return Err(());
+    }
+    (opts.hard_links, opts.acls, opts.sparse) = (false, false, false);
+    let attrs = opts.xattrs || opts.owner || opts.group;
+    if attrs && remote {
+        say(
+            "-a, -X, -o and -g are not supported with --two-way when a side is remote \
+             (mode bits and mtimes are synced)",
+        );
+        return Err(());
+    }
+    if attrs && watch {
+        say(
+            "-a, -X, -o and -g are not supported with watch --two-way yet (use the one-shot \
+             dirsync --two-way for them; mode bits and mtimes are synced)",
+        );
+        return Err(());
+    }
+    match unsupported(&opts) {
+        Some(msg) => {
+            say(msg);
+            Err(())
+        }
+        None => Ok(opts),
+    }
 }
 
 /// The library's spec from the command line.
@@ -150,11 +183,9 @@ pub fn watch(a: &Path, b: &Path, args: &SyncArgs, tw: &TwoWayArgs) -> anyhow::Re
         eprintln!("dirsync: watch --two-way with a remote side (host:PATH) is not supported yet");
         return Ok(crate::exit(ExitStatus::Usage));
     }
-    let opts = args.options();
-    if let Some(msg) = unsupported(&opts) {
-        eprintln!("dirsync: {msg}");
+    let Ok(opts) = two_way_options(args, false, true) else {
         return Ok(crate::exit(ExitStatus::Usage));
-    }
+    };
     if opts.dry_run {
         eprintln!(
             "dirsync: watch --two-way does not take -n (a dry run of a watch would report the \

@@ -31,6 +31,8 @@ fn file(size: u64) -> State {
         perm: 0o644,
         ino: 7,
         target: Vec::new(),
+        attrs: 0,
+        ctime: 0,
     }
 }
 

@@ -70,27 +70,28 @@ fn reporter(t: &Arc<Track>) -> Arc<dyn Reporter> {
     })
 }
 
-/// Refuses what this build cannot run.
-fn check_mode(cfg: &PairConfig) -> Result<(), String> {
-    match cfg.mode {
-        Mode::TwoWay if remote(cfg).is_some() => {
-            Err("mode = \"two-way\" with a remote destination is not supported yet".into())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// A two-way pair's options: its excludes (the attributes of -a are not
-/// synced both ways yet: said once).
+/// A two-way pair's options: its excludes, and with `archive` the
+/// attributes two-way mode compares (owner, group, `user.*` attributes)
+/// when both sides are local (said once otherwise, and for what two-way
+/// mode does not sync: ACLs, hard links, holes).
 fn two_way_options(t: &Track) -> Options {
+    let local = remote(&t.cfg).is_none();
+    let a = t.cfg.archive && local;
     if t.cfg.archive {
         t.log(
             LogLevel::Warn,
-            "archive: a two-way pair syncs content, mode and mtime only (no owners, ACLs, xattrs yet)",
+            if local {
+                "archive: a two-way pair syncs content, mode, mtime, owner, group and user.* attributes (no ACLs, hard links or holes)"
+            } else {
+                "archive: a two-way pair with a remote destination syncs content, mode and mtime only"
+            },
         );
     }
     Options {
         excludes: t.cfg.exclude.iter().map(OsString::from).collect(),
+        owner: a,
+        group: a,
+        xattrs: a,
         ..Options::default()
     }
 }
@@ -104,10 +105,9 @@ fn warn_archive(t: &Track, remote: bool) {
 /// One full sync of the pair.
 pub fn sync_once(t: &Arc<Track>) -> Result<Summary, String> {
     let cfg = &t.cfg;
-    check_mode(cfg)?;
     let rep = reporter(t);
     if cfg.mode == Mode::TwoWay {
-        return twoway_pair::run_once(t, &two_way_options(t), rep.as_ref());
+        return twoway_pair::run_once(t, &two_way_options(t), rep.as_ref(), connect);
     }
     let chain = |e: &dyn std::error::Error| crate::error::chain(e);
     match remote(cfg) {
@@ -131,7 +131,6 @@ pub fn sync_once(t: &Arc<Track>) -> Result<Summary, String> {
 /// connected [`RemoteEngine`] whose reconnections `cancel` stops.
 pub fn watch_engine(t: &Arc<Track>, cancel: Arc<AtomicBool>) -> Result<Arc<dyn Engine>, String> {
     let cfg = &t.cfg;
-    check_mode(cfg)?;
     let rep = reporter(t);
     if cfg.mode == Mode::TwoWay {
         return Ok(Arc::new(twoway_pair::TwoWayEngine {
@@ -139,6 +138,7 @@ pub fn watch_engine(t: &Arc<Track>, cancel: Arc<AtomicBool>) -> Result<Arc<dyn E
             opts: two_way_options(t),
             rep,
             one: std::sync::Mutex::new(()),
+            connect,
         }));
     }
     let chain = |e: &dyn std::error::Error| crate::error::chain(e);
@@ -189,18 +189,26 @@ pub fn watch_loop(
         ..watch::Config::default()
     };
     // A two-way pair's other side is not watched: a run every
-    // OTHER_SIDE_EVERY catches its changes.
+    // OTHER_SIDE_EVERY catches its changes; after a failed run (a lost
+    // link) it is retried sooner, with back-off (RETRY_FIRST doubling up
+    // to OTHER_SIDE_EVERY).
     let done = Arc::new(EventFd::new().map_err(|e| format!("cannot create an eventfd: {e}"))?);
     let ticker = (cfg.mode == Mode::TwoWay).then(|| {
         let (engine, stop, done) = (engine.clone(), stop.clone(), done.clone());
+        let mut retry: Option<std::time::Duration> = None;
         std::thread::spawn(move || loop {
             let fds = [
                 std::os::fd::AsFd::as_fd(stop.as_ref()),
                 std::os::fd::AsFd::as_fd(done.as_ref()),
             ];
-            match crate::sys::notify::wait_readable(&fds, Some(twoway_pair::OTHER_SIDE_EVERY)) {
+            let every = retry.unwrap_or(twoway_pair::OTHER_SIDE_EVERY);
+            match crate::sys::notify::wait_readable(&fds, Some(every)) {
                 Ok(r) if !r.contains(&true) => {
-                    let _ = engine.sync_all();
+                    retry = match (engine.sync_all(), retry) {
+                        (Ok(_), _) => None,
+                        (Err(_), None) => Some(twoway_pair::RETRY_FIRST),
+                        (Err(_), Some(d)) => Some((d * 2).min(twoway_pair::OTHER_SIDE_EVERY)),
+                    };
                 }
                 _ => return,
             }

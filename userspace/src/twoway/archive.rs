@@ -125,9 +125,19 @@ impl Archive {
              CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS e(p BLOB PRIMARY KEY, k INT NOT NULL, sz INT NOT NULL,
                  mt INT NOT NULL, pm INT NOT NULL, ia INT NOT NULL, ib INT NOT NULL,
-                 t BLOB) WITHOUT ROWID;",
+                 t BLOB, at INT NOT NULL DEFAULT 0) WITHOUT ROWID;",
         )
         .map_err(|e| db_err(path, e))?;
+        // An archive written before the attribute digest (`at`) existed:
+        // the column is added, 0 ("none selected") for every path.
+        let has_at = conn
+            .prepare("SELECT 1 FROM pragma_table_info('e') WHERE name = 'at'")
+            .and_then(|mut st| st.exists([]))
+            .map_err(|e| db_err(path, e))?;
+        if !has_at {
+            conn.execute_batch("ALTER TABLE e ADD COLUMN at INT NOT NULL DEFAULT 0;")
+                .map_err(|e| db_err(path, e))?;
+        }
         Ok(Archive {
             conn: Some(conn),
             path: path.to_path_buf(),
@@ -205,7 +215,7 @@ impl Archive {
         let err = |e| db_err(&self.path, e);
         let mut st = conn
             .prepare_cached(&format!(
-                "SELECT p, k, sz, mt, pm, ia, ib, t FROM e {clause}"
+                "SELECT p, k, sz, mt, pm, ia, ib, t, at FROM e {clause}"
             ))
             .map_err(err)?;
         let mut rows = st.query(args).map_err(err)?;
@@ -226,6 +236,8 @@ impl Archive {
                 perm: r.get::<_, i64>(4).map_err(err)? as u32 & 0o7777,
                 ino: r.get::<_, i64>(5).map_err(err)? as u64,
                 target: t.unwrap_or_default(),
+                attrs: r.get::<_, i64>(8).map_err(err)? as u64,
+                ctime: 0,
             };
             let ino_b = r.get::<_, i64>(6).map_err(err)? as u64;
             out.push((p, Record { state, ino_b }));
@@ -288,8 +300,8 @@ impl Archive {
             let s = &rec.state;
             let t = (s.kind == Type::Symlink).then_some(&s.target[..]);
             conn.prepare_cached(
-                "INSERT OR REPLACE INTO e(p, k, sz, mt, pm, ia, ib, t)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT OR REPLACE INTO e(p, k, sz, mt, pm, ia, ib, t, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -300,7 +312,8 @@ impl Archive {
                     i64::from(s.perm),
                     s.ino as i64,
                     rec.ino_b as i64,
-                    t
+                    t,
+                    s.attrs as i64
                 ])
             })
             .map_err(|e| db_err(&p, e))?;
@@ -362,6 +375,8 @@ mod tests {
                 perm: 0,
                 ino: n,
                 target: b"t\xff\n".to_vec(),
+                attrs: 0,
+                ctime: 0,
             },
             ino_b: u64::MAX,
         }

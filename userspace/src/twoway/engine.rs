@@ -207,6 +207,7 @@ pub fn open_local(
     Ok(Local {
         side: Side::new(open_root(p, which)?, p.to_path_buf(), label.into()),
         copy,
+        sel: super::attrs::AttrSel::of(opts),
     })
 }
 
@@ -344,6 +345,8 @@ fn run_sides(
             )
         }
     };
+    ra.add_attrs(&mut ta, rep);
+    rb.add_attrs(&mut tb, rep);
     if let (false, Some((la, lb))) = (full || spec.force || archived == 0, locals) {
         for (which, fd, shown) in [("root A", &la.root, &spec.a), ("root B", &lb.root, &spec.b)] {
             if super::scope::is_empty(fd.as_fd()) {

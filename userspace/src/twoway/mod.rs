@@ -5,6 +5,7 @@
 //! * [`reconcile`]: the decision per path (a pure function) and the
 //!   directory fix-up;
 //! * [`archive`]: the state store (SQLite, WAL, locked);
+//! * [`attrs`]: owner, group and `user.*` attributes (`-o -g -X`);
 //! * [`scan`]: one pass over each tree; [`scope`]: a pass over some
 //!   paths only (`watch --two-way`);
 //! * [`renames`]: renames on one side replayed as renames on the other;
@@ -20,6 +21,7 @@
 
 pub mod apply;
 pub mod archive;
+pub mod attrs;
 pub mod conflict_name;
 pub mod engine;
 pub mod error;

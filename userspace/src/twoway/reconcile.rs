@@ -38,6 +38,13 @@ pub struct State {
     pub ino: u64,
     /// Symlink target (empty for others).
     pub target: Vec<u8>,
+    /// A digest of the attributes `-o`, `-g` and `-X` select (owner,
+    /// group, `user.*` extended attributes; [`crate::twoway::attrs`]),
+    /// 0 when none is selected and for symlinks.
+    pub attrs: u64,
+    /// The change time in nanoseconds, when known (else 0: the archive
+    /// does not keep it): the newer wins a metadata conflict.
+    pub ctime: i64,
 }
 
 /// One of the two replicas.
@@ -143,7 +150,7 @@ fn change(arch: Option<&State>, cur: Option<&State>) -> Change {
                 };
             if !content_same {
                 Change::Modified
-            } else if a.perm != c.perm {
+            } else if a.perm != c.perm || a.attrs != c.attrs {
                 Change::Perm
             } else {
                 Change::Unchanged
@@ -165,6 +172,22 @@ fn winner(a: &State, b: &State, policy: Policy) -> Side {
                 Side::A
             }
         }
+    }
+}
+
+/// Who wins a metadata conflict: as [`winner`], but by the newer change
+/// time when both sides' are known (an attribute change moves the ctime,
+/// not the mtime).
+fn meta_winner(a: &State, b: &State, policy: Policy) -> Side {
+    match policy {
+        Policy::KeepBoth | Policy::Newer if a.ctime != 0 && b.ctime != 0 => {
+            if b.ctime > a.ctime {
+                Side::B
+            } else {
+                Side::A
+            }
+        }
+        _ => winner(a, b, policy),
     }
 }
 
@@ -205,9 +228,9 @@ fn both_present(
             what: ConflictKind::Content,
         };
     }
-    if a.kind != Type::Symlink && a.perm != b.perm {
+    if (a.kind != Type::Symlink && a.perm != b.perm) || a.attrs != b.attrs {
         return Action::Conflict {
-            winner: winner(a, b, policy),
+            winner: meta_winner(a, b, policy),
             what: ConflictKind::Metadata,
         };
     }

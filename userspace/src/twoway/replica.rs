@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use super::apply::{self, CopyOpts, Installed, Side};
+use super::attrs::{AttrSel, Attrs};
 use super::reconcile::{State, Type};
 use super::scan::{self, cname, split, state_of, Tree};
 use crate::copy;
@@ -77,6 +78,21 @@ pub trait Replica {
     fn rename(&self, from: &[u8], to: &[u8], seen: &State) -> io::Result<bool>;
     /// Removes a temporary left by an interrupted run.
     fn remove_leftover(&self, path: &[u8]) -> io::Result<()>;
+    /// Adds to a scanned `tree` what `-o -g -X` compare (each entry's
+    /// attribute digest and ctime; nothing when none is selected).
+    fn add_attrs(&self, _tree: &mut Tree, _rep: &dyn Reporter) {}
+    /// The attributes of `-o -g -X` of `path` (`None`: none selected, or
+    /// a side that does not carry them).
+    fn read_attrs(&self, _path: &[u8]) -> io::Result<Option<Attrs>> {
+        Ok(None)
+    }
+    /// Gives `path` the attributes `a` (read from the other side).
+    fn write_attrs(&self, _path: &[u8], _a: &Attrs) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "owner, group and extended attributes are not carried to this side",
+        ))
+    }
 }
 
 /// Writes `data` (exactly `src.size` bytes) to a temporary in `dir` with
@@ -217,6 +233,8 @@ pub struct Local {
     pub side: Side,
     /// `--fsync`, `--no-reflink`.
     pub copy: CopyOpts,
+    /// `-o -g -X`.
+    pub sel: AttrSel,
 }
 
 impl Replica for Local {
@@ -250,6 +268,11 @@ impl Replica for Local {
             rep,
         ))
     }
+    fn add_attrs(&self, tree: &mut Tree, rep: &dyn Reporter) {
+        if self.sel.any() {
+            self.digest_attrs(tree, rep);
+        }
+    }
     fn stat(&self, rel: &[u8]) -> io::Result<Option<State>> {
         self.side.stat(rel)
     }
@@ -278,6 +301,58 @@ impl Replica for Local {
     }
     fn remove_leftover(&self, path: &[u8]) -> io::Result<()> {
         apply::remove_leftover(&self.side, path)
+    }
+    fn read_attrs(&self, path: &[u8]) -> io::Result<Option<Attrs>> {
+        if !self.sel.any() {
+            return Ok(None);
+        }
+        let (parent, name) = split(path);
+        let d = self.side.dir(parent)?;
+        Ok(Some(
+            super::attrs::read(d.as_fd(), &cname(name), self.sel)?.0,
+        ))
+    }
+    fn write_attrs(&self, path: &[u8], a: &Attrs) -> io::Result<()> {
+        let (parent, name) = split(path);
+        let d = self.side.dir(parent)?;
+        super::attrs::write(d.as_fd(), &cname(name), a)
+    }
+}
+
+impl Local {
+    /// Adds the attribute digest and ctime of every file and directory of
+    /// `tree` (`-o -g -X`); an entry whose attributes cannot be read is
+    /// left alone on both sides, as one that cannot be described.
+    fn digest_attrs(&self, tree: &mut Tree, rep: &dyn Reporter) {
+        let mut bad = Vec::new();
+        for (path, st) in tree.entries.iter_mut() {
+            if st.kind == Type::Symlink {
+                continue;
+            }
+            let (parent, name) = split(path);
+            let r = self
+                .side
+                .dir(parent)
+                .and_then(|d| super::attrs::read(d.as_fd(), &cname(name), self.sel));
+            match r {
+                Ok((a, ctime)) => {
+                    st.attrs = super::attrs::digest(&a);
+                    st.ctime = ctime;
+                }
+                Err(e) => {
+                    let msg = format!("cannot read attributes: {e}");
+                    rep.event(&crate::report::Event::Error {
+                        path: &self.side.shown(path),
+                        message: &msg,
+                    });
+                    bad.push(path.clone());
+                }
+            }
+        }
+        for p in bad {
+            tree.entries.remove(&p);
+            tree.skipped.push(p);
+        }
     }
 }
 

@@ -70,6 +70,8 @@ pub fn state_of(m: &Meta, target: Vec<u8>) -> Option<State> {
         },
         ino: m.ino,
         target,
+        attrs: 0,
+        ctime: 0,
     })
 }
 

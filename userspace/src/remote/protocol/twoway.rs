@@ -221,6 +221,8 @@ fn dec_state(d: &mut Dec<'_>) -> Result<State, ProtoError> {
         perm,
         ino,
         target,
+        attrs: 0,
+        ctime: 0,
     })
 }
 
@@ -486,6 +488,8 @@ mod tests {
             perm: 0o644,
             ino: 9,
             target: Vec::new(),
+            attrs: 0,
+            ctime: 0,
         }
     }
 

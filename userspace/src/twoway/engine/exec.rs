@@ -53,6 +53,24 @@ impl<'a> Exec<'a> {
         });
     }
 
+    /// Carries the `-o -g -X` attributes of `src_path` on side `x` (seen
+    /// as `sx`) to `dst_path` on the other side (nothing when none is
+    /// selected).
+    fn carry_attrs(&self, x: Side, src_path: &[u8], sx: &State, dst_path: &[u8]) -> io::Result<()> {
+        if sx.attrs == 0 {
+            return Ok(());
+        }
+        let (rx, _) = self.side(x);
+        let (ry, _) = self.side(x.other());
+        match rx.read_attrs(src_path)? {
+            Some(a) if crate::twoway::attrs::digest(&a) == sx.attrs => ry.write_attrs(dst_path, &a),
+            Some(_) => Err(io::Error::other(
+                "its attributes changed during the run: left for the next run",
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn changed(&self, path: &Path) {
         self.rep.event(&Event::Warning {
             path,
@@ -176,7 +194,10 @@ impl<'a> Exec<'a> {
             return Ok(());
         }
         match ry.set_attrs(path, &sy, &sx, mtime) {
-            Ok(true) => self.record(path, x, &sx, sy.ino)?,
+            Ok(true) => match self.carry_attrs(x, path, &sx, path) {
+                Ok(()) => self.record(path, x, &sx, sy.ino)?,
+                Err(e) => self.fail(&shown, e),
+            },
             Ok(false) => self.changed(&shown),
             Err(e) => self.fail(&shown, e),
         }
@@ -226,10 +247,16 @@ impl<'a> Exec<'a> {
         }
         let stamp = self.stamp.clone();
         match replica::copy_between(rx, ry, src_path, sx, dst_path, seen, &stamp, self.copy) {
-            Ok(Installed::Done(ino)) => {
-                self.record(dst_path, x, sx, ino)?;
-                Ok(true)
-            }
+            Ok(Installed::Done(ino)) => match self.carry_attrs(x, src_path, sx, dst_path) {
+                Ok(()) => {
+                    self.record(dst_path, x, sx, ino)?;
+                    Ok(true)
+                }
+                Err(e) => {
+                    self.fail(&to, e);
+                    Ok(false)
+                }
+            },
             Ok(Installed::SourceChanged) => {
                 self.changed(&from);
                 Ok(false)
@@ -270,7 +297,7 @@ impl<'a> Exec<'a> {
         self.sum.conflicts += 1;
         if what == ConflictKind::Metadata {
             let msg = format!(
-                "mode changed differently on both sides: {}'s (newer) applied to both",
+                "attributes changed differently on both sides: {}'s (newer) applied to both",
                 name(w)
             );
             self.rep.event(&Event::Conflict {
@@ -280,7 +307,10 @@ impl<'a> Exec<'a> {
             });
             if !self.dry {
                 match rl.set_attrs(path, &sl, &sw, true) {
-                    Ok(true) => self.record(path, w, &sw, sl.ino)?,
+                    Ok(true) => match self.carry_attrs(w, path, &sw, path) {
+                        Ok(()) => self.record(path, w, &sw, sl.ino)?,
+                        Err(e) => self.fail(&rl.shown(path), e),
+                    },
                     Ok(false) => self.changed(&rl.shown(path)),
                     Err(e) => self.fail(&rl.shown(path), e),
                 }

@@ -11,6 +11,8 @@ fn file(size: u64, mtime: i64, perm: u32, ino: u64) -> State {
         perm,
         ino,
         target: Vec::new(),
+        attrs: 0,
+        ctime: 0,
     }
 }
 
@@ -22,6 +24,8 @@ fn dir(perm: u32, ino: u64) -> State {
         perm,
         ino,
         target: Vec::new(),
+        attrs: 0,
+        ctime: 0,
     }
 }
 
@@ -33,6 +37,8 @@ fn link(target: &[u8], ino: u64) -> State {
         perm: 0,
         ino,
         target: target.to_vec(),
+        attrs: 0,
+        ctime: 0,
     }
 }
 
