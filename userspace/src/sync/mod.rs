@@ -139,18 +139,10 @@ impl Syncer {
         let mut prepared = None;
         let roots = roots::open(src, dst, options.dry_run, reporter.as_ref(), || {
             let excludes = Excludes::new(&options.excludes)?;
-            // Owner, group and link count: from the syscalls when the
-            // running kernel gives them, else statx.
-            let backend = stat::select_for(
-                options.stat_backend,
-                options.needs_ids(),
-                &stat::sysfs_dir(),
-            )?;
-            prepared = Some((excludes, backend));
+            prepared = Some((excludes, options.backend()?));
             Ok(())
         })?;
         let (excludes, backend) = prepared.expect("set by roots::open");
-        let backend: Arc<dyn stat::StatBackend> = Arc::from(backend);
         let is_root = sys::euid() == 0;
         let mode = crate::attrs::content::CopyMode {
             sparse: options.sparse,
